@@ -1,0 +1,197 @@
+"""
+Builds the Nautilus BacktestRunConfig for a request: one simulated venue (SIM) holding one cash
+account for the whole bankroll, the catalog's minute bars (and quotes where the strategy wants
+them), an IB-like commission, slippage, and the strategies as ImportableStrategyConfig so the
+same classes run live. run_backtest.py and the sweeps both build runs here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from dataclasses import field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from nautilus_trader.backtest.config import BacktestDataConfig
+from nautilus_trader.backtest.config import BacktestEngineConfig
+from nautilus_trader.backtest.config import BacktestRunConfig
+from nautilus_trader.backtest.config import BacktestVenueConfig
+from nautilus_trader.backtest.config import ImportableFeeModelConfig
+from nautilus_trader.backtest.config import ImportableFillModelConfig
+from nautilus_trader.config import ImportableActorConfig
+from nautilus_trader.config import ImportableStrategyConfig
+from nautilus_trader.config import LoggingConfig
+from nautilus_trader.config import RiskEngineConfig
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+from backtesting.registry import StrategySpec
+from backtesting.registry import build_params
+from backtesting.registry import get_spec
+from catalog.instruments import BACKTEST_VENUE
+from catalog.instruments import backtest_instrument_id
+from strategies.sessions import EXCHANGE_TZ
+
+MINUTE_BARS = "1-MINUTE-LAST-EXTERNAL"
+
+
+class BacktestRequestError(ValueError):
+    """A request the catalog cannot serve: unknown symbol, no data in range, bad dates."""
+
+
+@dataclass(frozen=True)
+class BacktestRequest:
+    strategy: str
+    symbols: tuple[str, ...]
+    catalog: Path
+    start: dt.date | None = None
+    end: dt.date | None = None  # inclusive
+    capital: Decimal = Decimal("100000")
+    overrides: dict[str, Any] = field(default_factory=dict)
+    # Probability that a market order fills one tick worse than the market (FillModel).
+    slippage_prob: float = 1.0
+    per_share_fee: Decimal = Decimal("0.005")
+    min_fee: Decimal = Decimal("1.00")
+    progress: bool = True
+    log_level: str = "ERROR"
+    log_directory: Path | None = None
+    run_id: str = "backtest"
+
+    @property
+    def spec(self) -> StrategySpec:
+        return get_spec(self.strategy)
+
+    def instrument_ids(self) -> list[InstrumentId]:
+        return [backtest_instrument_id(symbol) for symbol in self.symbols]
+
+
+def _utc_bound(date: dt.date) -> pd.Timestamp:
+    """Midnight in New York at the start of a calendar date, in UTC."""
+    return pd.Timestamp(dt.datetime.combine(date, dt.time(0), EXCHANGE_TZ)).tz_convert("UTC")
+
+
+def data_range(request: BacktestRequest) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The UTC range to run, clipped to what the catalog holds for every symbol."""
+    catalog = ParquetDataCatalog(str(request.catalog))
+    firsts, lasts = [], []
+    for instrument_id in request.instrument_ids():
+        bar_type = f"{instrument_id}-{MINUTE_BARS}"
+        first = catalog.query_first_timestamp(data_cls=Bar, identifier=bar_type)
+        last = catalog.query_last_timestamp(data_cls=Bar, identifier=bar_type)
+        if first is None or last is None:
+            held = sorted(p.name for p in (request.catalog / "data" / "bar").glob("*"))
+            raise BacktestRequestError(
+                f"--symbols: catalog {request.catalog} has no 1-minute bars for "
+                f"{instrument_id.symbol} (bar type {bar_type}); it holds: "
+                f"{', '.join(held) or 'nothing'}",
+            )
+        firsts.append(pd.Timestamp(first))
+        lasts.append(pd.Timestamp(last))
+    start = max(firsts)
+    end = min(lasts)
+    if request.start is not None:
+        start = max(start, _utc_bound(request.start))
+    if request.end is not None:
+        end = min(end, _utc_bound(request.end + dt.timedelta(days=1)))
+    if start >= end:
+        raise BacktestRequestError(
+            f"--start/--end: no data between {request.start or 'the start'} and "
+            f"{request.end or 'the end'} for {', '.join(request.symbols)} "
+            f"(the catalog covers {max(firsts).date()} .. {min(lasts).date()})",
+        )
+    return start, end
+
+
+def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
+    spec = request.spec
+    if not request.symbols:
+        raise BacktestRequestError("--symbols: at least one symbol is required")
+    instrument_ids = request.instrument_ids()
+    start, end = data_range(request)
+
+    strategies = [
+        ImportableStrategyConfig(
+            strategy_path=spec.strategy_path,
+            config_path=spec.config_path,
+            config=build_params(spec, instrument_id, len(instrument_ids), request.overrides),
+        )
+        for instrument_id in instrument_ids
+    ]
+    data = [
+        BacktestDataConfig(
+            catalog_path=str(request.catalog),
+            data_cls="nautilus_trader.model.data:Bar",
+            bar_types=[f"{instrument_id}-{MINUTE_BARS}" for instrument_id in instrument_ids],
+            start_time=start.isoformat(),
+            end_time=end.isoformat(),
+        ),
+    ]
+    if spec.needs_quotes:
+        data.append(
+            BacktestDataConfig(
+                catalog_path=str(request.catalog),
+                data_cls="nautilus_trader.model.data:QuoteTick",
+                instrument_ids=[str(instrument_id) for instrument_id in instrument_ids],
+                start_time=start.isoformat(),
+                end_time=end.isoformat(),
+            ),
+        )
+    actors = []
+    if request.progress:
+        actors.append(
+            ImportableActorConfig(
+                actor_path="actors.backtest_progress:BacktestProgress",
+                config_path="actors.backtest_progress:BacktestProgressConfig",
+                config={
+                    "start_ns": start.value,
+                    "end_ns": end.value,
+                    "description": f"{request.strategy} {','.join(request.symbols)}",
+                },
+            ),
+        )
+    venue = BacktestVenueConfig(
+        name=BACKTEST_VENUE.value,
+        oms_type="NETTING",
+        account_type="CASH",
+        base_currency="USD",
+        starting_balances=[f"{request.capital} USD"],
+        fill_model=ImportableFillModelConfig(
+            fill_model_path="nautilus_trader.backtest.models:FillModel",
+            config_path="nautilus_trader.backtest.config:FillModelConfig",
+            # A fixed seed keeps runs reproducible: identical inputs give identical fills.
+            config={"prob_slippage": request.slippage_prob, "random_seed": 42},
+        ),
+        fee_model=ImportableFeeModelConfig(
+            fee_model_path="backtesting.fees:PerShareFeeModel",
+            config_path="backtesting.fees:PerShareFeeModelConfig",
+            config={"per_share": str(request.per_share_fee), "minimum": str(request.min_fee)},
+        ),
+    )
+    logging = LoggingConfig(
+        log_level=request.log_level,
+        log_level_file="INFO" if request.log_directory else None,
+        log_directory=str(request.log_directory) if request.log_directory else None,
+        log_file_name="nautilus" if request.log_directory else None,
+        log_colors=False,
+    )
+    engine = BacktestEngineConfig(
+        trader_id="BACKTESTER-001",
+        logging=logging,
+        strategies=strategies,
+        actors=actors,
+        risk_engine=RiskEngineConfig(bypass=False),
+        run_analysis=True,
+    )
+    return BacktestRunConfig(
+        venues=[venue],
+        data=data,
+        engine=engine,
+        start=start.isoformat(),
+        end=end.isoformat(),
+        raise_exception=True,
+        dispose_on_completion=False,
+    )

@@ -1,0 +1,150 @@
+"""
+Backtest a strategy over the Parquet catalog and write a report folder.
+
+    python run_backtest.py                      # reference strategy on the embedded sample
+    python run_backtest.py --strategy ma_cross --symbols SPY,QQQ --start 2024-03-01 \
+        --end 2024-06-30 --set fast_period=20 --set slow_period=60
+    python run_backtest.py --catalog ~/my_catalog --symbols SPY
+
+With no --catalog the embedded sample catalog is generated on first use (deterministic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from dataclasses import replace
+from decimal import Decimal
+from decimal import InvalidOperation
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from backtesting.builder import BacktestRequest
+from backtesting.builder import BacktestRequestError
+from backtesting.registry import STRATEGIES
+from backtesting.registry import StrategyParameterError
+from backtesting.registry import parse_overrides
+from backtesting.report import METRIC_LABELS
+from backtesting.run import new_result_dir
+from backtesting.run import run_backtest
+from catalog.instruments import ListingError
+from catalog.store import DEFAULT_CATALOG
+
+DEFAULT_RESULTS = Path("backtest_results")
+
+
+class CliError(ValueError):
+    """A command-line value that cannot be used; the message names the option."""
+
+
+def _date(option: str, text: str | None) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option}: expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _capital(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise CliError(f"--capital: expected an amount in USD, got {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise CliError(f"--capital: must be a positive amount in USD, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise CliError(f"--slippage: expected a probability 0..1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise CliError(f"--slippage: expected a probability 0..1, got {text!r}")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Backtest a strategy over the Parquet catalog and write a report.",
+    )
+    parser.add_argument("--strategy", default="ma_cross", help=f"one of: {', '.join(sorted(STRATEGIES))}")
+    parser.add_argument("--symbols", default="SPY", help="comma-separated symbols (default SPY)")
+    parser.add_argument("--start", help="first session date, YYYY-MM-DD (default: start of data)")
+    parser.add_argument("--end", help="last session date, YYYY-MM-DD, inclusive (default: end of data)")
+    parser.add_argument("--catalog", type=Path, help="catalog folder (default: the embedded sample)")
+    parser.add_argument("--capital", default="100000", help="starting cash in USD (default 100000)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="strategy parameter, validated against its config class (repeatable)")
+    parser.add_argument("--slippage", default="1.0",
+                        help="probability that a market order fills one tick worse (default 1.0)")
+    parser.add_argument("--out", type=Path, help="result folder (default backtest_results/<strategy>-<time>)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--log-level", default="ERROR", help="engine log level on the console")
+    return parser.parse_args(argv)
+
+
+def request_from_args(args: argparse.Namespace) -> BacktestRequest:
+    symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
+    if not symbols:
+        raise CliError("--symbols: give at least one symbol, e.g. --symbols SPY")
+    if args.strategy not in STRATEGIES:
+        raise CliError(f"--strategy: unknown strategy {args.strategy!r}; choose one of {', '.join(sorted(STRATEGIES))}")
+    start, end = _date("--start", args.start), _date("--end", args.end)
+    if start and end and start > end:
+        raise CliError(f"--start {start} is after --end {end}")
+    catalog = args.catalog.expanduser().resolve() if args.catalog else DEFAULT_CATALOG
+    if args.catalog and not (catalog / "data").is_dir():
+        raise CliError(f"--catalog: {catalog} is not a Parquet data catalog (no data/ folder)")
+    return BacktestRequest(
+        strategy=args.strategy,
+        symbols=symbols,
+        catalog=catalog,
+        start=start,
+        end=end,
+        capital=_capital(args.capital),
+        overrides=parse_overrides(args.set),
+        slippage_prob=_probability(args.slippage),
+        progress=not args.no_progress,
+        log_level=args.log_level.upper(),
+    )
+
+
+def print_summary(console: Console, metrics: dict[str, object], out_dir: Path) -> None:
+    table = Table(title="Backtest summary", show_header=False)
+    for key, label in METRIC_LABELS.items():
+        if key in metrics:
+            table.add_row(label, str(metrics[key]))
+    console.print(table)
+    console.print(f"Report: {out_dir / 'report.html'}")
+    console.print(f"Trades: {out_dir / 'trades.csv'} and trades.json; metrics: {out_dir / 'metrics.json'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    console = Console()
+    args = parse_args(argv)
+    try:
+        request = request_from_args(args)
+        if request.catalog == DEFAULT_CATALOG:
+            from catalog.sample import ensure_sample_catalog
+
+            ensure_sample_catalog(DEFAULT_CATALOG, progress=request.progress)
+        out_dir = args.out or new_result_dir(DEFAULT_RESULTS, request.strategy)
+        if out_dir.exists():
+            raise CliError(f"--out: {out_dir} already exists; an earlier run is never overwritten")
+        request = replace(request, log_directory=out_dir.resolve())
+        outcome = run_backtest(request, out_dir)
+    except (CliError, StrategyParameterError, BacktestRequestError, ListingError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
+    print_summary(console, outcome.metrics, outcome.out_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

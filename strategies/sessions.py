@@ -1,0 +1,111 @@
+"""
+NYSE sessions from the real exchange calendar (holidays, half-days, DST).
+
+Trading windows are defined in exchange time (America/New_York) and resolved per date to UTC
+instants, so a window such as 09:30-10:20 ET is right in summer and in winter alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import exchange_calendars as xcals
+import pandas as pd
+
+EXCHANGE_TZ = ZoneInfo("America/New_York")
+PRE_MARKET_OPEN = dt.time(4, 0)
+AFTER_HOURS_CLOSE = dt.time(20, 0)
+# On a half-day the after-hours session ends four hours after the early close.
+AFTER_HOURS_LENGTH = dt.timedelta(hours=4)
+
+
+@dataclass(frozen=True)
+class Session:
+    """One NYSE trading day, its instants in UTC."""
+
+    date: dt.date
+    pre_open: pd.Timestamp
+    open: pd.Timestamp
+    close: pd.Timestamp
+    post_close: pd.Timestamp
+
+    @property
+    def is_half_day(self) -> bool:
+        return self.close.tz_convert(EXCHANGE_TZ).time() < dt.time(16, 0)
+
+    def at(self, local_time: dt.time) -> pd.Timestamp:
+        """The UTC instant of a wall-clock time in New York on this session's date."""
+        return pd.Timestamp(dt.datetime.combine(self.date, local_time, EXCHANGE_TZ)).tz_convert("UTC")
+
+    def window(self, start: dt.time, end: dt.time) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """A regular-hours window in exchange time, cut at an early close."""
+        return max(self.at(start), self.open), min(self.at(end), self.close)
+
+
+@cache
+def _calendar() -> xcals.ExchangeCalendar:
+    return xcals.get_calendar("XNYS", start="2000-01-01")
+
+
+@cache
+def session_for(date: dt.date) -> Session | None:
+    """The session on a New York calendar date, or None on weekends and holidays."""
+    calendar = _calendar()
+    label = pd.Timestamp(date)
+    if not calendar.is_session(label):
+        return None
+    open_ = calendar.session_open(label)
+    close = calendar.session_close(label)
+    return Session(
+        date=date,
+        pre_open=pd.Timestamp(dt.datetime.combine(date, PRE_MARKET_OPEN, EXCHANGE_TZ)).tz_convert("UTC"),
+        open=open_,
+        close=close,
+        post_close=min(
+            close + AFTER_HOURS_LENGTH,
+            pd.Timestamp(dt.datetime.combine(date, AFTER_HOURS_CLOSE, EXCHANGE_TZ)).tz_convert("UTC"),
+        ),
+    )
+
+
+def session_at(ts_ns: int) -> Session | None:
+    """The session whose calendar date (New York) contains this instant."""
+    local = pd.Timestamp(ts_ns, tz="UTC").tz_convert(EXCHANGE_TZ)
+    return session_for(local.date())
+
+
+def in_regular_hours(ts_ns: int) -> bool:
+    """True for instants in (open, close]: a bar stamped at its close belongs to the session."""
+    session = session_at(ts_ns)
+    if session is None:
+        return False
+    return session.open.value < ts_ns <= session.close.value
+
+
+class SessionTracker:
+    """
+    The current session for a stream of increasing timestamps, recomputed once a day.
+
+    Strategies call this on every bar, so it avoids building timestamps on the hot path.
+    """
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+        self._day_start_ns = -1
+        self._day_end_ns = -1
+
+    def update(self, ts_ns: int) -> Session | None:
+        if not self._day_start_ns <= ts_ns < self._day_end_ns:
+            local = pd.Timestamp(ts_ns, tz="UTC").tz_convert(EXCHANGE_TZ)
+            day = local.normalize()
+            self._day_start_ns = day.value
+            self._day_end_ns = (day + pd.DateOffset(days=1)).value
+            self.session = session_for(local.date())
+        return self.session
+
+    def in_regular_hours(self, ts_ns: int) -> bool:
+        session = self.update(ts_ns)
+        return session is not None and session.open.value < ts_ns <= session.close.value
