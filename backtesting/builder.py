@@ -22,10 +22,12 @@ from nautilus_trader.backtest.config import BacktestVenueConfig
 from nautilus_trader.backtest.config import ImportableFeeModelConfig
 from nautilus_trader.backtest.config import ImportableFillModelConfig
 from nautilus_trader.config import ImportableActorConfig
+from nautilus_trader.config import ImportableExecAlgorithmConfig
 from nautilus_trader.config import ImportableStrategyConfig
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.config import RiskEngineConfig
 from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import QuoteTick
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
@@ -106,6 +108,21 @@ def data_range(request: BacktestRequest) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, end
 
 
+def quoted_instruments(request: BacktestRequest) -> list[InstrumentId]:
+    """
+    The requested instruments the catalog holds quotes for.
+
+    Quotes are optional: a strategy that wants them (spec.needs_quotes) still runs on a
+    bars-only catalog, and its execution falls back to bar closes; the report says so.
+    """
+    catalog = ParquetDataCatalog(str(request.catalog))
+    return [
+        instrument_id
+        for instrument_id in request.instrument_ids()
+        if catalog.query_first_timestamp(data_cls=QuoteTick, identifier=str(instrument_id)) is not None
+    ]
+
+
 def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
     spec = request.spec
     if not request.symbols:
@@ -130,12 +147,13 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
             end_time=end.isoformat(),
         ),
     ]
-    if spec.needs_quotes:
+    quoted = quoted_instruments(request) if spec.needs_quotes else []
+    if quoted:
         data.append(
             BacktestDataConfig(
                 catalog_path=str(request.catalog),
                 data_cls="nautilus_trader.model.data:QuoteTick",
-                instrument_ids=[str(instrument_id) for instrument_id in instrument_ids],
+                instrument_ids=[str(instrument_id) for instrument_id in quoted],
                 start_time=start.isoformat(),
                 end_time=end.isoformat(),
             ),
@@ -183,6 +201,10 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
         logging=logging,
         strategies=strategies,
         actors=actors,
+        exec_algorithms=[
+            ImportableExecAlgorithmConfig(exec_algorithm_path=path, config_path=config_path, config=config)
+            for path, config_path, config in spec.exec_algorithms
+        ],
         risk_engine=RiskEngineConfig(bypass=False),
         run_analysis=True,
     )

@@ -34,6 +34,9 @@ class StrategySpec:
     minute_source: str = "1-MINUTE-LAST-EXTERNAL"
     needs_quotes: bool = False
     indicator_panels: tuple[str, ...] = field(default_factory=tuple)
+    # Execution algorithms the strategy routes orders through: (algorithm path, config path,
+    # config), added to the engine once for all instances.
+    exec_algorithms: tuple[tuple[str, str, dict[str, Any]], ...] = field(default_factory=tuple)
 
     @property
     def config_class(self) -> type:
@@ -66,6 +69,16 @@ def _noop_defaults(instrument_id: InstrumentId, n_symbols: int) -> dict[str, Any
     }
 
 
+def _core_rsi_defaults(instrument_id: InstrumentId, n_symbols: int) -> dict[str, Any]:
+    return {
+        "instrument_id": str(instrument_id),
+        "bar_type": f"{instrument_id}-15-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL",
+        # Where there are no quotes the bid chaser prices at the latest minute close.
+        "fallback_bar_type": f"{instrument_id}-1-MINUTE-LAST-EXTERNAL",
+        "order_id_tag": instrument_id.symbol.value,
+    }
+
+
 STRATEGIES: dict[str, StrategySpec] = {
     spec.name: spec
     for spec in (
@@ -83,6 +96,17 @@ STRATEGIES: dict[str, StrategySpec] = {
             config_path="strategies.noop:NoOpConfig",
             summary="subscribes to minute bars and trades nothing (benchmark baseline)",
             defaults=_noop_defaults,
+        ),
+        StrategySpec(
+            name="core_rsi",
+            strategy_path="strategies.core_rsi:CoreRSI",
+            config_path="strategies.core_rsi:CoreRSIConfig",
+            summary="core-building RSI lots with bid-chasing limit orders (the user's plan)",
+            defaults=_core_rsi_defaults,
+            needs_quotes=True,
+            exec_algorithms=(
+                ("strategies.bid_chaser:BidChaser", "strategies.bid_chaser:BidChaserConfig", {}),
+            ),
         ),
     )
 }
