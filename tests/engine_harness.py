@@ -47,6 +47,7 @@ def make_engine(
     capital: Decimal = Decimal("100000"),
     chase: BidChaserConfig | None = None,
     symbol: str = "SPY",
+    bars_list: list | None = None,
 ) -> tuple[BacktestEngine, BidChaser]:
     engine = BacktestEngine(
         BacktestEngineConfig(logging=LoggingConfig(log_level="ERROR"), trader_id="TESTER-001"),
@@ -57,7 +58,7 @@ def make_engine(
     instrument = make_instrument(symbol)
     engine.add_instrument(instrument)
     bar_type = BarType.from_str(f"{instrument.id}-{MINUTE}")
-    engine.add_data(bars_from_frame(instrument, bar_type, bars))
+    engine.add_data(bars_list if bars_list is not None else bars_from_frame(instrument, bar_type, bars))
     if quotes is not None:
         engine.add_data(quotes_from_frame(instrument, quotes))
     algorithm = BidChaser(chase)
