@@ -125,6 +125,19 @@ class _Sequence:
     timers: list[str] = field(default_factory=list)
 
 
+def with_outside_rth(tags: list[str]) -> list[str]:
+    """
+    The tags with IB's outsideRth set. IB's execution client reads only the first
+    ``IBOrderTags:`` tag, so one the strategy already gave is amended, not appended to.
+    """
+    prefix = "IBOrderTags:"
+    for i, tag in enumerate(tags):
+        if tag.startswith(prefix):
+            fields = IBOrderTags.parse(tag.removeprefix(prefix)).dict() | {"outsideRth": True}
+            return [*tags[:i], IBOrderTags(**fields).value, *tags[i + 1:]]
+    return [*tags, EXTENDED_HOURS_TAG]
+
+
 def _flag(value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -210,7 +223,7 @@ class BidChaser(ExecAlgorithm):
         price = self.current_bid(primary, sequence) if sequence.mode == "chase" else primary.price
         tags = list(primary.tags or [])
         if sequence.extended_hours or not self._is_regular_hours(now):
-            tags.append(EXTENDED_HOURS_TAG)
+            tags = with_outside_rth(tags)
             self.stats.extended_hours_orders += 1
         if sequence.attempts > 0:
             tags.append(f"resubmission={sequence.attempts}")

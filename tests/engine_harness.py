@@ -42,7 +42,7 @@ def minute_frame(start: str, closes: list[float], step: str = "1min", volume: fl
 
 
 def make_engine(
-    bars: pd.DataFrame,
+    bars: pd.DataFrame | None,
     quotes: pd.DataFrame | None = None,
     capital: Decimal = Decimal("100000"),
     chase: BidChaserConfig | None = None,
@@ -58,7 +58,10 @@ def make_engine(
     instrument = make_instrument(symbol)
     engine.add_instrument(instrument)
     bar_type = BarType.from_str(f"{instrument.id}-{MINUTE}")
-    engine.add_data(bars_list if bars_list is not None else bars_from_frame(instrument, bar_type, bars))
+    if bars_list:
+        engine.add_data(bars_list)
+    elif bars is not None and not bars.empty:
+        engine.add_data(bars_from_frame(instrument, bar_type, bars))
     if quotes is not None:
         engine.add_data(quotes_from_frame(instrument, quotes))
     algorithm = BidChaser(chase)
