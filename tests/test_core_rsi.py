@@ -117,3 +117,17 @@ def test_core_exit_sells_one_step_at_a_time_above_the_last_sale() -> None:
     assert len(outcome.strategy.record.cap_blocks) == 1
     assert outcome.strategy.book.open_quantity() == 0
     assert outcome.strategy.book.realised_by_kind()["core"] == Decimal("3.00") + Decimal("4.01") + Decimal("5.04")
+
+
+def test_lots_written_by_the_strategy_are_reloaded_after_a_restart(tmp_path) -> None:
+    from strategies.lots import LotBook
+    from strategies.lots import SqliteLotStore
+
+    path = tmp_path / "lots.sqlite"
+    rows = THREE_DIPS[:4] + [(f"{DAY} 14:04", 100)]
+    first = run_core(rows, lots_path=str(path))
+    first.engine.dispose()  # stops the strategy, which closes its store
+    reloaded = LotBook(str(first.strategy.config.instrument_id), SqliteLotStore(path))
+    (lot,) = reloaded.lots.values()
+    assert (lot.kind, lot.quantity, lot.price, lot.open_quantity) == (LotKind.CORE, 10, Decimal("99.00"), 3)
+    assert [(s.quantity, s.price) for s in lot.sales] == [(7, Decimal("99.99"))]
