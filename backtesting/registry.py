@@ -37,6 +37,9 @@ class StrategySpec:
     # Execution algorithms the strategy routes orders through: (algorithm path, config path,
     # config), added to the engine once for all instances.
     exec_algorithms: tuple[tuple[str, str, dict[str, Any]], ...] = field(default_factory=tuple)
+    # "module:function" building the strategy's own report notes, sections and figures from
+    # what its instances and algorithms recorded (see backtesting/core_rsi_report.py).
+    report_extras: str | None = None
 
     @property
     def config_class(self) -> type:
@@ -107,6 +110,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             exec_algorithms=(
                 ("strategies.bid_chaser:BidChaser", "strategies.bid_chaser:BidChaserConfig", {}),
             ),
+            report_extras="backtesting.core_rsi_report:report_extras",
         ),
     )
 }

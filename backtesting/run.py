@@ -15,11 +15,13 @@ import pandas as pd
 from nautilus_trader.analysis import MaxDrawdown
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.node import BacktestNode
+from nautilus_trader.common.config import resolve_path
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from backtesting.builder import MINUTE_BARS
 from backtesting.builder import BacktestRequest
 from backtesting.builder import build_run_config
+from backtesting.builder import quoted_instruments
 from backtesting.indicators import indicator_panels
 from backtesting.metrics import compute_metrics
 from backtesting.report import price_figure
@@ -109,6 +111,13 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
         strategy_params = {
             str(s.id): dict(s.config.dict()) for s in engine.trader.strategies()
         }
+        # What strategies and execution algorithms recorded for their own report sections.
+        strategy_states = [
+            s.report_state() for s in engine.trader.strategies() if hasattr(s, "report_state")
+        ]
+        algorithm_stats = {
+            str(a.id): a.stats.as_dict() for a in engine.trader.exec_algorithms() if hasattr(a, "stats")
+        }
     finally:
         node.dispose()
 
@@ -123,6 +132,17 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
     exposure = (positions_over_time(fills, closes) != 0).any(axis=1)
     metrics = compute_metrics(equity, trades, fills, request.capital, final, exposure)
     metrics["engine_cash_balance"] = str(balance)
+    spec = request.spec
+    unquoted = []
+    if spec.needs_quotes:
+        quoted = set(quoted_instruments(request))
+        unquoted = [iid.symbol.value for iid in request.instrument_ids() if iid not in quoted]
+    extra_notes: list[str] = []
+    extra_sections: list[str] = []
+    extra_figures: list = []
+    if spec.report_extras:
+        build_extras = resolve_path(spec.report_extras)
+        extra_notes, extra_sections, extra_figures = build_extras(strategy_states, algorithm_stats, unquoted)
 
     _trades_export(trades).to_csv(out_dir / "trades.csv", index=False)
     (out_dir / "trades.json").write_text(
@@ -141,6 +161,9 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
                 "parameters": strategy_params,
                 "metrics": metrics,
                 "engine_stats": engine_stats,
+                "strategy_summaries": {st["instrument_id"]: st["summary"] for st in strategy_states},
+                "execution_algorithms": algorithm_stats,
+                "symbols_without_quotes": unquoted,
             },
             indent=1,
             default=str,
@@ -166,10 +189,12 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
         f"share, minimum {request.min_fee} USD per order, at most 1% of the trade value.",
         "Round trips match sells to buys first-in first-out; P&L is net of both sides' commissions.",
         f"Catalog: {request.catalog}",
+        *extra_notes,
     ]
     write_report(
         out_dir / "report.html",
         f"Backtest: {request.strategy} {', '.join(request.symbols)}",
-        notes, metrics, figures, equity, trades,
+        notes, metrics, [*figures, *extra_figures], equity, trades,
+        extra_sections=extra_sections,
     )
     return BacktestOutcome(out_dir, metrics, fills, trades, equity, engine_stats, balance)

@@ -501,6 +501,22 @@ class CoreRSI(Strategy):
 
     # -- reporting -------------------------------------------------------------------------
 
+    def report_state(self) -> dict[str, object]:
+        """Everything a report draws: histories (ns, value) and the summary figures."""
+        return {
+            "instrument_id": str(self.config.instrument_id),
+            "summary": self.summary(),
+            "rsi_intraday": list(self.signals.history_intraday),
+            "rsi_weekly": list(self.signals.history_weekly),
+            "buy_signals": list(self.record.buy_signals),
+            "exit_crosses": list(self.record.exit_crosses),
+            "core_progress": list(self.record.core_progress),
+            "cost_basis_reductions": list(self.book.reductions),
+            "buy_rsi": self.config.buy_rsi,
+            "exit_rsi": self.config.exit_rsi,
+            "core_target": self.config.core_target,
+        }
+
     def summary(self) -> dict[str, object]:
         """Figures for the report: exact decimals as strings."""
         bankroll = self.config.fixed_bankroll

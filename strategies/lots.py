@@ -175,6 +175,7 @@ class LotBook:
         self.store = store
         self.lots: dict[str, Lot] = {}
         self.cost_basis_reduction = ZERO
+        self.reductions: list[tuple[int, Decimal]] = []  # (ts_ns, amount) booked by this run
         if store is not None:
             lots, self.cost_basis_reduction = store.load(instrument_id)
             self.lots = {lot.lot_id: lot for lot in lots}
@@ -246,6 +247,7 @@ class LotBook:
     def book_cost_basis_reduction(self, ts_ns: int, amount: Decimal, source_lot: str) -> None:
         """Trading profit credited against the core's cost basis."""
         self.cost_basis_reduction += amount
+        self.reductions.append((ts_ns, amount))
         if self.store is not None:
             self.store.add_cost_basis(self.instrument_id, ts_ns, amount, source_lot)
 
