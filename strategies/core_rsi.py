@@ -520,8 +520,16 @@ class CoreRSI(Strategy):
     def summary(self) -> dict[str, object]:
         """Figures for the report: exact decimals as strings."""
         bankroll = self.config.fixed_bankroll
+        open_lots = self.book.open_lots()
         return {
             "cycles": self.cycles(),
+            "open_shares": str(sum((lot.open_quantity for lot in open_lots), ZERO)),
+            # What the open shares cost, with the part of their buy commissions not yet realised.
+            "open_cost": str(sum(
+                (lot.open_quantity * lot.price + lot.commission * lot.open_quantity / lot.quantity
+                 for lot in open_lots),
+                ZERO,
+            )),
             "core_shares": str(self.book.open_quantity(LotKind.CORE)),
             "core_cost_basis": str(self.book.core_cost_basis()),
             "cost_basis_reduction": str(self.book.cost_basis_reduction),
