@@ -21,6 +21,7 @@ from nautilus_trader.backtest.config import BacktestRunConfig
 from nautilus_trader.backtest.config import BacktestVenueConfig
 from nautilus_trader.backtest.config import ImportableFeeModelConfig
 from nautilus_trader.backtest.config import ImportableFillModelConfig
+from nautilus_trader.config import DataEngineConfig
 from nautilus_trader.config import ImportableActorConfig
 from nautilus_trader.config import ImportableExecAlgorithmConfig
 from nautilus_trader.config import ImportableStrategyConfig
@@ -210,6 +211,7 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
             for path, config_path, config in spec.exec_algorithms
         ],
         risk_engine=RiskEngineConfig(bypass=False),
+        data_engine=DataEngineConfig(**spec.data_engine),
         run_analysis=True,
     )
     return BacktestRunConfig(

@@ -40,6 +40,8 @@ class StrategySpec:
     # "module:function" building the strategy's own report notes, sections and figures from
     # what its instances and algorithms recorded (see backtesting/core_rsi_report.py).
     report_extras: str | None = None
+    # DataEngineConfig settings the strategy runs faster with (never needs for correctness).
+    data_engine: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config_class(self) -> type:
@@ -111,6 +113,9 @@ STRATEGIES: dict[str, StrategySpec] = {
                 ("strategies.bid_chaser:BidChaser", "strategies.bid_chaser:BidChaserConfig", {}),
             ),
             report_extras="backtesting.core_rsi_report:report_extras",
+            # CoreRSI ignores the empty 15-minute bars the engine builds for intervals without
+            # minutes (nights, weekends); not building them saves a third of the run time.
+            data_engine={"time_bars_build_with_no_updates": False},
         ),
     )
 }

@@ -173,7 +173,10 @@ class CoreRSI(Strategy):
         self._exit_order: ClientOrderId | None = None
         self._last_core_sale: Decimal | None = None
         self._rebalanced_week = -1
+        self._week_close = -1  # close (ns) of the NYSE week the latest bar belongs to
         self._last_price = ZERO
+        self._last_bankroll = ZERO
+        self._core_target = _d(config.core_target)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -190,6 +193,7 @@ class CoreRSI(Strategy):
                 f"Reloaded {len(self.book.lots)} lots from {self.config.lots_path}: "
                 f"{self.book.open_quantity()} shares open",
             )
+        self.bankroll()
         self.subscribe_bars(self.config.bar_type)
 
     def on_stop(self) -> None:
@@ -204,8 +208,11 @@ class CoreRSI(Strategy):
 
     def bankroll(self) -> Decimal:
         if self.config.fixed_bankroll is not None:
-            return self.config.fixed_bankroll
-        return account_equity(self.portfolio, self.config.instrument_id.venue)
+            bankroll = self.config.fixed_bankroll
+        else:
+            bankroll = account_equity(self.portfolio, self.config.instrument_id.venue)
+        self._last_bankroll = bankroll
+        return bankroll
 
     def cycles(self) -> int:
         """Core-building lots bought (a core lot was one before its target sale)."""
@@ -258,11 +265,10 @@ class CoreRSI(Strategy):
         if update.buy_signal:
             self.record.buy_signals.append(bar.ts_event)
             self._on_buy_signal(bar)
-        bankroll = self.config.fixed_bankroll
-        if bankroll is None:
-            bankroll = self.bankroll()
+        # Progress is measured against the bankroll of the latest decision (signal or
+        # rebalance): valuing the account on every bar would cost more than the strategy.
         core_value = self.book.open_quantity(LotKind.CORE) * self._last_price
-        target = bankroll * _d(self.config.core_target)
+        target = self._last_bankroll * self._core_target
         self.record.core_progress.append((bar.ts_event, float(core_value / target * 100) if target else 0.0))
 
     def _on_buy_signal(self, bar: Bar) -> None:
@@ -326,7 +332,9 @@ class CoreRSI(Strategy):
     # -- rebalancing -----------------------------------------------------------------------
 
     def _maybe_rebalance(self, bar: Bar) -> None:
-        week = week_close_ns(bar.ts_event)
+        if bar.ts_event > self._week_close:
+            self._week_close = week_close_ns(bar.ts_event)
+        week = self._week_close
         if week == self._rebalanced_week or not self._sessions.in_regular_hours(bar.ts_event):
             return
         self._rebalanced_week = week

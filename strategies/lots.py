@@ -61,14 +61,11 @@ class Lot:
     price: Decimal = ZERO  # average fill price of the buy
     commission: Decimal = ZERO
     sales: list[LotSale] = field(default_factory=list)
+    open_quantity: Decimal = ZERO  # bought less sold, kept up to date by the book
 
     @property
     def sold(self) -> Decimal:
-        return sum((s.quantity for s in self.sales), ZERO)
-
-    @property
-    def open_quantity(self) -> Decimal:
-        return self.quantity - self.sold
+        return self.quantity - self.open_quantity
 
     @property
     def realised_pnl(self) -> Decimal:
@@ -143,7 +140,8 @@ class SqliteLotStore:
         ):
             lot_id, kind, opened_ns, quantity, price, commission = row
             lots[lot_id] = Lot(lot_id, instrument_id, LotKind(kind), opened_ns,
-                               Decimal(quantity), Decimal(price), Decimal(commission))
+                               Decimal(quantity), Decimal(price), Decimal(commission),
+                               open_quantity=Decimal(quantity))
         for row in self._conn.execute(
             "SELECT s.lot_id, s.ts_ns, s.quantity, s.price, s.commission, s.buy_commission, "
             "s.kind, s.reason, s.cost_price FROM lot_sales s JOIN lots l USING (lot_id) "
@@ -155,6 +153,7 @@ class SqliteLotStore:
                 LotSale(ts_ns, Decimal(qty), Decimal(price), Decimal(commission),
                         Decimal(buy_commission), LotKind(kind), reason, Decimal(cost)),
             )
+            lots[lot_id].open_quantity -= Decimal(qty)
         total = sum(
             (Decimal(a) for (a,) in self._conn.execute(
                 "SELECT amount FROM cost_basis_reductions WHERE instrument_id=?", (instrument_id,),
@@ -179,6 +178,8 @@ class LotBook:
         if store is not None:
             lots, self.cost_basis_reduction = store.load(instrument_id)
             self.lots = {lot.lot_id: lot for lot in lots}
+        # Closed lots pile up over a year; strategies ask about the open ones on every bar.
+        self._open: dict[str, Lot] = {lot.lot_id: lot for lot in self.lots.values() if lot.is_open}
 
     def _save(self, lot: Lot) -> None:
         if self.store is not None:
@@ -211,7 +212,9 @@ class LotBook:
         total = lot.quantity + quantity
         lot.price = (lot.price * lot.quantity + price * quantity) / total
         lot.quantity = total
+        lot.open_quantity = total
         lot.commission += commission
+        self._open[lot_id] = lot
         self._save(lot)
         return lot
 
@@ -235,6 +238,9 @@ class LotBook:
             kind=lot.kind, reason=reason, cost_price=lot.price,
         )
         lot.sales.append(sale)
+        lot.open_quantity -= quantity
+        if not lot.is_open:
+            self._open.pop(lot_id, None)
         self._save(lot)
         return sale
 
@@ -254,12 +260,15 @@ class LotBook:
     def open_lots(self, kind: LotKind | None = None) -> list[Lot]:
         """Open lots, oldest first (the order sales are taken from)."""
         return sorted(
-            (lot for lot in self.lots.values() if lot.is_open and (kind is None or lot.kind == kind)),
+            (lot for lot in self._open.values() if kind is None or lot.kind == kind),
             key=lambda lot: (lot.opened_ns, lot.lot_id),
         )
 
     def open_quantity(self, kind: LotKind | None = None) -> Decimal:
-        return sum((lot.open_quantity for lot in self.open_lots(kind)), ZERO)
+        return sum(
+            (lot.open_quantity for lot in self._open.values() if kind is None or lot.kind == kind),
+            ZERO,
+        )
 
     def realised_by_kind(self) -> dict[str, Decimal]:
         totals = {kind.value: ZERO for kind in LotKind}
