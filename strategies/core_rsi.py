@@ -188,13 +188,25 @@ class CoreRSI(Strategy):
             return
         store = SqliteLotStore(self.config.lots_path) if self.config.lots_path else None
         self.book = LotBook(str(self.config.instrument_id), store)
+        self.bankroll()
         if self.book.lots:
             self.log.info(
                 f"Reloaded {len(self.book.lots)} lots from {self.config.lots_path}: "
                 f"{self.book.open_quantity()} shares open",
             )
-        self.bankroll()
+            self._restore_targets()
         self.subscribe_bars(self.config.bar_type)
+
+    def _restore_targets(self) -> None:
+        """
+        After a restart the orders working before it are not ours to track any more: cancel
+        them and give every open core-building and trading lot its profit target again.
+        """
+        for order in self.cache.orders_open(instrument_id=self.config.instrument_id, strategy_id=self.id):
+            self.cancel_order(order)
+        for lot in self.book.open_lots():
+            if lot.kind != LotKind.CORE:
+                self._place_target(lot.lot_id)
 
     def on_stop(self) -> None:
         if self.book is not None and self.book.store is not None:
@@ -338,6 +350,12 @@ class CoreRSI(Strategy):
         if week == self._rebalanced_week or not self._sessions.in_regular_hours(bar.ts_event):
             return
         self._rebalanced_week = week
+        for lot in self.book.open_lots():
+            if lot.kind != LotKind.CORE and lot.lot_id not in self._targets and lot.lot_id not in self._trimming:
+                self._place_target(lot.lot_id)
+        if any(intent.purpose == "trim" for intent in self._sells.values()):
+            self.log.warning("Rebalance skipped: last week's trim is still working")
+            return
         price = self._reference_price(bar)
         bankroll = self.bankroll()
         core_lots = self.book.open_lots(LotKind.CORE)
@@ -460,9 +478,24 @@ class CoreRSI(Strategy):
             if remaining == 0:
                 break
         if remaining > 0:
+            # Another sell (a trim, a core-exit step) took shares from the same lots first:
+            # the rest comes from the oldest other open lots, and the log says so.
+            self.log.warning(
+                f"Fill {event.trade_id}: {remaining} of {quantity} shares sold by {primary} "
+                f"exceed the open shares of lots {intent.lot_ids}; taken from other open lots",
+            )
+            for lot in self.book.open_lots():
+                take = min(remaining, lot.open_quantity)
+                fee = fee_left if take == remaining else commission * take / quantity
+                self.book.record_sale(lot.lot_id, event.ts_event, take, price, fee, intent.purpose)
+                fee_left -= fee
+                remaining -= take
+                if remaining == 0:
+                    break
+        if remaining > 0:
             raise RuntimeError(
-                f"Fill {event.trade_id}: {remaining} shares sold by {primary} exceed the open "
-                f"shares of lots {intent.lot_ids}",
+                f"Fill {event.trade_id}: {primary} sold {remaining} shares more than the lot "
+                f"book of {self.config.instrument_id} holds",
             )
 
     def on_order_canceled(self, event: OrderCanceled) -> None:
@@ -483,7 +516,9 @@ class CoreRSI(Strategy):
             if intent.filled == intent.quantity:
                 self._on_target_done(lot_id)
             elif lot.is_open and lot_id not in self._trimming:
-                self._place_target(lot_id)
+                # Rejected, expired or cancelled by hand: re-placing at once could loop on a
+                # venue that keeps refusing; the weekly rebalance gives the lot a target again.
+                self.log.warning(f"Target of lot {lot_id} ended with {intent.filled} of {intent.quantity} sold")
         elif intent.purpose == "core-exit":
             self._exit_order = None
             if intent.filled > 0:

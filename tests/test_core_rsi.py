@@ -131,3 +131,15 @@ def test_lots_written_by_the_strategy_are_reloaded_after_a_restart(tmp_path) -> 
     (lot,) = reloaded.lots.values()
     assert (lot.kind, lot.quantity, lot.price, lot.open_quantity) == (LotKind.CORE, 10, Decimal("99.00"), 3)
     assert [(s.quantity, s.price) for s in lot.sales] == [(7, Decimal("99.99"))]
+
+
+def test_a_restarted_strategy_gives_reloaded_lots_their_targets_again(tmp_path) -> None:
+    path = tmp_path / "lots.sqlite"
+    first = run_core(THREE_DIPS[:4], lots_path=str(path))  # buys 10 at 99; target rests
+    assert first.fills() == [("BUY", "10", "99.00", "lot=core-building")]
+    first.engine.dispose()
+    restarted = run_core([(f"{DAY} 15:00", 99.5)], lots_path=str(path))
+    targets = [o for o in restarted.engine.cache.orders() if o.exec_spawn_id == o.client_order_id]
+    assert [(o.side_string(), str(o.quantity), str(o.price), o.tags) for o in targets] == [
+        ("SELL", "7", "99.99", ["target=core-building"]),
+    ]
