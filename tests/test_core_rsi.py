@@ -143,3 +143,25 @@ def test_a_restarted_strategy_gives_reloaded_lots_their_targets_again(tmp_path) 
     assert [(o.side_string(), str(o.quantity), str(o.price), o.tags) for o in targets] == [
         ("SELL", "7", "99.99", ["target=core-building"]),
     ]
+
+
+def test_config_refuses_values_outside_the_plan_naming_the_field() -> None:
+    import pytest
+
+    from strategies.core_rsi import CoreRSIConfig
+    from tests.scenario import MINUTE_BARS
+    from tests.scenario import SPY
+
+    cases = [
+        ({"buy_rsi": 0.3}, None),  # 0.3 is a valid (if odd) level on the 0-100 scale
+        ({"exit_rsi": 175.0}, "exit_rsi is on the 0-100 RSI scale, got 175.0"),
+        ({"core_target": 0.2}, "core_target 0.2 must not exceed symbol_cap 0.1"),
+        ({"lot_fraction": 0.0}, "lot_fraction must be a fraction in (0, 1], got 0.0"),
+        ({"fixed_bankroll": Decimal("-5")}, "fixed_bankroll must be a positive USD amount, got -5"),
+    ]
+    for overrides, message in cases:
+        if message is None:
+            CoreRSIConfig(instrument_id=SPY, bar_type=MINUTE_BARS, **overrides)
+            continue
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            CoreRSIConfig(instrument_id=SPY, bar_type=MINUTE_BARS, **overrides)
