@@ -120,7 +120,8 @@ def quoted_instruments(request: BacktestRequest) -> list[InstrumentId]:
     return [
         instrument_id
         for instrument_id in request.instrument_ids()
-        if catalog.query_first_timestamp(data_cls=QuoteTick, identifier=str(instrument_id)) is not None
+        if catalog.query_first_timestamp(data_cls=QuoteTick, identifier=str(instrument_id))
+        is not None
     ]
 
 
@@ -207,7 +208,9 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
         strategies=strategies,
         actors=actors,
         exec_algorithms=[
-            ImportableExecAlgorithmConfig(exec_algorithm_path=path, config_path=config_path, config=config)
+            ImportableExecAlgorithmConfig(
+                exec_algorithm_path=path, config_path=config_path, config=config,
+            )
             for path, config_path, config in spec.exec_algorithms
         ],
         risk_engine=RiskEngineConfig(bypass=False),

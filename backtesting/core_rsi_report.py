@@ -37,16 +37,44 @@ def rsi_figure(state: Mapping[str, Any]) -> go.Figure:
     symbol = state["instrument_id"].split(".")[0]
     intraday = _series(state["rsi_intraday"])
     weekly = _series(state["rsi_weekly"])
-    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.08,
-                        subplot_titles=("RSI on 15-minute bars", "RSI on NYSE weekly bars"))
-    fig.add_trace(go.Scattergl(x=intraday.index, y=intraday.values, name="RSI 15-min", line={"width": 1}), 1, 1)
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        vertical_spacing=0.08,
+        subplot_titles=("RSI on 15-minute bars", "RSI on NYSE weekly bars"),
+    )
+    fig.add_trace(
+        go.Scattergl(x=intraday.index, y=intraday.values, name="RSI 15-min", line={"width": 1}),
+        1,
+        1,
+    )
     buys = _markers(intraday, state["buy_signals"])
-    fig.add_trace(go.Scatter(x=buys.index, y=buys.values, mode="markers", name="buy signals",
-                             marker={"symbol": "triangle-up", "size": 8, "color": "#2ca02c"}), 1, 1)
-    fig.add_trace(go.Scatter(x=weekly.index, y=weekly.values, name="RSI weekly", mode="lines+markers"), 2, 1)
+    fig.add_trace(
+        go.Scatter(
+            x=buys.index,
+            y=buys.values,
+            mode="markers",
+            name="buy signals",
+            marker={"symbol": "triangle-up", "size": 8, "color": "#2ca02c"},
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Scatter(x=weekly.index, y=weekly.values, name="RSI weekly", mode="lines+markers"), 2, 1
+    )
     exits = _markers(weekly, state["exit_crosses"])
-    fig.add_trace(go.Scatter(x=exits.index, y=exits.values, mode="markers", name="core-exit crosses",
-                             marker={"symbol": "triangle-down", "size": 11, "color": "#d62728"}), 2, 1)
+    fig.add_trace(
+        go.Scatter(
+            x=exits.index,
+            y=exits.values,
+            mode="markers",
+            name="core-exit crosses",
+            marker={"symbol": "triangle-down", "size": 11, "color": "#d62728"},
+        ),
+        2,
+        1,
+    )
     fig.add_hline(y=state["buy_rsi"], line={"dash": "dot", "color": "grey"}, row=1, col=1)
     fig.add_hline(y=state["exit_rsi"], line={"dash": "dot", "color": "grey"}, row=2, col=1)
     fig.update_yaxes(range=[0, 100])
@@ -55,18 +83,38 @@ def rsi_figure(state: Mapping[str, Any]) -> go.Figure:
 
 
 def progress_figure(states: list[Mapping[str, Any]]) -> go.Figure:
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("Core value as % of its target", "Cumulative core cost-basis reduction (USD)"))
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=(
+            "Core value as % of its target",
+            "Cumulative core cost-basis reduction (USD)",
+        ),
+    )
     for state in states:
         symbol = state["instrument_id"].split(".")[0]
         progress = _series(state["core_progress"])
         if not progress.empty:
             # One point per 30 minutes keeps the page light; the step is far below a cycle.
             progress = progress.resample("30min").last().dropna()
-        fig.add_trace(go.Scattergl(x=progress.index, y=progress.values, name=f"{symbol} core %"), 1, 1)
-        reductions = _series([(ts, float(amount)) for ts, amount in state["cost_basis_reductions"]]).cumsum()
-        fig.add_trace(go.Scatter(x=reductions.index, y=reductions.values, name=f"{symbol} cost-basis reduction",
-                                 line={"shape": "hv"}), 2, 1)
+        fig.add_trace(
+            go.Scattergl(x=progress.index, y=progress.values, name=f"{symbol} core %"), 1, 1
+        )
+        reductions = _series(
+            [(ts, float(amount)) for ts, amount in state["cost_basis_reductions"]]
+        ).cumsum()
+        fig.add_trace(
+            go.Scatter(
+                x=reductions.index,
+                y=reductions.values,
+                name=f"{symbol} cost-basis reduction",
+                line={"shape": "hv"},
+            ),
+            2,
+            1,
+        )
     fig.add_hline(y=100, line={"dash": "dot", "color": "grey"}, row=1, col=1)
     fig.update_layout(title="Core building", height=520)
     return fig
@@ -87,8 +135,10 @@ def summary_section(states: list[Mapping[str, Any]], chase: Mapping[str, Any] | 
             ("Core shares held", s["core_shares"]),
             ("Core cost basis after reductions (USD)", s["core_cost_basis"]),
             ("Cumulative cost-basis reduction (USD)", s["cost_basis_reduction"]),
-            *[(f"Realised P&L, {kind} lots, net (USD)", str(Decimal(v).quantize(Decimal("0.01"))))
-              for kind, v in realised.items()],
+            *[
+                (f"Realised P&L, {kind} lots, net (USD)", str(Decimal(v).quantize(Decimal("0.01"))))
+                for kind, v in realised.items()
+            ],
             ("Buy signals", str(s["buy_signals"])),
             ("Buys blocked by the symbol cap", str(s["cap_blocks"])),
             ("Weekly-RSI core-exit crosses", str(s["exit_crosses"])),
@@ -101,8 +151,10 @@ def summary_section(states: list[Mapping[str, Any]], chase: Mapping[str, Any] | 
     if chase:
         rows = [
             ("Orders worked by the bid chaser", str(chase["sequences"])),
-            ("Orders that needed a resubmission",
-             f"{chase['sequences_resubmitted']} ({chase['resubmitted_fraction'] * 100:.1f}%)"),
+            (
+                "Orders that needed a resubmission",
+                f"{chase['sequences_resubmitted']} ({chase['resubmitted_fraction'] * 100:.1f}%)",
+            ),
             ("Resubmissions in total", str(chase["resubmissions"])),
             ("Buys abandoned as stale", str(chase["stale"])),
             ("Prices from a quote's bid", str(chase["bid_prices"])),
@@ -118,7 +170,8 @@ def fallback_note(chase: Mapping[str, Any] | None, unquoted: list[str]) -> str |
         return None
     where = f" (no quotes in the catalog for {', '.join(unquoted)})" if unquoted else ""
     return (
-        f"Bid fallback: {chase['fallback_prices']} of {chase['fallback_prices'] + chase['bid_prices']} "
+        f"Bid fallback: {chase['fallback_prices']} of "
+        f"{chase['fallback_prices'] + chase['bid_prices']} "
         f"buy prices came from the latest 1-minute bar close because no quote was known{where}; "
         "fills at those prices are optimistic by up to half the spread."
     )

@@ -117,7 +117,9 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
             s.report_state() for s in engine.trader.strategies() if hasattr(s, "report_state")
         ]
         algorithm_stats = {
-            str(a.id): a.stats.as_dict() for a in engine.trader.exec_algorithms() if hasattr(a, "stats")
+            str(a.id): a.stats.as_dict()
+            for a in engine.trader.exec_algorithms()
+            if hasattr(a, "stats")
         }
     finally:
         node.dispose()
@@ -143,7 +145,9 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
     extra_figures: list = []
     if spec.report_extras:
         build_extras = resolve_path(spec.report_extras)
-        extra_notes, extra_sections, extra_figures = build_extras(strategy_states, algorithm_stats, unquoted)
+        extra_notes, extra_sections, extra_figures = build_extras(
+            strategy_states, algorithm_stats, unquoted,
+        )
 
     _trades_export(trades).to_csv(out_dir / "trades.csv", index=False)
     (out_dir / "trades.json").write_text(
@@ -164,7 +168,9 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
                 "parameters": strategy_params,
                 "metrics": metrics,
                 "engine_stats": engine_stats,
-                "strategy_summaries": {st["instrument_id"]: st["summary"] for st in strategy_states},
+                "strategy_summaries": {
+                    st["instrument_id"]: st["summary"] for st in strategy_states
+                },
                 "execution_algorithms": algorithm_stats,
                 "symbols_without_quotes": unquoted,
             },

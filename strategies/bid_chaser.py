@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field
-from datetime import timedelta
 from decimal import Decimal
 
 from nautilus_trader.adapters.interactive_brokers.common import IBOrderTags
@@ -134,7 +133,7 @@ def with_outside_rth(tags: list[str]) -> list[str]:
     for i, tag in enumerate(tags):
         if tag.startswith(prefix):
             fields = IBOrderTags.parse(tag.removeprefix(prefix)).dict() | {"outsideRth": True}
-            return [*tags[:i], IBOrderTags(**fields).value, *tags[i + 1:]]
+            return [*tags[:i], IBOrderTags(**fields).value, *tags[i + 1 :]]
     return [*tags, EXTENDED_HOURS_TAG]
 
 

@@ -86,8 +86,15 @@ class CoreRSIConfig(StrategyConfig, frozen=True):
             value = getattr(self, name)
             if not 0 < value < 100:
                 raise ValueError(f"{name} is on the 0-100 RSI scale, got {value}")
-        for name in ("lot_fraction", "core_sale_fraction", "profit_target", "core_target",
-                     "symbol_cap", "core_exit_fraction", "core_exit_step"):
+        for name in (
+            "lot_fraction",
+            "core_sale_fraction",
+            "profit_target",
+            "core_target",
+            "symbol_cap",
+            "core_exit_fraction",
+            "core_exit_step",
+        ):
             value = getattr(self, name)
             if not 0 < value <= 1:
                 raise ValueError(f"{name} must be a fraction in (0, 1], got {value}")
@@ -96,9 +103,13 @@ class CoreRSIConfig(StrategyConfig, frozen=True):
                 f"core_target {self.core_target} must not exceed symbol_cap {self.symbol_cap}",
             )
         if self.lot_fraction > self.symbol_cap:
-            raise ValueError(f"lot_fraction {self.lot_fraction} exceeds symbol_cap {self.symbol_cap}")
+            raise ValueError(
+                f"lot_fraction {self.lot_fraction} exceeds symbol_cap {self.symbol_cap}"
+            )
         if self.fixed_bankroll is not None and not self.fixed_bankroll > 0:
-            raise ValueError(f"fixed_bankroll must be a positive USD amount, got {self.fixed_bankroll}")
+            raise ValueError(
+                f"fixed_bankroll must be a positive USD amount, got {self.fixed_bankroll}"
+            )
 
 
 @dataclass
@@ -158,7 +169,9 @@ class CoreRSI(Strategy):
 
     def __init__(self, config: CoreRSIConfig) -> None:
         super().__init__(config)
-        self.signals = RsiSignals(config.instrument_id, config.rsi_period, config.buy_rsi, config.exit_rsi)
+        self.signals = RsiSignals(
+            config.instrument_id, config.rsi_period, config.buy_rsi, config.exit_rsi
+        )
         self.instrument: Instrument | None = None
         self.book: LotBook | None = None
         self.record = CoreRSIRecord()
@@ -202,7 +215,9 @@ class CoreRSI(Strategy):
         After a restart the orders working before it are not ours to track any more: cancel
         them and give every open core-building and trading lot its profit target again.
         """
-        for order in self.cache.orders_open(instrument_id=self.config.instrument_id, strategy_id=self.id):
+        for order in self.cache.orders_open(
+            instrument_id=self.config.instrument_id, strategy_id=self.id
+        ):
             self.cancel_order(order)
         for lot in self.book.open_lots():
             if lot.kind != LotKind.CORE:
@@ -229,12 +244,17 @@ class CoreRSI(Strategy):
     def cycles(self) -> int:
         """Core-building lots bought (a core lot was one before its target sale)."""
         started = sum(1 for lot in self.book.lots.values() if lot.kind != LotKind.TRADING)
-        pending = sum(1 for intent in self._buys.values()
-                      if intent.kind == LotKind.CORE_BUILDING and intent.lot_id not in self.book.lots)
+        pending = sum(
+            1
+            for intent in self._buys.values()
+            if intent.kind == LotKind.CORE_BUILDING and intent.lot_id not in self.book.lots
+        )
         return started + pending
 
     def _kept_by_core(self, quantity: Decimal) -> Decimal:
-        sold = (quantity * _d(self.config.core_sale_fraction)).to_integral_value(rounding=ROUND_DOWN)
+        sold = (quantity * _d(self.config.core_sale_fraction)).to_integral_value(
+            rounding=ROUND_DOWN
+        )
         return quantity - sold
 
     def committed_core_shares(self) -> Decimal:
@@ -281,7 +301,9 @@ class CoreRSI(Strategy):
         # rebalance): valuing the account on every bar would cost more than the strategy.
         core_value = self.book.open_quantity(LotKind.CORE) * self._last_price
         target = self._last_bankroll * self._core_target
-        self.record.core_progress.append((bar.ts_event, float(core_value / target * 100) if target else 0.0))
+        self.record.core_progress.append(
+            (bar.ts_event, float(core_value / target * 100) if target else 0.0)
+        )
 
     def _on_buy_signal(self, bar: Bar) -> None:
         if self._buys:
@@ -289,7 +311,9 @@ class CoreRSI(Strategy):
             return
         price = self._reference_price(bar)
         bankroll = self.bankroll()
-        shares = (bankroll * _d(self.config.lot_fraction) / price).to_integral_value(rounding=ROUND_DOWN)
+        shares = (bankroll * _d(self.config.lot_fraction) / price).to_integral_value(
+            rounding=ROUND_DOWN
+        )
         if shares < 1:
             self.log.warning(f"Bankroll {bankroll} buys no share at {price}")
             return
@@ -303,9 +327,8 @@ class CoreRSI(Strategy):
             )
             return
         core_value = self.committed_core_shares() * price
-        building = (
-            self.cycles() < self.config.max_cycles
-            and core_value < bankroll * _d(self.config.core_target)
+        building = self.cycles() < self.config.max_cycles and core_value < bankroll * _d(
+            self.config.core_target
         )
         kind = LotKind.CORE_BUILDING if building else LotKind.TRADING
         order_id = self._submit(OrderSide.BUY, shares, price, mode="chase", tag=f"lot={kind.value}")
@@ -317,15 +340,21 @@ class CoreRSI(Strategy):
             core = self.book.open_quantity(LotKind.CORE)
             if core > 0 and not self._exit_active:
                 self._exit_active = True
-                chunk = (core * _d(self.config.core_exit_fraction)).to_integral_value(rounding=ROUND_DOWN)
+                chunk = (core * _d(self.config.core_exit_fraction)).to_integral_value(
+                    rounding=ROUND_DOWN
+                )
                 self._exit_chunk = max(chunk, ONE)
                 self._last_core_sale = None
-                self.log.info(f"Weekly RSI {rsi_weekly:.1f} crossed above {self.config.exit_rsi}: "
-                              f"selling the core {self._exit_chunk} shares per step")
+                self.log.info(
+                    f"Weekly RSI {rsi_weekly:.1f} crossed above {self.config.exit_rsi}: "
+                    f"selling the core {self._exit_chunk} shares per step"
+                )
                 self._place_core_exit(self._reference_price(bar))
         elif self._exit_active and rsi_weekly is not None and rsi_weekly < self.config.exit_rsi:
             self._exit_active = False
-            self.log.info(f"Weekly RSI {rsi_weekly:.1f} back below {self.config.exit_rsi}: core exit stops")
+            self.log.info(
+                f"Weekly RSI {rsi_weekly:.1f} back below {self.config.exit_rsi}: core exit stops"
+            )
             if self._exit_order is not None:
                 self.cancel_order(self.cache.order(self._exit_order))
 
@@ -336,9 +365,12 @@ class CoreRSI(Strategy):
             self._exit_active = False
             return
         quantity = min(self._exit_chunk, core)
-        order_id = self._submit(OrderSide.SELL, quantity, price, mode="rest", tag="core-exit",
-                                extended_hours=True)
-        self._sells[order_id] = _SellIntent("core-exit", [lot.lot_id for lot in core_lots], quantity)
+        order_id = self._submit(
+            OrderSide.SELL, quantity, price, mode="rest", tag="core-exit", extended_hours=True
+        )
+        self._sells[order_id] = _SellIntent(
+            "core-exit", [lot.lot_id for lot in core_lots], quantity
+        )
         self._exit_order = order_id
 
     # -- rebalancing -----------------------------------------------------------------------
@@ -351,7 +383,11 @@ class CoreRSI(Strategy):
             return
         self._rebalanced_week = week
         for lot in self.book.open_lots():
-            if lot.kind != LotKind.CORE and lot.lot_id not in self._targets and lot.lot_id not in self._trimming:
+            if (
+                lot.kind != LotKind.CORE
+                and lot.lot_id not in self._targets
+                and lot.lot_id not in self._trimming
+            ):
                 self._place_target(lot.lot_id)
         if any(intent.purpose == "trim" for intent in self._sells.values()):
             self.log.warning("Rebalance skipped: last week's trim is still working")
@@ -360,22 +396,34 @@ class CoreRSI(Strategy):
         bankroll = self.bankroll()
         core_lots = self.book.open_lots(LotKind.CORE)
         core = sum((lot.open_quantity for lot in core_lots), ZERO)
-        core_limit = (bankroll * _d(self.config.core_target) / price).to_integral_value(rounding=ROUND_DOWN)
+        core_limit = (bankroll * _d(self.config.core_target) / price).to_integral_value(
+            rounding=ROUND_DOWN
+        )
         core_trim = max(core - core_limit, ZERO)
         if core_trim > 0:
-            message = (f"Rebalance: core {core} shares ({core * price:.2f} USD) is above "
-                       f"{self.config.core_target:.0%} of {bankroll:.2f}; trimming {core_trim}")
+            message = (
+                f"Rebalance: core {core} shares ({core * price:.2f} USD) is above "
+                f"{self.config.core_target:.0%} of {bankroll:.2f}; trimming {core_trim}"
+            )
             self.log.info(message)
             self.record.rebalances.append((bar.ts_event, message))
-            order_id = self._submit(OrderSide.SELL, core_trim, price, mode="rest", tag="trim-core",
-                                    extended_hours=True)
-            self._sells[order_id] = _SellIntent("trim", [lot.lot_id for lot in core_lots], core_trim)
+            order_id = self._submit(
+                OrderSide.SELL, core_trim, price, mode="rest", tag="trim-core", extended_hours=True
+            )
+            self._sells[order_id] = _SellIntent(
+                "trim", [lot.lot_id for lot in core_lots], core_trim
+            )
         total = self.book.open_quantity() - core_trim
-        total_limit = (bankroll * _d(self.config.symbol_cap) / price).to_integral_value(rounding=ROUND_DOWN)
+        total_limit = (bankroll * _d(self.config.symbol_cap) / price).to_integral_value(
+            rounding=ROUND_DOWN
+        )
         total_trim = max(total - total_limit, ZERO)
         if total_trim > 0:
-            order = [*self.book.open_lots(LotKind.TRADING), *self.book.open_lots(LotKind.CORE_BUILDING),
-                     *self.book.open_lots(LotKind.CORE)]
+            order = [
+                *self.book.open_lots(LotKind.TRADING),
+                *self.book.open_lots(LotKind.CORE_BUILDING),
+                *self.book.open_lots(LotKind.CORE),
+            ]
             taken, lots = ZERO, []
             for lot in order:
                 if taken >= total_trim:
@@ -386,12 +434,20 @@ class CoreRSI(Strategy):
                 if target is not None:  # its shares are sold now; the target is re-placed after
                     self._trimming.add(lot.lot_id)
                     self.cancel_order(self.cache.order(target))
-            message = (f"Rebalance: position {total} shares ({total * price:.2f} USD) is above "
-                       f"{self.config.symbol_cap:.0%} of {bankroll:.2f}; trimming {total_trim}")
+            message = (
+                f"Rebalance: position {total} shares ({total * price:.2f} USD) is above "
+                f"{self.config.symbol_cap:.0%} of {bankroll:.2f}; trimming {total_trim}"
+            )
             self.log.info(message)
             self.record.rebalances.append((bar.ts_event, message))
-            order_id = self._submit(OrderSide.SELL, total_trim, price, mode="rest", tag="trim-total",
-                                    extended_hours=True)
+            order_id = self._submit(
+                OrderSide.SELL,
+                total_trim,
+                price,
+                mode="rest",
+                tag="trim-total",
+                extended_hours=True,
+            )
             self._sells[order_id] = _SellIntent("trim", lots, total_trim)
 
     # -- orders ----------------------------------------------------------------------------
@@ -439,8 +495,14 @@ class CoreRSI(Strategy):
             return
         price = self._ceil_tick(lot.price * (ONE + _d(self.config.profit_target)))
         # A resting target must be able to fill in any session the data covers.
-        order_id = self._submit(OrderSide.SELL, quantity, price, mode="rest",
-                                tag=f"target={lot.kind.value}", extended_hours=True)
+        order_id = self._submit(
+            OrderSide.SELL,
+            quantity,
+            price,
+            mode="rest",
+            tag=f"target={lot.kind.value}",
+            extended_hours=True,
+        )
         self._sells[order_id] = _SellIntent("target", [lot_id], quantity)
         self._targets[lot_id] = order_id
 
@@ -457,11 +519,15 @@ class CoreRSI(Strategy):
         commission = event.commission.as_decimal()
         if primary in self._buys:
             intent = self._buys[primary]
-            self.book.add_buy_fill(intent.lot_id, intent.kind, event.ts_event, quantity, price, commission)
+            self.book.add_buy_fill(
+                intent.lot_id, intent.kind, event.ts_event, quantity, price, commission
+            )
             return
         intent = self._sells.get(primary)
         if intent is None:
-            self.log.error(f"Fill {event.trade_id} of {event.client_order_id} belongs to no order of ours")
+            self.log.error(
+                f"Fill {event.trade_id} of {event.client_order_id} belongs to no order of ours"
+            )
             return
         intent.filled += quantity
         intent.notional += quantity * price
@@ -518,13 +584,17 @@ class CoreRSI(Strategy):
             elif lot.is_open and lot_id not in self._trimming:
                 # Rejected, expired or cancelled by hand: re-placing at once could loop on a
                 # venue that keeps refusing; the weekly rebalance gives the lot a target again.
-                self.log.warning(f"Target of lot {lot_id} ended with {intent.filled} of {intent.quantity} sold")
+                self.log.warning(
+                    f"Target of lot {lot_id} ended with {intent.filled} of {intent.quantity} sold"
+                )
         elif intent.purpose == "core-exit":
             self._exit_order = None
             if intent.filled > 0:
                 self._last_core_sale = intent.notional / intent.filled
             if self._exit_active and intent.filled == intent.quantity:
-                step = self._ceil_tick(self._last_core_sale * (ONE + _d(self.config.core_exit_step)))
+                step = self._ceil_tick(
+                    self._last_core_sale * (ONE + _d(self.config.core_exit_step))
+                )
                 self._place_core_exit(step)
         elif intent.purpose == "trim":
             # Lots whose targets were cancelled for the trim get targets for what is left.
@@ -540,7 +610,9 @@ class CoreRSI(Strategy):
             self.book.convert(lot_id, LotKind.CORE)
         elif lot.kind == LotKind.TRADING and not lot.is_open:
             self.book.book_cost_basis_reduction(self.clock.timestamp_ns(), lot.realised_pnl, lot_id)
-            self.log.info(f"Trading lot {lot_id} closed: {lot.realised_pnl:.2f} USD off the core's cost basis")
+            self.log.info(
+                f"Trading lot {lot_id} closed: {lot.realised_pnl:.2f} USD off the core's cost basis"
+            )
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -568,11 +640,16 @@ class CoreRSI(Strategy):
             "cycles": self.cycles(),
             "open_shares": str(sum((lot.open_quantity for lot in open_lots), ZERO)),
             # What the open shares cost, with the part of their buy commissions not yet realised.
-            "open_cost": str(sum(
-                (lot.open_quantity * lot.price + lot.commission * lot.open_quantity / lot.quantity
-                 for lot in open_lots),
-                ZERO,
-            )),
+            "open_cost": str(
+                sum(
+                    (
+                        lot.open_quantity * lot.price
+                        + lot.commission * lot.open_quantity / lot.quantity
+                        for lot in open_lots
+                    ),
+                    ZERO,
+                )
+            ),
             "core_shares": str(self.book.open_quantity(LotKind.CORE)),
             "core_cost_basis": str(self.book.core_cost_basis()),
             "cost_basis_reduction": str(self.book.cost_basis_reduction),

@@ -112,19 +112,38 @@ class SqliteLotStore:
                 "INSERT INTO lots VALUES (?,?,?,?,?,?,?) ON CONFLICT(lot_id) DO UPDATE SET "
                 "kind=excluded.kind, quantity=excluded.quantity, price=excluded.price, "
                 "commission=excluded.commission",
-                (lot.lot_id, lot.instrument_id, lot.kind.value, lot.opened_ns,
-                 str(lot.quantity), str(lot.price), str(lot.commission)),
+                (
+                    lot.lot_id,
+                    lot.instrument_id,
+                    lot.kind.value,
+                    lot.opened_ns,
+                    str(lot.quantity),
+                    str(lot.price),
+                    str(lot.commission),
+                ),
             )
             self._conn.executemany(
                 "INSERT OR REPLACE INTO lot_sales VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [
-                    (lot.lot_id, seq, s.ts_ns, str(s.quantity), str(s.price), str(s.commission),
-                     str(s.buy_commission), s.kind.value, s.reason, str(s.cost_price))
+                    (
+                        lot.lot_id,
+                        seq,
+                        s.ts_ns,
+                        str(s.quantity),
+                        str(s.price),
+                        str(s.commission),
+                        str(s.buy_commission),
+                        s.kind.value,
+                        s.reason,
+                        str(s.cost_price),
+                    )
                     for seq, s in enumerate(lot.sales)
                 ],
             )
 
-    def add_cost_basis(self, instrument_id: str, ts_ns: int, amount: Decimal, source_lot: str) -> None:
+    def add_cost_basis(
+        self, instrument_id: str, ts_ns: int, amount: Decimal, source_lot: str
+    ) -> None:
         with self._conn:
             self._conn.execute(
                 "INSERT INTO cost_basis_reductions VALUES (?,?,?,?)",
@@ -139,9 +158,16 @@ class SqliteLotStore:
             (instrument_id,),
         ):
             lot_id, kind, opened_ns, quantity, price, commission = row
-            lots[lot_id] = Lot(lot_id, instrument_id, LotKind(kind), opened_ns,
-                               Decimal(quantity), Decimal(price), Decimal(commission),
-                               open_quantity=Decimal(quantity))
+            lots[lot_id] = Lot(
+                lot_id,
+                instrument_id,
+                LotKind(kind),
+                opened_ns,
+                Decimal(quantity),
+                Decimal(price),
+                Decimal(commission),
+                open_quantity=Decimal(quantity),
+            )
         for row in self._conn.execute(
             "SELECT s.lot_id, s.ts_ns, s.quantity, s.price, s.commission, s.buy_commission, "
             "s.kind, s.reason, s.cost_price FROM lot_sales s JOIN lots l USING (lot_id) "
@@ -150,14 +176,26 @@ class SqliteLotStore:
         ):
             lot_id, ts_ns, qty, price, commission, buy_commission, kind, reason, cost = row
             lots[lot_id].sales.append(
-                LotSale(ts_ns, Decimal(qty), Decimal(price), Decimal(commission),
-                        Decimal(buy_commission), LotKind(kind), reason, Decimal(cost)),
+                LotSale(
+                    ts_ns,
+                    Decimal(qty),
+                    Decimal(price),
+                    Decimal(commission),
+                    Decimal(buy_commission),
+                    LotKind(kind),
+                    reason,
+                    Decimal(cost),
+                ),
             )
             lots[lot_id].open_quantity -= Decimal(qty)
         total = sum(
-            (Decimal(a) for (a,) in self._conn.execute(
-                "SELECT amount FROM cost_basis_reductions WHERE instrument_id=?", (instrument_id,),
-            )),
+            (
+                Decimal(a)
+                for (a,) in self._conn.execute(
+                    "SELECT amount FROM cost_basis_reductions WHERE instrument_id=?",
+                    (instrument_id,),
+                )
+            ),
             ZERO,
         )
         return list(lots.values()), total
@@ -233,9 +271,14 @@ class LotBook:
                 f"lot {lot_id}: cannot sell {quantity}, it has {lot.open_quantity} open",
             )
         sale = LotSale(
-            ts_ns, quantity, price, commission,
+            ts_ns,
+            quantity,
+            price,
+            commission,
             buy_commission=lot.commission * quantity / lot.quantity,
-            kind=lot.kind, reason=reason, cost_price=lot.price,
+            kind=lot.kind,
+            reason=reason,
+            cost_price=lot.price,
         )
         lot.sales.append(sale)
         lot.open_quantity -= quantity

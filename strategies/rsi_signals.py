@@ -110,9 +110,14 @@ class NyseWeeklyBarAggregator:
 
     def _build(self) -> Bar:
         bar = Bar(
-            self.bar_type, self._open, self._high, self._low, self._close,
+            self.bar_type,
+            self._open,
+            self._high,
+            self._low,
+            self._close,
             Quantity.from_raw(self._volume_raw, self._volume_precision),
-            self._close_ns, self._close_ns,
+            self._close_ns,
+            self._close_ns,
         )
         self._close_ns = None
         return bar
@@ -212,7 +217,9 @@ class RsiSignals:
             value = self.rsi_intraday.value * 100
             self.history_intraday.append((bar.ts_event, value))
             buy = self.buy_cross.update(value)
-        return SignalUpdate(bar.ts_event, value, buy, tuple(weekly_bars), self.weekly_value, exit_cross)
+        return SignalUpdate(
+            bar.ts_event, value, buy, tuple(weekly_bars), self.weekly_value, exit_cross
+        )
 
     def reset(self) -> None:
         self.rsi_intraday.reset()

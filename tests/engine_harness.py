@@ -24,8 +24,14 @@ from strategies.bid_chaser import BidChaserConfig
 MINUTE = "1-MINUTE-LAST-EXTERNAL"
 
 
-def minute_frame(start: str, closes: list[float], step: str = "1min", volume: float = 1000.0,
-                 spread_high: float = 0.0, spread_low: float = 0.0) -> pd.DataFrame:
+def minute_frame(
+    start: str,
+    closes: list[float],
+    step: str = "1min",
+    volume: float = 1000.0,
+    spread_high: float = 0.0,
+    spread_low: float = 0.0,
+) -> pd.DataFrame:
     """Bars stamped at their close, one per `step` from `start` (UTC), open = previous close."""
     index = pd.date_range(pd.Timestamp(start, tz="UTC"), periods=len(closes), freq=step)
     closes_s = pd.Series(closes, index=index, dtype=float)
@@ -53,7 +59,11 @@ def make_engine(
         BacktestEngineConfig(logging=LoggingConfig(log_level="ERROR"), trader_id="TESTER-001"),
     )
     engine.add_venue(
-        BACKTEST_VENUE, OmsType.NETTING, AccountType.CASH, [Money(capital, USD)], base_currency=USD,
+        BACKTEST_VENUE,
+        OmsType.NETTING,
+        AccountType.CASH,
+        [Money(capital, USD)],
+        base_currency=USD,
     )
     instrument = make_instrument(symbol)
     engine.add_instrument(instrument)

@@ -27,7 +27,13 @@ def bars_frame(rows: list[tuple[str, float]]) -> pd.DataFrame:
     opens = closes.shift(1).fillna(closes.iloc[0])
     both = pd.concat([opens, closes], axis=1)
     return pd.DataFrame(
-        {"open": opens, "high": both.max(axis=1), "low": both.min(axis=1), "close": closes, "volume": 1000.0},
+        {
+            "open": opens,
+            "high": both.max(axis=1),
+            "low": both.min(axis=1),
+            "close": closes,
+            "volume": 1000.0,
+        },
     )
 
 
@@ -45,7 +51,9 @@ class Outcome:
         out = []
         for client_order_id, row in report.sort_values("ts_event", kind="stable").iterrows():
             order = self.engine.cache.order(ClientOrderId(client_order_id))
-            out.append((str(row["order_side"]), str(row["last_qty"]), str(row["last_px"]), order.tags[0]))
+            out.append(
+                (str(row["order_side"]), str(row["last_qty"]), str(row["last_px"]), order.tags[0])
+            )
         return out
 
 

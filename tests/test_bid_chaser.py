@@ -107,7 +107,11 @@ def run(quote_rows, start_offset: pd.Timedelta = pd.Timedelta(0), bars=None, **c
     engine.add_strategy(strategy)
     engine.run()
     children = sorted(
-        (o for o in engine.cache.orders() if o.exec_spawn_id == strategy.primary and o.client_order_id != strategy.primary),
+        (
+            o
+            for o in engine.cache.orders()
+            if o.exec_spawn_id == strategy.primary and o.client_order_id != strategy.primary
+        ),
         key=lambda o: o.client_order_id.value,
     )
     return engine, algorithm, strategy, children
@@ -136,8 +140,13 @@ def test_unfilled_buy_is_cancelled_after_60_seconds_and_resubmitted_at_the_new_b
 
 
 def test_chase_stops_when_the_signal_is_stale() -> None:
-    rows = [(0, "100.00", "100.05"), (30, "100.10", "100.15"), (90, "100.20", "100.25"),
-            (150, "100.30", "100.35"), (210, "100.40", "100.45")]
+    rows = [
+        (0, "100.00", "100.05"),
+        (30, "100.10", "100.15"),
+        (90, "100.20", "100.25"),
+        (150, "100.30", "100.35"),
+        (210, "100.40", "100.45"),
+    ]
     engine, algorithm, strategy, children = run(rows, params={"max_signal_age_secs": 150})
     # Moves at 60 s (to 100.10) and 120 s (to 100.20); at 180 s the signal is 180 s old.
     assert [(str(c.price), c.status) for c in children] == [
@@ -159,7 +168,9 @@ def test_orders_outside_regular_hours_are_marked_outside_rth_for_ib() -> None:
         _log=SimpleNamespace(warning=print, debug=print, info=print),
         _create_ib_conditions=lambda conditions: [],
     )
-    ib_order = InteractiveBrokersExecutionClient._attach_order_tags(fake_client, IBOrder(), children[0])
+    ib_order = InteractiveBrokersExecutionClient._attach_order_tags(
+        fake_client, IBOrder(), children[0]
+    )
     assert ib_order.outsideRth is True
 
 
@@ -179,8 +190,9 @@ def test_a_strategys_own_ib_tags_are_amended_not_shadowed() -> None:
 def test_without_quotes_the_bid_falls_back_to_the_bar_close_and_is_counted() -> None:
     minute = f"{SPY}-1-MINUTE-LAST-EXTERNAL"
     bars = bars_frame([("2024-04-02 14:00", 101.5), ("2024-04-02 14:01", 101.0)])
-    _, algorithm, _, children = run([], bars=bars, on_bars=minute, price="99.00",
-                                    params={"fallback_bar_type": minute})
+    _, algorithm, _, children = run(
+        [], bars=bars, on_bars=minute, price="99.00", params={"fallback_bar_type": minute}
+    )
     # The first bar (close 101.50) triggers the order: no quote, so the child is at 101.50,
     # not at the strategy's 99.00; it fills at once against that bar.
     assert [(str(c.price), c.status) for c in children] == [("101.50", OrderStatus.FILLED)]

@@ -22,7 +22,9 @@ DAY = "2024-04-01"  # a Monday; 14:00 UTC is 10:00 New York, inside the regular 
 # loss          0    .5   .75  .375  .6875  .84375 .4219  .7109  .8555  .4277  .2139
 # RSI           -    0    0    57.1  26.7   12.9   57.1   28.3   14.1   57.1   78.6
 # signal                       X                   X                    X
-THREE_DIPS = [(f"{DAY} 14:{m:02d}", c) for m, c in enumerate([100, 99, 98, 99, 98, 97, 98, 97, 96, 97, 98])]
+THREE_DIPS = [
+    (f"{DAY} 14:{m:02d}", c) for m, c in enumerate([100, 99, 98, 99, 98, 97, 98, 97, 96, 97, 98])
+]
 
 
 def test_rsi_cross_buys_a_core_building_lot_and_sells_three_quarters_at_plus_one_percent() -> None:
@@ -70,7 +72,9 @@ def test_cap_blocks_a_buy_that_would_exceed_it() -> None:
     # Cap 1.5% = 1,500 USD. First signal: 10 shares at 99 = 990. Second: (10 + 10) * 98 = 1,960.
     outcome = run_core(THREE_DIPS[:8], symbol_cap=0.015, core_target=0.01)
     assert outcome.fills() == [("BUY", "10", "99.00", "lot=core-building")]
-    assert [str(t) for t in outcome.strategy.record.cap_blocks] == [str(outcome.strategy.record.buy_signals[1])]
+    assert [str(t) for t in outcome.strategy.record.cap_blocks] == [
+        str(outcome.strategy.record.buy_signals[1])
+    ]
 
 
 def test_weekly_rebalance_trims_a_core_above_target() -> None:
@@ -116,7 +120,9 @@ def test_core_exit_sells_one_step_at_a_time_above_the_last_sale() -> None:
     assert len(outcome.strategy.record.exit_crosses) == 1
     assert len(outcome.strategy.record.cap_blocks) == 1
     assert outcome.strategy.book.open_quantity() == 0
-    assert outcome.strategy.book.realised_by_kind()["core"] == Decimal("3.00") + Decimal("4.01") + Decimal("5.04")
+    assert outcome.strategy.book.realised_by_kind()["core"] == Decimal("3.00") + Decimal(
+        "4.01"
+    ) + Decimal("5.04")
 
 
 def test_lots_written_by_the_strategy_are_reloaded_after_a_restart(tmp_path) -> None:
@@ -129,7 +135,12 @@ def test_lots_written_by_the_strategy_are_reloaded_after_a_restart(tmp_path) -> 
     first.engine.dispose()  # stops the strategy, which closes its store
     reloaded = LotBook(str(first.strategy.config.instrument_id), SqliteLotStore(path))
     (lot,) = reloaded.lots.values()
-    assert (lot.kind, lot.quantity, lot.price, lot.open_quantity) == (LotKind.CORE, 10, Decimal("99.00"), 3)
+    assert (lot.kind, lot.quantity, lot.price, lot.open_quantity) == (
+        LotKind.CORE,
+        10,
+        Decimal("99.00"),
+        3,
+    )
     assert [(s.quantity, s.price) for s in lot.sales] == [(7, Decimal("99.99"))]
 
 

@@ -29,7 +29,11 @@ def test_fills_average_and_sales_realise_net_pnl_by_kind() -> None:
     book.convert("L1", LotKind.CORE)
     book.record_sale("L1", 4, D("1"), D("99.20"), D("1.00"), "core-exit")
     # -1.00 gross, -1.00 sale commission, -0.20 buy commission share
-    assert book.realised_by_kind() == {"core-building": D("4.67"), "core": D("-2.20"), "trading": D("0")}
+    assert book.realised_by_kind() == {
+        "core-building": D("4.67"),
+        "core": D("-2.20"),
+        "trading": D("0"),
+    }
     assert book.open_quantity(LotKind.CORE) == 2
 
 
@@ -64,7 +68,12 @@ def test_lots_survive_a_restart(tmp_path) -> None:
     reopened = LotBook("SPY.SIM", SqliteLotStore(path))
     assert reopened.lots.keys() == {"L1", "T1"}
     core = reopened.get("L1")
-    assert (core.kind, core.quantity, core.price, core.open_quantity) == (LotKind.CORE, D("10"), D("99.00"), D("3"))
+    assert (core.kind, core.quantity, core.price, core.open_quantity) == (
+        LotKind.CORE,
+        D("10"),
+        D("99.00"),
+        D("3"),
+    )
     assert core.sales[0].price == D("99.99") and core.sales[0].kind == LotKind.CORE_BUILDING
     assert reopened.get("T1").opened_ns == 3_000
     assert reopened.cost_basis_reduction == D("3.21")

@@ -47,8 +47,16 @@ def _bar(bar_type: BarType, ts: str, o: str, h: str, lo: str, c: str, v: int = 1
     from nautilus_trader.model.objects import Price
     from nautilus_trader.model.objects import Quantity
 
-    return Bar(bar_type, Price.from_str(o), Price.from_str(h), Price.from_str(lo), Price.from_str(c),
-               Quantity.from_int(v), utc(ts), utc(ts))
+    return Bar(
+        bar_type,
+        Price.from_str(o),
+        Price.from_str(h),
+        Price.from_str(lo),
+        Price.from_str(c),
+        Quantity.from_int(v),
+        utc(ts),
+        utc(ts),
+    )
 
 
 def test_weekly_aggregator_emits_at_the_last_session_close() -> None:
@@ -59,7 +67,12 @@ def test_weekly_aggregator_emits_at_the_last_session_close() -> None:
     closing = aggregator.update(_bar(source, "2024-04-05 20:00", "103", "103.5", "98", "99"))
     assert len(closing) == 1
     week = closing[0]
-    assert (str(week.open), str(week.high), str(week.low), str(week.close)) == ("100", "104", "98", "99")
+    assert (str(week.open), str(week.high), str(week.low), str(week.close)) == (
+        "100",
+        "104",
+        "98",
+        "99",
+    )
     assert week.volume.as_double() == 30
     assert week.ts_event == utc("2024-04-05 20:00")
     # Friday after-hours opens the next week; its bar is emitted late when the close bar is missing.
@@ -73,7 +86,14 @@ def test_cross_needs_a_value_strictly_below_then_strictly_above() -> None:
     touch = CrossAbove(30)
     assert [touch.update(v) for v in (35, 30, 35)] == [False, False, False]
     cross = CrossAbove(30)
-    assert [cross.update(v) for v in (25, 30, 35, 40, 29, 31)] == [False, False, True, False, False, True]
+    assert [cross.update(v) for v in (25, 30, 35, 40, 29, 31)] == [
+        False,
+        False,
+        True,
+        False,
+        False,
+        True,
+    ]
 
 
 def pandas_wilder_rsi(closes: pd.Series, period: int) -> pd.Series:
@@ -83,7 +103,7 @@ def pandas_wilder_rsi(closes: pd.Series, period: int) -> pd.Series:
     loss = (-change).clip(lower=0).ewm(alpha=1 / period, adjust=False).mean()
     rsi = 100 - 100 / (1 + gain / loss)
     rsi[loss == 0] = 100.0
-    return rsi.iloc[period - 1:]
+    return rsi.iloc[period - 1 :]
 
 
 def textbook_wilder_rsi(closes: pd.Series, period: int) -> pd.Series:
@@ -102,7 +122,9 @@ def textbook_wilder_rsi(closes: pd.Series, period: int) -> pd.Series:
 def nyse_week_ends(start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
     """Independent of strategies/: the close of each week's last session, from the calendar."""
     calendar = xcals.get_calendar("XNYS", start="2024-01-01", end="2025-12-31")
-    schedule = calendar.schedule.loc[(start - pd.Timedelta(days=7)).date():(end + pd.Timedelta(days=14)).date()]
+    schedule = calendar.schedule.loc[
+        (start - pd.Timedelta(days=7)).date() : (end + pd.Timedelta(days=14)).date()
+    ]
     closes = schedule["close"]
     week = pd.Index([f"{d.isocalendar()[0]}-{d.isocalendar()[1]:02d}" for d in closes.index])
     ends = closes.groupby(week).max()
@@ -136,7 +158,9 @@ def test_15_minute_rsi_matches_pandas_on_the_spy_year(spy_year_run) -> None:
     closes, strategy = spy_year_run
     period = strategy.config.rsi_period
     fifteen = closes.resample("15min", label="right", closed="right").last().dropna()
-    fifteen = fifteen[fifteen.index <= closes.index[-1]]  # the engine never closes the last, partial one
+    fifteen = fifteen[
+        fifteen.index <= closes.index[-1]
+    ]  # the engine never closes the last, partial one
     expected = pandas_wilder_rsi(fifteen, period)
     got = pd.Series(dict(strategy.signals.history_intraday))
     got.index = pd.to_datetime(got.index, utc=True)
@@ -145,8 +169,12 @@ def test_15_minute_rsi_matches_pandas_on_the_spy_year(spy_year_run) -> None:
     np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-9)
     # Wilder's textbook seeding differs only at the start: identical after the warm-up.
     textbook = textbook_wilder_rsi(fifteen, period)
-    np.testing.assert_allclose(got.iloc[300:].to_numpy(), textbook.reindex(got.index).iloc[300:].to_numpy(),
-                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        got.iloc[300:].to_numpy(),
+        textbook.reindex(got.index).iloc[300:].to_numpy(),
+        rtol=0,
+        atol=1e-9,
+    )
 
 
 def test_weekly_rsi_matches_pandas_on_nyse_weeks(spy_year_run) -> None:
