@@ -109,3 +109,13 @@ class SessionTracker:
     def in_regular_hours(self, ts_ns: int) -> bool:
         session = self.update(ts_ns)
         return session is not None and session.open.value < ts_ns <= session.close.value
+
+
+def previous_sessions(date: dt.date, count: int) -> list[dt.date]:
+    """The `count` NYSE sessions ending on `date` (inclusive if it is a session), oldest first."""
+    calendar = _calendar()
+    label = pd.Timestamp(date)
+    if not calendar.is_session(label):
+        label = calendar.date_to_session(label, direction="previous")
+    sessions = calendar.sessions_window(label, -count)
+    return [ts.date() for ts in sessions]
