@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
+from decimal import ROUND_HALF_UP
 from decimal import Decimal
 from typing import ClassVar
 
@@ -26,11 +27,11 @@ CENT = Decimal("0.01")
 
 
 def _money(value: Decimal) -> str:
-    return f"${value.quantize(CENT):,}"
+    return f"${value.quantize(CENT, rounding=ROUND_HALF_UP):,}"
 
 
 def _pct(value: Decimal) -> str:
-    return f"{value.quantize(Decimal('0.001')).normalize():f}%"
+    return f"{value.quantize(Decimal('0.001'), rounding=ROUND_HALF_UP).normalize():f}%"
 
 
 @dataclass(frozen=True)
