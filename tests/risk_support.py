@@ -22,6 +22,7 @@ from nautilus_trader.model.enums import OmsType
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import TimeInForce
 from nautilus_trader.model.events import OrderDenied
+from nautilus_trader.model.identifiers import ExecAlgorithmId
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Money
 from nautilus_trader.model.objects import Price
@@ -64,6 +65,10 @@ class AlwaysBuyConfig(StrategyConfig, frozen=True):
     each_quantity: int = 1
     resting_limit_price: str | None = None  # a buy limit placed on the first bar, far away
     stop_price: str | None = None  # tag the orders with this stop
+    sell_on_bar: int | None = None  # on this bar sell `sell_quantity` instead of buying
+    sell_quantity: int = 100
+    exec_algorithm: str | None = None  # route the orders through this execution algorithm
+    exec_algorithm_params: dict[str, str] | None = None
 
 
 class AlwaysBuy(Strategy):
@@ -78,11 +83,20 @@ class AlwaysBuy(Strategy):
 
     def on_bar(self, bar: Bar) -> None:
         self.bars += 1
+        if self.bars == self.config.sell_on_bar:
+            self.submit_order(
+                self.order_factory.market(
+                    self.config.instrument_id, OrderSide.SELL, self.instrument.make_qty(self.config.sell_quantity),
+                ),
+            )
+            return
         quantity = self.config.first_quantity if self.bars == 1 else self.config.each_quantity
         tags = [f"stop={self.config.stop_price}"] if self.config.stop_price else None
         self.submit_order(
             self.order_factory.market(
                 self.config.instrument_id, OrderSide.BUY, self.instrument.make_qty(quantity), tags=tags,
+                exec_algorithm_id=ExecAlgorithmId(self.config.exec_algorithm) if self.config.exec_algorithm else None,
+                exec_algorithm_params=self.config.exec_algorithm_params,
             ),
         )
         if self.bars == 1 and self.config.resting_limit_price:
@@ -105,6 +119,7 @@ def build_engine(
     extra_actors: list = (),
     symbol: str = "SPY",
     risk_engine: RiskEngineConfig | None = None,
+    exec_algorithms: list = (),
 ) -> tuple[BacktestEngine, PreTradeGate, AlwaysBuy]:
     instrument = make_instrument(symbol)
     engine = BacktestEngine(
@@ -132,5 +147,7 @@ def build_engine(
         AlwaysBuyConfig(instrument_id=instrument.id, bar_type=bar_type, **(strategy_config or {})),
     )
     engine.add_strategy(strategy)
+    for algorithm in exec_algorithms:
+        engine.add_exec_algorithm(algorithm)
     install_risk_layer(engine.kernel)
     return engine, gate, strategy
