@@ -68,7 +68,8 @@ class AlwaysBuyConfig(StrategyConfig, frozen=True):
     sell_on_bar: int | None = None  # on this bar sell `sell_quantity` instead of buying
     sell_quantity: int = 100
     exec_algorithm: str | None = None  # route the orders through this execution algorithm
-    exec_algorithm_params: dict[str, str] | None = None
+    exec_algorithm_params: dict[str, int] | None = None
+    limit_at_close: bool = False  # buy with a limit at the bar's close instead of at market
 
 
 class AlwaysBuy(Strategy):
@@ -92,6 +93,14 @@ class AlwaysBuy(Strategy):
             return
         quantity = self.config.first_quantity if self.bars == 1 else self.config.each_quantity
         tags = [f"stop={self.config.stop_price}"] if self.config.stop_price else None
+        if self.config.limit_at_close:
+            self.submit_order(
+                self.order_factory.limit(
+                    self.config.instrument_id, OrderSide.BUY, self.instrument.make_qty(quantity), bar.close,
+                    tags=tags,
+                ),
+            )
+            return
         self.submit_order(
             self.order_factory.market(
                 self.config.instrument_id, OrderSide.BUY, self.instrument.make_qty(quantity), tags=tags,
