@@ -46,7 +46,9 @@ from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import OrderType
 from nautilus_trader.model.enums import TradingState
+from nautilus_trader.model.events import OrderCanceled
 from nautilus_trader.model.events import OrderDenied
+from nautilus_trader.model.events import OrderRejected
 from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.orders import Order
@@ -104,6 +106,7 @@ class PreTradeGate(Actor):
         self._stops: dict[InstrumentId, Decimal] = {}
         self.day_trades = DayTradeCounter()
         self.halt_reason = ""
+        self._exit_pending: RiskControl | None = None
         # Recent refusals and state changes, newest last: what the dashboard will show.
         self.refusals: deque[tuple[int, str, Refusal]] = deque(maxlen=1000)
         self.controls: list[tuple[int, RiskControl]] = []
@@ -155,6 +158,8 @@ class PreTradeGate(Actor):
             )
             if self.portfolio.is_flat(event.instrument_id):
                 self._stops.pop(event.instrument_id, None)
+        if self._exit_pending is not None and isinstance(event, (OrderFilled, OrderCanceled, OrderRejected)):
+            self._continue_exit()
 
     # -- the gate ---------------------------------------------------------------------------------
 
@@ -265,7 +270,7 @@ class PreTradeGate(Actor):
             avg_volume=avg_volume,
             volume_bars=len(volumes) if volumes else 0,
             day_trades=self.day_trades.count(_ny_date(now_ns), self.risk.pdt_window_sessions),
-            trading_state=self.trading_state,
+            trading_state="HALTED" if self._exit_pending is not None else self.trading_state,
             halt_reason=self.halt_reason,
             is_live=not isinstance(self.clock, TestClock),
         )
@@ -305,17 +310,41 @@ class PreTradeGate(Actor):
         """Apply a halt / reduce-only / resume asked for by the kill switch or another actor."""
         self.controls.append((self.clock.timestamp_ns(), command))
         if command.action == ControlAction.HALT:
+            self.halt_reason = f"{command.source}: {command.reason}"
             if command.cancel_orders:
                 self.cancel_all_orders()
-            if command.exit_positions:
-                # Exits are submitted while the state still lets them through, then the halt.
+            if command.exit_positions and self.cache.positions_open():
+                # Nautilus's HALTED refuses exits too, so while the exits work the engine is
+                # REDUCING (and this gate refuses everything else as halted); HALTED follows
+                # once the book is flat. A fill from an order already in flight when the halt
+                # came is closed as it arrives.
+                self._exit_pending = command
+                if self._risk_engine.trading_state == TradingState.ACTIVE:
+                    self._risk_engine.set_trading_state(TradingState.REDUCING)
                 self.close_all_positions()
-            self._set_state(TradingState.HALTED, command)
+            else:
+                self._set_state(TradingState.HALTED, command)
         elif command.action == ControlAction.REDUCE:
-            if self._risk_engine.trading_state == TradingState.ACTIVE:
+            if self._risk_engine.trading_state == TradingState.ACTIVE and self._exit_pending is None:
                 self._set_state(TradingState.REDUCING, command)
         elif command.action == ControlAction.RESUME:
+            self._exit_pending = None
             self._set_state(TradingState.ACTIVE, command)
+
+    def _continue_exit(self) -> None:
+        """While a halt waits for its exits: close what is left, then halt once flat."""
+        command = self._exit_pending
+        open_positions = self.cache.positions_open()
+        if not open_positions:
+            self._exit_pending = None
+            self._set_state(TradingState.HALTED, command)
+            return
+        working_exits = {o.instrument_id for o in self.cache.orders_open() if EXIT_TAG in (o.tags or [])}
+        working_exits |= {o.instrument_id for o in self.cache.orders_inflight() if EXIT_TAG in (o.tags or [])}
+        for strategy in self._trader.strategies():
+            for position in self.cache.positions_open(strategy_id=strategy.id):
+                if position.instrument_id not in working_exits:
+                    strategy.close_position(position, tags=[EXIT_TAG])
 
     def _set_state(self, state: TradingState, command: RiskControl) -> None:
         self.halt_reason = "" if state == TradingState.ACTIVE else f"{command.source}: {command.reason}"

@@ -70,6 +70,7 @@ class AlwaysBuyConfig(StrategyConfig, frozen=True):
     exec_algorithm: str | None = None  # route the orders through this execution algorithm
     exec_algorithm_params: dict[str, int] | None = None
     limit_at_close: bool = False  # buy with a limit at the bar's close instead of at market
+    post_only: bool = False  # the limit must not take liquidity (at the close it would: rejected)
 
 
 class AlwaysBuy(Strategy):
@@ -97,7 +98,7 @@ class AlwaysBuy(Strategy):
             self.submit_order(
                 self.order_factory.limit(
                     self.config.instrument_id, OrderSide.BUY, self.instrument.make_qty(quantity), bar.close,
-                    tags=tags,
+                    tags=tags, post_only=self.config.post_only,
                 ),
             )
             return
