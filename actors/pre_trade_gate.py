@@ -106,7 +106,9 @@ class PreTradeGate(Actor):
         self._stops: dict[InstrumentId, Decimal] = {}
         self.day_trades = DayTradeCounter()
         self.halt_reason = ""
-        self._exit_pending: RiskControl | None = None
+        self._exit_pending = False
+        self._holds: dict[str, tuple[ControlAction, str]] = {}
+        self._pauses: dict[str, tuple[int, str]] = {}  # instrument -> (until_ns, reason)
         # Recent refusals and state changes, newest last: what the dashboard will show.
         self.refusals: deque[tuple[int, str, Refusal]] = deque(maxlen=1000)
         self.controls: list[tuple[int, RiskControl]] = []
@@ -158,7 +160,7 @@ class PreTradeGate(Actor):
             )
             if self.portfolio.is_flat(event.instrument_id):
                 self._stops.pop(event.instrument_id, None)
-        if self._exit_pending is not None and isinstance(event, (OrderFilled, OrderCanceled, OrderRejected)):
+        if self._exit_pending and isinstance(event, (OrderFilled, OrderCanceled, OrderRejected)):
             self._continue_exit()
 
     # -- the gate ---------------------------------------------------------------------------------
@@ -270,10 +272,22 @@ class PreTradeGate(Actor):
             avg_volume=avg_volume,
             volume_bars=len(volumes) if volumes else 0,
             day_trades=self.day_trades.count(_ny_date(now_ns), self.risk.pdt_window_sessions),
-            trading_state="HALTED" if self._exit_pending is not None else self.trading_state,
-            halt_reason=self.halt_reason,
+            trading_state=self._state_for(str(instrument_id), now_ns),
+            halt_reason=self._reason_for(str(instrument_id), now_ns),
             is_live=not isinstance(self.clock, TestClock),
         )
+
+    def _state_for(self, instrument: str, now_ns: int) -> str:
+        state = self.effective_state
+        if state == "ACTIVE" and self._pauses.get(instrument, (0, ""))[0] > now_ns:
+            return "PAUSED"
+        return state
+
+    def _reason_for(self, instrument: str, now_ns: int) -> str:
+        until, reason = self._pauses.get(instrument, (0, ""))
+        if self.effective_state == "ACTIVE" and until > now_ns:
+            return f"{reason}, until {pd.Timestamp(until, tz='UTC').isoformat()}"
+        return self.halt_reason
 
     def _equity(self, instrument_id: InstrumentId) -> Decimal:
         """Cash plus open positions marked at the gate's last prices (exact decimals)."""
@@ -307,10 +321,24 @@ class PreTradeGate(Actor):
     # -- trading-state control --------------------------------------------------------------------
 
     def control(self, command: RiskControl) -> None:
-        """Apply a halt / reduce-only / resume asked for by the kill switch or another actor."""
-        self.controls.append((self.clock.timestamp_ns(), command))
-        if command.action == ControlAction.HALT:
-            self.halt_reason = f"{command.source}: {command.reason}"
+        """
+        Apply a halt, reduce-only, pause or resume asked for by the kill switch, the watchdog or
+        the error monitor. Each source holds its own restriction and lifts only its own, so the
+        watchdog seeing the broker back cannot undo a kill-switch halt; the engine's state is
+        the strictest hold (HALT over REDUCE over none).
+        """
+        now = self.clock.timestamp_ns()
+        self.controls.append((now, command))
+        if command.action == ControlAction.PAUSE:
+            self._pauses[command.instrument_id] = (command.until_ns, f"{command.source}: {command.reason}")
+            return
+        if command.action == ControlAction.RESUME:
+            self._holds.pop(command.source, None)
+        elif command.action == ControlAction.REDUCE:
+            if self._holds.get(command.source, (None,))[0] != ControlAction.HALT:
+                self._holds[command.source] = (ControlAction.REDUCE, command.reason)
+        elif command.action == ControlAction.HALT:
+            self._holds[command.source] = (ControlAction.HALT, command.reason)
             if command.cancel_orders:
                 self.cancel_all_orders()
             if command.exit_positions and self.cache.positions_open():
@@ -318,39 +346,45 @@ class PreTradeGate(Actor):
                 # REDUCING (and this gate refuses everything else as halted); HALTED follows
                 # once the book is flat. A fill from an order already in flight when the halt
                 # came is closed as it arrives.
-                self._exit_pending = command
-                if self._risk_engine.trading_state == TradingState.ACTIVE:
-                    self._risk_engine.set_trading_state(TradingState.REDUCING)
+                self._exit_pending = True
+                self._apply_state(command)
                 self.close_all_positions()
-            else:
-                self._set_state(TradingState.HALTED, command)
-        elif command.action == ControlAction.REDUCE:
-            if self._risk_engine.trading_state == TradingState.ACTIVE and self._exit_pending is None:
-                self._set_state(TradingState.REDUCING, command)
-        elif command.action == ControlAction.RESUME:
-            self._exit_pending = None
-            self._set_state(TradingState.ACTIVE, command)
+                return
+        self._apply_state(command)
 
-    def _continue_exit(self) -> None:
-        """While a halt waits for its exits: close what is left, then halt once flat."""
-        command = self._exit_pending
-        open_positions = self.cache.positions_open()
-        if not open_positions:
-            self._exit_pending = None
-            self._set_state(TradingState.HALTED, command)
-            return
-        working_exits = {o.instrument_id for o in self.cache.orders_open() if EXIT_TAG in (o.tags or [])}
-        working_exits |= {o.instrument_id for o in self.cache.orders_inflight() if EXIT_TAG in (o.tags or [])}
-        for strategy in self._trader.strategies():
-            for position in self.cache.positions_open(strategy_id=strategy.id):
-                if position.instrument_id not in working_exits:
-                    strategy.close_position(position, tags=[EXIT_TAG])
-
-    def _set_state(self, state: TradingState, command: RiskControl) -> None:
-        self.halt_reason = "" if state == TradingState.ACTIVE else f"{command.source}: {command.reason}"
+    def _apply_state(self, command: RiskControl) -> None:
+        kinds = {kind for kind, _ in self._holds.values()}
+        if ControlAction.HALT in kinds:
+            state = TradingState.REDUCING if self._exit_pending else TradingState.HALTED
+        elif ControlAction.REDUCE in kinds:
+            state = TradingState.REDUCING
+        else:
+            state = TradingState.ACTIVE
+            self._exit_pending = False
+        self.halt_reason = "; ".join(f"{source}: {reason}" for source, (_, reason) in self._holds.items())
         if self._risk_engine.trading_state != state:
             self.log.warning(f"Trading state -> {STATE_NAMES[state]} ({command.source}: {command.reason})")
             self._risk_engine.set_trading_state(state)
+
+    @property
+    def effective_state(self) -> str:
+        """HALTED while any halt holds (also while its exits work), else the engine's state."""
+        if any(kind == ControlAction.HALT for kind, _ in self._holds.values()):
+            return "HALTED"
+        return self.trading_state
+
+    def _continue_exit(self) -> None:
+        """While a halt waits for its exits: close what is left, then halt once flat."""
+        if not self.cache.positions_open():
+            self._exit_pending = False
+            self._apply_state(RiskControl(ControlAction.HALT, "positions closed", "pre_trade_gate"))
+            return
+        working = self.cache.orders_open() + self.cache.orders_inflight()
+        exiting = {o.instrument_id for o in working if EXIT_TAG in (o.tags or [])}
+        for strategy in self._trader.strategies():
+            for position in self.cache.positions_open(strategy_id=strategy.id):
+                if position.instrument_id not in exiting:
+                    strategy.close_position(position, tags=[EXIT_TAG])
 
     def cancel_all_orders(self) -> int:
         cancelled = 0

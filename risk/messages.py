@@ -10,7 +10,6 @@ the ``CONTROL_ENDPOINT``; anyone with something to tell a person publishes an ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from dataclasses import field
 from enum import Enum
 
 CONTROL_ENDPOINT = "PreTradeGate.control"
@@ -45,7 +44,8 @@ class Alert:
 class ControlAction(str, Enum):
     HALT = "HALT"  # Nautilus TradingState.HALTED: no new orders at all
     REDUCE = "REDUCE"  # TradingState.REDUCING: only orders that reduce a position
-    RESUME = "RESUME"  # TradingState.ACTIVE
+    RESUME = "RESUME"  # lifts the source's own HALT / REDUCE
+    PAUSE = "PAUSE"  # no new exposure in one instrument until `until_ns` (circuit breakers)
 
 
 @dataclass(frozen=True)
@@ -56,4 +56,5 @@ class RiskControl:
     # On HALT: cancel every open order and close every position before the state changes.
     exit_positions: bool = False
     cancel_orders: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
+    instrument_id: str = ""  # PAUSE only
+    until_ns: int = 0  # PAUSE only

@@ -60,7 +60,7 @@ class GateContext:
     avg_volume: Decimal | None = None  # average volume per bar, None when no bars yet
     volume_bars: int = 0
     day_trades: int = 0
-    trading_state: str = "ACTIVE"  # the Nautilus TradingState name
+    trading_state: str = "ACTIVE"  # ACTIVE, HALTED, REDUCING (Nautilus) or PAUSED (this symbol)
     halt_reason: str = ""
     is_live: bool = False
 
@@ -100,6 +100,8 @@ class TradingHalted(RiskRule):
     def check(self, order, ctx, config):
         if ctx.trading_state == "HALTED":
             return self.refuse(f"trading is HALTED ({ctx.halt_reason or 'no reason recorded'})")
+        if ctx.trading_state == "PAUSED":
+            return self.refuse(f"{order.symbol} is paused ({ctx.halt_reason})")
         if ctx.trading_state == "REDUCING":
             return self.refuse(
                 f"trading is REDUCING (reduce-only: {ctx.halt_reason or 'no reason recorded'}); "
