@@ -409,9 +409,17 @@ def _ny_date(ts_ns: int) -> dt.date:
 
 
 def install_risk_layer(kernel: Any) -> PreTradeGate:
-    """Put the configured PreTradeGate in front of the kernel's RiskEngine (once, after build)."""
-    gates = [a for a in kernel.trader.actors() if isinstance(a, PreTradeGate)]
+    """
+    Put the configured PreTradeGate in front of the kernel's RiskEngine (once, after the node
+    is built and before it runs), and give a Watchdog its connectivity probes.
+    """
+    from actors.watchdog import Watchdog
+
+    actors = kernel.trader.actors()
+    gates = [a for a in actors if isinstance(a, PreTradeGate)]
     if len(gates) != 1:
         raise GateNotInstalledError(f"expected exactly one PreTradeGate actor, found {len(gates)}")
     gates[0].attach(kernel.risk_engine, kernel.trader)
+    for watchdog in (a for a in actors if isinstance(a, Watchdog)):
+        watchdog.set_probes(broker=kernel.exec_engine.check_connected, data=kernel.data_engine.check_connected)
     return gates[0]
