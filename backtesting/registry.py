@@ -34,6 +34,8 @@ class StrategySpec:
     minute_source: str = "1-MINUTE-LAST-EXTERNAL"
     needs_quotes: bool = False
     indicator_panels: tuple[str, ...] = field(default_factory=tuple)
+    # RiskConfig fields this strategy needs changed from the defaults (a documented choice).
+    risk_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config_class(self) -> type:
@@ -76,6 +78,10 @@ STRATEGIES: dict[str, StrategySpec] = {
             summary="long-only moving-average crossover (reference strategy)",
             defaults=_ma_cross_defaults,
             indicator_panels=("fast", "slow"),
+            # The reference strategy puts 95% of equity into its symbols (an equal slice each),
+            # so the per-symbol cap is lifted; every other limit (risk per trade on the default
+            # stop: 1.9%, open risk, volume, the kill switch) applies as configured.
+            risk_overrides={"symbol_cap_pct": "100"},
         ),
         StrategySpec(
             name="noop",
