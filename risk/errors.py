@@ -26,7 +26,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from typing import TypeVar
@@ -37,7 +37,7 @@ UNRESOLVED_LOG_NAME = "unresolved_orders.log"
 T = TypeVar("T")
 
 
-class ErrorCategory(str, Enum):
+class ErrorCategory(StrEnum):
     NETWORK = "network"
     BROKER = "broker"
     LOGIC = "logic"

@@ -10,13 +10,13 @@ the ``CONTROL_ENDPOINT``; anyone with something to tell a person publishes an ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 CONTROL_ENDPOINT = "PreTradeGate.control"
 ALERT_TOPIC_PREFIX = "alerts."
 
 
-class AlertKind(str, Enum):
+class AlertKind(StrEnum):
     SIGNAL = "signal"
     FILL = "fill"
     CANCEL = "cancel"
@@ -41,7 +41,7 @@ class Alert:
         return f"{ALERT_TOPIC_PREFIX}{self.kind.value}"
 
 
-class ControlAction(str, Enum):
+class ControlAction(StrEnum):
     HALT = "HALT"  # Nautilus TradingState.HALTED: no new orders at all
     REDUCE = "REDUCE"  # TradingState.REDUCING: only orders that reduce a position
     RESUME = "RESUME"  # lifts the source's own HALT / REDUCE

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import random
 import socket
 from decimal import Decimal as D
 
 import pytest
+from nautilus_trader.model.enums import TradingState
 
 from actors.error_monitor import REPORT_ENDPOINT
 from actors.error_monitor import ErrorMonitor
@@ -79,11 +81,18 @@ def test_the_backoff_schedule_with_jitter_and_cap(tmp_path):
     assert sleeps == [0.625, 1.25, 1.875]
     assert len(calls) == 4 and raised.value.attempts == 4
     assert raised.value.category == ErrorCategory.NETWORK
-    policy = BackoffPolicy(retry_limit=3, base_delay=0.5, jitter=0.25)
-    import random
+
+
+def test_jitter_stays_within_its_share_of_the_delay():
+    policy = BackoffPolicy(retry_limit=5, base_delay=0.5, factor=2.0, max_delay=30.0, jitter=0.25)
     rng = random.Random(7)
-    draws = [0.5 + random.Random(7).uniform(0, 0.125)]
-    assert policy.delay(1, rng) == draws[0]
+    for retry, base in enumerate([0.5, 1.0, 2.0, 4.0, 8.0], start=1):
+        for _ in range(50):
+            assert base <= policy.delay(retry, rng) <= base * 1.25
+    # The same seed gives the same schedule: a run is reproducible.
+    assert [policy.delay(n, random.Random(3)) for n in (1, 2, 3)] == [
+        policy.delay(n, random.Random(3)) for n in (1, 2, 3)
+    ]
 
 
 def test_a_transient_failure_that_recovers_is_not_logged(tmp_path):
@@ -198,7 +207,6 @@ def test_past_the_critical_limit_trading_halts_and_positions_exit(tmp_path):
 
     strategy.on_bar = on_bar
     engine.run()
-    from nautilus_trader.model.enums import TradingState
     assert engine.kernel.risk_engine.trading_state == TradingState.HALTED
     assert engine.portfolio.is_flat(instrument.id)
     assert monitor.handler.critical_count == 2 and monitor.handler.limit_reached

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+import pandas as pd
 from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.enums import TradingState
 
@@ -13,10 +14,11 @@ from catalog.instruments import make_instrument
 from catalog.store import bar_type_for
 from catalog.store import bars_from_frame
 from config.risk import RiskConfig
+from risk.messages import CONTROL_ENDPOINT
+from risk.messages import ControlAction
+from risk.messages import RiskControl
 from tests.risk_support import build_engine
 from tests.risk_support import minute_bars
-
-import pandas as pd
 
 INSTRUMENT = make_instrument("SPY")
 BAR_TYPE = bar_type_for(INSTRUMENT.id, "1min")
@@ -36,7 +38,6 @@ def test_broker_down_past_the_grace_period_halts_new_orders_and_recovery_lifts_i
     engine, gate, strategy = build_engine(bars, PERMISSIVE, strategy_config={"first_quantity": 10},
                                           extra_actors=[watchdog])
     outage = (ts("2024-03-05 09:33"), ts("2024-03-05 09:36:30"))
-    states: list[tuple[int, str]] = []
 
     def broker_probe() -> bool:
         now = watchdog.clock.timestamp_ns()
@@ -68,7 +69,6 @@ def test_a_watchdog_recovery_does_not_lift_a_kill_switch_halt():
     bars = minute_bars(INSTRUMENT, [100.0] * 6, "2024-03-05 09:31")
     engine, gate, strategy = build_engine(bars, PERMISSIVE, strategy_config={"first_quantity": 10},
                                           extra_actors=[watchdog])
-    from risk.messages import CONTROL_ENDPOINT, ControlAction, RiskControl
     calls = {"n": 0}
 
     def broker_probe() -> bool:
