@@ -143,6 +143,9 @@ class PreTradeGate(Actor):
             )
         for bar_type in self.config.bar_types:
             self.subscribe_bars(bar_type)
+        # Live, the cache is restored from its database at start: the day trades of the
+        # window survive a restart.
+        self.day_trades = day_trades_from_orders(self.cache.orders())
         self.msgbus.subscribe("events.order.*", self._on_order_event)
 
     def on_bar(self, bar: Bar) -> None:
@@ -402,6 +405,23 @@ class PreTradeGate(Actor):
                 strategy.close_position(position, tags=[EXIT_TAG])
                 closed += 1
         return closed
+
+
+def day_trades_from_orders(orders: list[Order]) -> DayTradeCounter:
+    """A day-trade counter rebuilt from the fills of orders (oldest first)."""
+    fills = sorted(
+        (event for order in orders for event in order.events if isinstance(event, OrderFilled)),
+        key=lambda fill: fill.ts_event,
+    )
+    counter = DayTradeCounter()
+    for fill in fills:
+        counter.record_fill(
+            symbol=str(fill.instrument_id),
+            side="BUY" if fill.order_side == OrderSide.BUY else "SELL",
+            session_date=_ny_date(fill.ts_event),
+            order_id=fill.client_order_id.value,
+        )
+    return counter
 
 
 def _ny_date(ts_ns: int) -> dt.date:

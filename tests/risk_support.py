@@ -66,6 +66,7 @@ class AlwaysBuyConfig(StrategyConfig, frozen=True):
     resting_limit_price: str | None = None  # a buy limit placed on the first bar, far away
     stop_price: str | None = None  # tag the orders with this stop
     sell_on_bar: int | None = None  # on this bar sell `sell_quantity` instead of buying
+    sell_on_bars: list[int] = []  # the same on several bars
     sell_quantity: int = 100
     exec_algorithm: str | None = None  # route the orders through this execution algorithm
     exec_algorithm_params: dict[str, int] | None = None
@@ -85,7 +86,7 @@ class AlwaysBuy(Strategy):
 
     def on_bar(self, bar: Bar) -> None:
         self.bars += 1
-        if self.bars == self.config.sell_on_bar:
+        if self.bars == self.config.sell_on_bar or self.bars in self.config.sell_on_bars:
             self.submit_order(
                 self.order_factory.market(
                     self.config.instrument_id, OrderSide.SELL, self.instrument.make_qty(self.config.sell_quantity),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal as D
+
+import pandas as pd
 
 import pytest
 from nautilus_trader.config import RiskEngineConfig
@@ -13,6 +16,7 @@ from nautilus_trader.model.enums import OrderStatus
 from actors.pre_trade_gate import GateNotInstalledError
 from actors.pre_trade_gate import PreTradeGate
 from actors.pre_trade_gate import PreTradeGateConfig
+from actors.pre_trade_gate import day_trades_from_orders
 from catalog.instruments import make_instrument
 from catalog.store import bar_type_for
 from config.risk import RiskConfig
@@ -95,3 +99,31 @@ def test_a_gate_that_was_never_installed_refuses_to_start():
     with pytest.raises(GateNotInstalledError, match="install_risk_layer"):
         gate.on_start()
     engine.dispose()
+
+
+def test_the_pattern_day_trader_rule_in_a_backtest_and_the_count_rebuilt_from_the_cache():
+    # Three sessions of 4, 4 and 2 bars. Days 1 and 2 buy on their first bars and sell 2 shares
+    # on their third (bars 3 and 7 of the run): one day trade each. With $20,000 (under
+    # $25,000; prices are flat and fees zero) and a limit of 2 day trades in 5 business days,
+    # every buy after the second day trade is refused: day 2's last bar and all of day 3.
+    bars = (minute_bars(INSTRUMENT, [100.0] * 4, "2024-03-04 09:31")
+            + minute_bars(INSTRUMENT, [100.0] * 4, "2024-03-05 09:31")
+            + minute_bars(INSTRUMENT, [100.0] * 2, "2024-03-06 09:31"))
+    risk = RiskConfig(symbol_cap_pct=D(100), max_open_risk_pct=D(100), pdt_max_day_trades=2)
+    engine, gate, strategy = build_engine(
+        bars, risk, capital=D("20000"),
+        strategy_config={"first_quantity": 5, "sell_on_bars": [3, 7], "sell_quantity": 2},
+    )
+    engine.run()
+    assert gate.day_trades.count(dt.date(2024, 3, 6), 5) == 2
+    assert [d.ts_init for d in strategy.denied] == [
+        pd.Timestamp(local, tz="America/New_York").value
+        for local in ("2024-03-05 09:34", "2024-03-06 09:31", "2024-03-06 09:32")
+    ]
+    assert {d.reason for d in strategy.denied} == {
+        "PreTradeGate pattern_day_trader: equity $20,000.00 is under $25,000.00 and 2 day trades "
+        "were made in the last 5 business days (limit 2)",
+    }
+    # A restarted live node rebuilds the count from the orders its cache restores.
+    rebuilt = day_trades_from_orders(engine.cache.orders())
+    assert [rebuilt.count(dt.date(2024, 3, d), 5) for d in (4, 5, 6)] == [1, 2, 2]
