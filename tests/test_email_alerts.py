@@ -123,3 +123,51 @@ def test_trading_continues_when_the_smtp_server_is_down(tmp_path):
     assert engine.portfolio.is_flat(strategy.config.instrument_id)
     assert sender.sent_messages == 0 and sender.failed_messages >= 1
     assert "ConnectionRefusedError" in sender.errors[0]
+
+
+LOGGED_RUN = """
+import sys
+from decimal import Decimal
+import tests.risk_support as support
+from nautilus_trader.config import LoggingConfig
+from actors.email_alerts import EmailAlerts, EmailAlertsConfig
+
+engine_config = support.BacktestEngineConfig
+support.BacktestEngineConfig = lambda **kw: engine_config(**{**kw, "logging": LoggingConfig(log_level="DEBUG")})
+risk = support.RiskConfig(symbol_cap_pct=Decimal(100), max_risk_per_trade_pct=Decimal(100),
+                          max_open_risk_pct=Decimal(100), min_volume_threshold=Decimal(0))
+instrument = support.make_instrument("SPY")
+emails = EmailAlerts(EmailAlertsConfig(
+    host="127.0.0.1", port=int(sys.argv[1]), sender="bot@example.test", recipients=["desk@example.test"],
+    username="alerts@example.test", password=sys.argv[2], batch_window_s=0.2, max_attempts=2, retry_delay_s=0.0,
+))
+engine, gate, strategy = support.build_engine(
+    support.minute_bars(instrument, [100.0] * 5, "2024-03-05 09:31"), risk, extra_actors=[emails],
+)
+engine.run()
+filled = len(engine.cache.orders_closed())
+engine.dispose()
+print("FILLS", filled, flush=True)
+"""
+
+
+def test_the_engine_log_shows_the_failure_but_never_the_password(tmp_path):
+    # The engine's logger writes from Rust straight to stdout, so the run goes in a child
+    # process with full DEBUG logging and its whole output is searched.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "logged_run.py"
+    script.write_text(LOGGED_RUN)
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, str(script), str(free_port()), PASSWORD],
+        cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    output = done.stdout + done.stderr
+    assert "FILLS 5" in output  # trading went on: all five buys filled
+    assert "Alert email dropped after 2 attempts: [nautilus-equities] 5 alerts: Filled BUY 100 SPY.SIM" in output
+    assert "ConnectionRefusedError" in output
+    assert PASSWORD not in output
