@@ -389,6 +389,23 @@ class PreTradeGate(Actor):
                 if position.instrument_id not in exiting:
                     strategy.close_position(position, tags=[EXIT_TAG])
 
+    def snapshot(self) -> dict[str, Any]:
+        """The gate's state as plain values (for the dashboard)."""
+        return {
+            "trading_state": self.effective_state,
+            "engine_trading_state": self.trading_state,
+            "holds": {source: {"action": kind.value, "reason": reason} for source, (kind, reason) in self._holds.items()},
+            "paused": {
+                instrument: {"until": pd.Timestamp(until, tz="UTC").isoformat(), "reason": reason}
+                for instrument, (until, reason) in self._pauses.items()
+                if until > self.clock.timestamp_ns()
+            },
+            "recent_refusals": [
+                {"ts": pd.Timestamp(ts, tz="UTC").isoformat(), "order": order_id, "rule": r.rule, "reason": r.reason}
+                for ts, order_id, r in list(self.refusals)[-50:]
+            ],
+        }
+
     def cancel_all_orders(self) -> int:
         cancelled = 0
         for strategy in self._trader.strategies():

@@ -83,6 +83,11 @@ def test_crash_day_halts_on_the_crossing_bar_cancels_and_flattens(tmp_path):
     assert order.status == OrderStatus.DENIED
     assert engine.cache.order(order.client_order_id).last_event.reason == "TradingState.HALTED"
 
+    snapshot = gate.snapshot()
+    assert snapshot["trading_state"] == "HALTED" and snapshot["engine_trading_state"] == "HALTED"
+    assert snapshot["holds"] == {"kill_switch": {"action": "HALT", "reason": event.reason}}
+    assert [r["rule"] for r in snapshot["recent_refusals"]] == ["trading_halted"] * 5
+
 
 def _two_days(day1: list[float], day2: list[float]):
     return (minute_bars(INSTRUMENT, day1, "2024-03-05 09:31")
