@@ -183,12 +183,12 @@ class PreTradeGate(Actor):
         self._risk_engine.execute(command)
 
     def _judge_list(self, orders: list[Order]) -> Refusal | None:
-        entries = [o for o in orders if o.order_type not in STOP_TYPES]
-        stops = [o for o in orders if o.order_type in STOP_TYPES]
+        """A bracket's entry is judged with its stop-loss child as the stop; children are exits."""
+        entries = [o for o in orders if o.parent_order_id is None]
         for entry in entries:
             stop = next(
-                (s.trigger_price.as_decimal() for s in stops
-                 if s.instrument_id == entry.instrument_id and s.side != entry.side),
+                (child.trigger_price.as_decimal() for child in orders
+                 if child.parent_order_id == entry.client_order_id and child.order_type in STOP_TYPES),
                 None,
             )
             refusal = self._judge(entry, stop_price=stop)

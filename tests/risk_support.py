@@ -71,6 +71,7 @@ class AlwaysBuyConfig(StrategyConfig, frozen=True):
     exec_algorithm: str | None = None  # route the orders through this execution algorithm
     exec_algorithm_params: dict[str, int] | None = None
     limit_at_close: bool = False  # buy with a limit at the bar's close instead of at market
+    bracket_offset: str | None = None  # buy in a bracket: stop-loss and take-profit this far away
     post_only: bool = False  # the limit must not take liquidity (at the close it would: rejected)
 
 
@@ -95,6 +96,16 @@ class AlwaysBuy(Strategy):
             return
         quantity = self.config.first_quantity if self.bars == 1 else self.config.each_quantity
         tags = [f"stop={self.config.stop_price}"] if self.config.stop_price else None
+        if self.config.bracket_offset:
+            offset = Decimal(self.config.bracket_offset)
+            self.submit_order_list(
+                self.order_factory.bracket(
+                    self.config.instrument_id, OrderSide.BUY, self.instrument.make_qty(quantity),
+                    sl_trigger_price=self.instrument.make_price(bar.close.as_decimal() - offset),
+                    tp_price=self.instrument.make_price(bar.close.as_decimal() + offset),
+                ),
+            )
+            return
         if self.config.limit_at_close:
             self.submit_order(
                 self.order_factory.limit(

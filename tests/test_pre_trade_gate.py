@@ -88,6 +88,26 @@ def test_orders_carry_their_stop_as_a_tag():
     assert [o.quantity.as_decimal() for o in engine.cache.orders() if o.status == OrderStatus.FILLED] == [D(40)]
 
 
+def test_a_bracket_is_judged_with_its_stop_loss_child():
+    # Bracket entries at 100 with the stop-loss 50 below: 60 shares risk $3,000 (3%, refused,
+    # the whole bracket denied); 40 shares risk $2,000 (2%) pass, the children go to work.
+    bars = minute_bars(INSTRUMENT, [100.0] * 2, "2024-03-05 09:31")
+    risk = RiskConfig(symbol_cap_pct=D(100), max_open_risk_pct=D(100))
+    engine, gate, strategy = build_engine(
+        bars, risk, strategy_config={"first_quantity": 60, "each_quantity": 40, "bracket_offset": "50"},
+    )
+    engine.run()
+    assert len(strategy.denied) == 3  # entry, stop-loss and take-profit of the first bracket
+    assert {d.reason for d in strategy.denied} == {
+        "PreTradeGate max_risk_per_trade: risk 60 x 50 (stop 50 from 100) = $3,000.00 is 3% of "
+        "equity $100,000.00, above MAX_RISK_PER_TRADE 2.5% ($2,500.00)",
+    }
+    second = [o for o in engine.cache.orders() if o.status != OrderStatus.DENIED]
+    assert sorted((o.order_type.name, o.status.name) for o in second) == [
+        ("LIMIT", "ACCEPTED"), ("MARKET", "FILLED"), ("STOP_MARKET", "ACCEPTED"),
+    ]
+
+
 def test_a_gate_that_was_never_installed_refuses_to_start():
     from nautilus_trader.backtest.engine import BacktestEngine
     from nautilus_trader.backtest.engine import BacktestEngineConfig
