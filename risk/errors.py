@@ -17,6 +17,7 @@ The central error handler: classify, retry what is transient, log what is unreso
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import socket
@@ -24,6 +25,7 @@ import ssl
 import threading
 import time
 import traceback
+from collections.abc import Awaitable
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -134,6 +136,25 @@ class ErrorHandler:
             except Exception as exc:  # noqa: BLE001 (every failure is classified and logged)
                 if is_transient(exc) and attempt <= self.policy.retry_limit:
                     self._sleep(self.policy.delay(attempt, self._rng))
+                    continue
+                self.report(exc, context, attempts=attempt)
+                raise UnresolvedError(str(exc), classify(exc), attempt) from exc
+
+    async def acall(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        context: dict[str, Any],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> T:
+        """``call`` for coroutines (the live adapters): waits without blocking the event loop."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await fn()
+            except Exception as exc:  # noqa: BLE001 (every failure is classified and logged)
+                if is_transient(exc) and attempt <= self.policy.retry_limit:
+                    await sleep(self.policy.delay(attempt, self._rng))
                     continue
                 self.report(exc, context, attempts=attempt)
                 raise UnresolvedError(str(exc), classify(exc), attempt) from exc

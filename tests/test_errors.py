@@ -83,6 +83,26 @@ def test_the_backoff_schedule_with_jitter_and_cap(tmp_path):
     assert raised.value.category == ErrorCategory.NETWORK
 
 
+def test_the_async_variant_retries_without_blocking(tmp_path):
+    import asyncio
+
+    errors, _ = handler(tmp_path)
+    waits: list[float] = []
+    attempts = iter([BrokerError("pacing violation", code=420, transient=True), ConnectionResetError("reset"), "done"])
+
+    async def fake_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def request():
+        outcome = next(attempts)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert asyncio.run(errors.acall(request, context={}, sleep=fake_sleep)) == "done"
+    assert waits == [0.625, 1.25]
+
+
 def test_jitter_stays_within_its_share_of_the_delay():
     policy = BackoffPolicy(retry_limit=5, base_delay=0.5, factor=2.0, max_delay=30.0, jitter=0.25)
     rng = random.Random(7)
