@@ -33,8 +33,10 @@ from backtesting.registry import StrategySpec
 from backtesting.registry import build_params
 from backtesting.registry import get_spec
 from catalog.instruments import BACKTEST_VENUE
+from config.engine import data_engine_config
 from catalog.instruments import backtest_instrument_id
 from strategies.sessions import EXCHANGE_TZ
+from strategies.sessions import session_for
 
 MINUTE_BARS = "1-MINUTE-LAST-EXTERNAL"
 
@@ -112,6 +114,8 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
         raise BacktestRequestError("--symbols: at least one symbol is required")
     instrument_ids = request.instrument_ids()
     start, end = data_range(request)
+    # Load the NYSE calendar now, not on the first bar inside the timed run.
+    session_for(start.date())
 
     strategies = [
         ImportableStrategyConfig(
@@ -187,6 +191,7 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
         logging=logging,
         strategies=strategies,
         actors=actors,
+        data_engine=data_engine_config(),
         risk_engine=RiskEngineConfig(bypass=False),
         run_analysis=True,
     )
