@@ -39,9 +39,11 @@ from backtesting.registry import StrategySpec
 from backtesting.registry import build_params
 from backtesting.registry import get_spec
 from catalog.instruments import BACKTEST_VENUE
+from config.engine import data_engine_config
 from catalog.instruments import backtest_instrument_id
 from config.risk import RiskConfig
 from strategies.sessions import EXCHANGE_TZ
+from strategies.sessions import session_for
 
 MINUTE_BARS = "1-MINUTE-LAST-EXTERNAL"
 
@@ -146,6 +148,8 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
         raise BacktestRequestError("--symbols: at least one symbol is required")
     instrument_ids = request.instrument_ids()
     start, end = data_range(request)
+    # Load the NYSE calendar now, not on the first bar inside the timed run.
+    session_for(start.date())
 
     strategies = [
         ImportableStrategyConfig(
@@ -224,6 +228,7 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
         logging=logging,
         strategies=strategies,
         actors=actors,
+        data_engine=data_engine_config(),
         risk_engine=RiskEngineConfig(
             bypass=False,
             max_order_submit_rate=risk.max_order_submit_rate if risk else "100/00:00:01",
