@@ -102,3 +102,10 @@ def test_version_flag(capsys) -> None:
         f"Python {__import__('platform').python_version()}"
     )
     assert project_version() == "0.1.0"
+
+
+def test_run_live_prints_the_same_banner(capsys) -> None:
+    import run_live
+
+    assert run_live.main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith(f"nautilus-equities {project_version()} (live) | nautilus_trader 1.231.0")
