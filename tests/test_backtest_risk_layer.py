@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import platform
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -99,7 +100,7 @@ def test_version_flag(capsys) -> None:
     assert exit_.value.code == 0
     assert capsys.readouterr().out.strip() == (
         f"nautilus-equities {project_version()} (backtest) | nautilus_trader 1.231.0 | "
-        f"Python {__import__('platform').python_version()}"
+        f"Python {platform.python_version()}"
     )
     assert project_version() == "0.1.0"
 
