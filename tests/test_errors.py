@@ -8,6 +8,8 @@ import socket
 from decimal import Decimal as D
 
 import pytest
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.enums import TradingState
 
 from actors.error_monitor import REPORT_ENDPOINT
@@ -235,3 +237,6 @@ def test_past_the_critical_limit_trading_halts_and_positions_exit(tmp_path):
         ("bug 0", "critical", {"bar": 2}), ("bug 1", "critical", {"bar": 2}),
     ]
     assert len(strategy.denied) == 2  # the buys on bars 3 and 4
+    # The exit of the 50 shares held, then of the share whose buy was in flight at the halt.
+    exits = [(o.quantity.as_decimal(), o.status, o.tags) for o in engine.cache.orders() if o.side == OrderSide.SELL]
+    assert exits == [(D(50), OrderStatus.FILLED, ["risk-exit"]), (D(1), OrderStatus.FILLED, ["risk-exit"])]
