@@ -10,6 +10,11 @@ from nautilus_trader.model.enums import order_side_to_str
 from nautilus_trader.model.events import OrderFilled
 
 
+def money_decimal(money: object) -> Decimal:
+    """Money as an exact Decimal at its currency's precision ('1.00 USD' -> Decimal('1.00'))."""
+    return Decimal(str(money).split()[0])
+
+
 @dataclass(frozen=True)
 class FillRecord:
     ts_ns: int
@@ -43,9 +48,9 @@ def fill_from_event(event: OrderFilled, broker: str) -> FillRecord:
         strategy=event.strategy_id.value,
         instrument_id=event.instrument_id.value,
         side=order_side_to_str(event.order_side),
-        quantity=event.last_qty.as_decimal(),
-        price=event.last_px.as_decimal(),
-        commission=event.commission.as_decimal(),
+        quantity=Decimal(str(event.last_qty)),
+        price=Decimal(str(event.last_px)),
+        commission=money_decimal(event.commission),
         currency=event.commission.currency.code,
         client_order_id=event.client_order_id.value,
         venue_order_id=event.venue_order_id.value if event.venue_order_id else "",

@@ -40,6 +40,7 @@ from nautilus_trader.model.identifiers import Venue
 
 from actors.fills import FillRecord
 from actors.fills import fill_from_event
+from actors.fills import money_decimal
 from actors.journal_store import RUN_MODES
 from actors.journal_store import JournalStore
 from actors.journal_store import indicators_json
@@ -285,7 +286,7 @@ class Journal(Actor):
             instrument_id=event.instrument_id.value,
             signed_qty=Decimal(str(event.signed_qty)),
             avg_px_open=Decimal(str(event.avg_px_open)),
-            realized_pnl=event.realized_pnl.as_decimal() if event.realized_pnl is not None else Decimal(0),
+            realized_pnl=money_decimal(event.realized_pnl) if event.realized_pnl is not None else Decimal(0),
         )
 
     def _on_account_state(self, event: AccountState) -> None:
@@ -294,8 +295,8 @@ class Journal(Actor):
             self.store.insert(
                 "equity_snapshots",
                 run_id=self.run_id, ts_ns=event.ts_event, account_id=event.account_id.value,
-                currency=balance.currency.code, total=balance.total.as_decimal(),
-                locked=balance.locked.as_decimal(), free=balance.free.as_decimal(),
+                currency=balance.currency.code, total=money_decimal(balance.total),
+                locked=money_decimal(balance.locked), free=money_decimal(balance.free),
             )
 
     def _on_signal(self, record: SignalRecord) -> None:

@@ -30,6 +30,7 @@ from nautilus_trader.model.events import OrderFilled
 
 from actors.fills import FillRecord
 from actors.fills import fill_from_event
+from actors.fills import money_decimal
 from actors.lots import Lot
 from actors.lots import LotBook
 from actors.lots import Sale
@@ -111,11 +112,12 @@ class GnuCashLedger:
         return ledger
 
     @classmethod
-    def open(cls, path: Path, chart: ChartOfAccounts = ChartOfAccounts()) -> GnuCashLedger:
+    def open(cls, path: Path, chart: ChartOfAccounts = ChartOfAccounts(),
+             readonly: bool = False) -> GnuCashLedger:
         if not path.exists():
             raise LedgerError(f"{path}: no such book")
         try:
-            book = piecash.open_book(str(path), readonly=False, open_if_lock=False, do_backup=False)
+            book = piecash.open_book(str(path), readonly=readonly, open_if_lock=False, do_backup=False)
         except piecash.GnucashException as exc:
             raise LedgerError(f"{path}: {exc}") from exc
         if book.default_currency.mnemonic != chart.currency:
@@ -320,7 +322,7 @@ class Ledger(Actor):
         if not self.ledger.has_opening_balance():
             accounts = self.cache.accounts()
             if accounts:
-                self._book_opening(accounts[0].balance_total().as_decimal())
+                self._book_opening(money_decimal(accounts[0].balance_total()))
 
     def _book_opening(self, cash: Decimal) -> None:
         self.ledger.record_opening_balance(
@@ -331,7 +333,7 @@ class Ledger(Actor):
         if not self.ledger.has_opening_balance():
             usd = [b for b in event.balances if b.currency.code == self.ledger.chart.currency]
             if usd:
-                self._book_opening(usd[0].total.as_decimal())
+                self._book_opening(money_decimal(usd[0].total))
 
     def _on_order_event(self, event: object) -> None:
         if isinstance(event, OrderFilled):
