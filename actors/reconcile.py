@@ -29,6 +29,8 @@ from actors.fills import FillRecord
 from actors.journal_store import JournalStore
 from actors.lots import Lot
 from actors.lots import LotBook
+from actors.ledger import LedgerError
+from actors.trade_files import TradeFileError
 from actors.trade_files import read_trade_history
 
 ZERO = Decimal(0)
@@ -246,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=200)
     try:
         sources = gather(args)
-    except ReconcileInputError as exc:
+    except (ReconcileInputError, TradeFileError, LedgerError) as exc:
         console.print(f"error: {exc}", highlight=False)
         return 2
     print_table(console, sources)
