@@ -231,7 +231,7 @@ class Journal(Actor):
         )
 
     def _on_fill(self, fill: FillRecord, ref: str, tags: list[str]) -> None:
-        if self._carry and self.store.fill_exists(fill.trade_id, fill.instrument_id, fill.client_order_id):
+        if self._carry and self.store.fill_exists(fill):
             # A venue replays fills on reconnect; the first report was already recorded.
             self.log.info(f"Fill {fill.trade_id} of {fill.client_order_id} already journaled")
             return

@@ -377,12 +377,18 @@ class JournalStore:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
-    def fill_exists(self, trade_id: str, instrument_id: str, client_order_id: str) -> bool:
+    def fill_exists(self, fill: FillRecord) -> bool:
+        """
+        Whether this execution is already recorded: same trade id, order, instrument and time.
+        A venue replaying its executions on reconnect repeats all four; a simulated venue
+        restarted reuses trade and order ids but not the time.
+        """
         tbl = self.t["fills"]
         query = select(func.count()).select_from(tbl).where(
-            tbl.c.trade_id == trade_id,
-            tbl.c.instrument_id == instrument_id,
-            tbl.c.client_order_id == client_order_id,
+            tbl.c.trade_id == fill.trade_id,
+            tbl.c.instrument_id == fill.instrument_id,
+            tbl.c.client_order_id == fill.client_order_id,
+            tbl.c.ts_ns == fill.ts_ns,
         )
         with self.engine.connect() as conn:
             return conn.execute(query).scalar() > 0

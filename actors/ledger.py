@@ -16,8 +16,14 @@ appended to, after a dated backup before the first write of each (UTC) day.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sqlite3
 import warnings
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from typing import TypeVar
 from decimal import ROUND_HALF_EVEN
 from decimal import Decimal
 from pathlib import Path
@@ -39,8 +45,22 @@ from strategies.sessions import EXCHANGE_TZ
 
 from sqlalchemy.exc import SAWarning
 
-# piecash 1.2.1 declares relationships SQLAlchemy 1.4 warns about on every session; harmless.
-warnings.filterwarnings("ignore", category=SAWarning, module=r"piecash(\..*)?$")
+
+
+@contextmanager
+def _quiet_piecash() -> Iterator[None]:
+    """piecash 1.2.1 declares relationships SQLAlchemy 1.4 warns about; harmless, so hidden."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)
+        yield
+
+
+def _quiet(method: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        with _quiet_piecash():
+            return method(*args, **kwargs)
+    return wrapper
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", SyntaxWarning)
@@ -51,6 +71,7 @@ with warnings.catch_warnings():
     from piecash import Split
     from piecash import Transaction
 
+T = TypeVar("T")
 CENT = Decimal("0.01")
 TOP_TYPES = {"Assets": "ASSET", "Income": "INCOME", "Expenses": "EXPENSE", "Equity": "EQUITY"}
 SHARE_FRACTION = 10000  # quantities to 1/10000 share
@@ -83,6 +104,7 @@ def trade_date(ts_ns: int) -> dt.date:
 class GnuCashLedger:
     """One open GnuCash book."""
 
+    @_quiet
     def __init__(self, path: Path, book: piecash.Book, chart: ChartOfAccounts, existed: bool) -> None:
         self.path = path
         self.book = book
@@ -96,6 +118,7 @@ class GnuCashLedger:
     # -- opening ----------------------------------------------------------------------------
 
     @classmethod
+    @_quiet
     def create(cls, path: Path, chart: ChartOfAccounts = ChartOfAccounts()) -> GnuCashLedger:
         """A new book; refuses to touch an existing file."""
         if path.exists():
@@ -112,6 +135,7 @@ class GnuCashLedger:
         return ledger
 
     @classmethod
+    @_quiet
     def open(cls, path: Path, chart: ChartOfAccounts = ChartOfAccounts(),
              readonly: bool = False) -> GnuCashLedger:
         if not path.exists():
@@ -130,6 +154,7 @@ class GnuCashLedger:
     def open_or_create(cls, path: Path, chart: ChartOfAccounts = ChartOfAccounts()) -> GnuCashLedger:
         return cls.open(path, chart) if path.exists() else cls.create(path, chart)
 
+    @_quiet
     def close(self) -> None:
         self.book.close()
 
@@ -213,9 +238,11 @@ class GnuCashLedger:
                 source.close()
         self._backed_up_on = today
 
+    @_quiet
     def has_opening_balance(self) -> bool:
         return bool(self.account(self.chart.opening).splits)
 
+    @_quiet
     def record_opening_balance(self, amount: Decimal, date: dt.date, broker: str) -> None:
         if self.has_opening_balance():
             raise LedgerError(f"{self.path}: the opening balance is already booked")
@@ -230,6 +257,7 @@ class GnuCashLedger:
         )
         self.book.save()
 
+    @_quiet
     def record_fill(self, fill: FillRecord) -> Sale | None:
         if fill.currency != self.chart.currency:
             raise LedgerError(
@@ -276,10 +304,12 @@ class GnuCashLedger:
 
     # -- reading, for reconciliation ------------------------------------------------------
 
+    @_quiet
     def balance(self, full_name: str) -> Decimal:
         """The account's value balance in book sign (debit positive)."""
         return sum((s.value for s in self.account(full_name).splits), Decimal(0))
 
+    @_quiet
     def positions(self) -> dict[str, Decimal]:
         out = {}
         for symbol, account in self._stock_accounts().items():

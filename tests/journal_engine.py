@@ -95,13 +95,16 @@ class ScriptedTrader(Strategy):
         self.submit_order(order)
 
 
-def scripted_bars(script: tuple[tuple[str, str], ...]) -> tuple[list[Bar], tuple[str, ...]]:
+def scripted_bars(
+    script: tuple[tuple[str, str], ...],
+    start: pd.Timestamp = SESSION_START,
+) -> tuple[list[Bar], tuple[str, ...]]:
     instrument = make_instrument("SPY")
     prices, actions = [], []
     for price, action in script:
         prices += [float(price), float(price)]
         actions += [action, ""]
-    index = pd.date_range(SESSION_START + pd.Timedelta(minutes=1), periods=len(prices), freq="1min")
+    index = pd.date_range(start + pd.Timedelta(minutes=1), periods=len(prices), freq="1min")
     frame = pd.DataFrame({"open": prices, "high": prices, "low": prices, "close": prices,
                           "volume": 1_000_000.0}, index=index)
     return bars_from_frame(instrument, bar_type_for(instrument.id, "1min"), frame), tuple(actions)
@@ -116,6 +119,8 @@ def run_engine(
     throttle_seconds: float = 0.0,
     log_format: str = "csv",
     run_id: str = "",
+    schema: str = "",
+    start: pd.Timestamp = SESSION_START,
 ) -> str:
     """Runs the script through a BacktestEngine; returns the journal's run id."""
     engine = BacktestEngine(BacktestEngineConfig(
@@ -127,10 +132,11 @@ def run_engine(
     )
     instrument = make_instrument("SPY")
     engine.add_instrument(instrument)
-    bars, actions = scripted_bars(script)
+    bars, actions = scripted_bars(script, start)
     engine.add_data(bars)
     journal = Journal(JournalConfig(mode=mode, database_url=db_url, records_dir=str(records_dir),
-                                    log_format=log_format, run_id=run_id))
+                                    log_format=log_format, run_id=run_id,
+                                    database_schema=schema))
     engine.add_actor(journal)
     if ledger_book is not None:
         engine.add_actor(Ledger(LedgerConfig(book_path=str(ledger_book))))
