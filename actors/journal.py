@@ -247,7 +247,7 @@ class Journal(Actor):
             reason = exit_reason(tags)
             entry_ref = sale.closings[0].lot_id.split("#")[0]
             entry = next((t for r, t in self._orders.values() if r == entry_ref), None)
-            signal_type = ",".join(entry) if entry is not None else self._tags_of(entry_ref)
+            signal_type = ",".join(entry) if entry is not None else self.store.order_tags(entry_ref)
         self.store.record_fill(self.run_id, ref, fill, new_lot, sale, signal_type, reason)
         self.history.append(
             {
@@ -271,10 +271,6 @@ class Journal(Actor):
         if sale is not None:
             what += f" net P&L {sale.net_pnl} ({reason})"
         self.logs.write(fill.strategy, iso(fill.ts_ns), f"{what} {ref}")
-
-    def _tags_of(self, order_ref: str) -> str:
-        rows = [r for r in self.store.rows("orders") if r["order_ref"] == order_ref]
-        return rows[0]["tags"] if rows else ""
 
     # -- positions, accounts, signals, risk -------------------------------------------------
 
@@ -355,9 +351,9 @@ class Journal(Actor):
         day_start = pd.Timestamp(dt.datetime.combine(session.date, dt.time(0), EXCHANGE_TZ)).value
         day_end = session.close.value
         run = None if self._carry else self.run_id
-        trades = [t for t in self.store.rows("trades", run) if day_start <= t["exit_ns"] <= day_end]
-        fills = [f for f in self.store.rows("fills", run) if day_start <= f["ts_ns"] <= day_end]
-        risks = [r for r in self.store.rows("risk_events", run) if day_start <= r["ts_ns"] <= day_end]
+        trades = self.store.rows_between("trades", "exit_ns", day_start, day_end, run)
+        fills = self.store.rows_between("fills", "ts_ns", day_start, day_end, run)
+        risks = self.store.rows_between("risk_events", "ts_ns", day_start, day_end, run)
         by_strategy: dict[str, Decimal] = {}
         for trade in trades:
             by_strategy[trade["strategy"]] = by_strategy.get(trade["strategy"], Decimal(0)) + trade["net_pnl"]

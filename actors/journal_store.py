@@ -377,6 +377,22 @@ class JournalStore:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
+    def rows_between(
+        self, table: str, ts_column: str, start_ns: int, end_ns: int, run_id: str | None,
+    ) -> list[dict[str, Any]]:
+        """Rows whose time column lies in [start_ns, end_ns], oldest first."""
+        tbl = self.t[table]
+        query = select(tbl).where(tbl.c[ts_column] >= start_ns, tbl.c[ts_column] <= end_ns)
+        if run_id is not None:
+            query = query.where(tbl.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query.order_by(tbl.c.id))]
+
+    def order_tags(self, order_ref: str) -> str:
+        tbl = self.t["orders"]
+        with self.engine.connect() as conn:
+            return conn.execute(select(tbl.c.tags).where(tbl.c.order_ref == order_ref)).scalar() or ""
+
     def fill_exists(self, fill: FillRecord) -> bool:
         """
         Whether this execution is already recorded: same trade id, order, instrument and time.

@@ -41,6 +41,7 @@ from actors.lots import Lot
 from actors.lots import LotBook
 from actors.lots import Sale
 from config.ledger import ChartOfAccounts
+from config.ledger import export_mode_book
 from strategies.sessions import EXCHANGE_TZ
 
 from sqlalchemy.exc import SAWarning
@@ -336,6 +337,22 @@ class LedgerConfig(ActorConfig, frozen=True):
 
     def chart(self) -> ChartOfAccounts:
         return ChartOfAccounts(self.cash, self.positions, self.realized, self.commissions, self.opening)
+
+
+def ledger_config_for(
+    export_mode: str,
+    run_mode: str,
+    directory: Path,
+    broker: str,
+) -> LedgerConfig | None:
+    """
+    The ledger actor's config for a paper or live run under GNC_EXPORT_MODE, or None when
+    the mode writes no book (off, or auto in a backtest: backtests export with --ledger).
+    """
+    book = export_mode_book(export_mode, run_mode)
+    if book is None:
+        return None
+    return LedgerConfig(book_path=str(directory / book), broker=broker)
 
 
 class Ledger(Actor):

@@ -78,7 +78,12 @@ def test_bad_fills_and_settings_are_refused_by_name(tmp_path) -> None:
         ChartOfAccounts(commissions="Income:Fees")
 
 
-def test_export_mode_picks_the_book() -> None:
+def test_export_mode_picks_the_book(tmp_path) -> None:
+    from actors.ledger import ledger_config_for
+
+    config = ledger_config_for("auto", "paper", tmp_path, "ib")
+    assert config.book_path == str(tmp_path / "gnu_paper.gnucash") and config.broker == "ib"
+    assert ledger_config_for("off", "live", tmp_path, "ib") is None
     assert export_mode_book("auto", "paper") == "gnu_paper.gnucash"
     assert export_mode_book("auto", "live") == "gnu_live.gnucash"
     assert export_mode_book("auto", "backtest") is None
