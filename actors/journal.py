@@ -72,6 +72,8 @@ class JournalConfig(ActorConfig, frozen=True):
     log_format: csv or json (LOG_FORMAT).
     broker: written into every fill and trade_history row (e.g. simulated, ib).
     run_id: this run's id; empty: <mode>-<UTC time>-<random>.
+    durable: sync every record to disk (survives a power loss, not only a process crash);
+        default on for paper and live, off for backtests.
     """
 
     mode: str
@@ -81,6 +83,7 @@ class JournalConfig(ActorConfig, frozen=True):
     log_format: str = "csv"
     broker: str = "simulated"
     run_id: str = ""
+    durable: bool | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in RUN_MODES:
@@ -108,8 +111,9 @@ class Journal(Actor):
         self.run_id = config.run_id or new_run_id(config.mode)
         self.store: JournalStore | None = None
         self.lots = LotBook()
-        self.history = TradeHistory(Path(config.records_dir), config.log_format)
-        self.logs = StrategyLogs(Path(config.records_dir))
+        self._durable = config.durable if config.durable is not None else config.mode != "backtest"
+        self.history = TradeHistory(Path(config.records_dir), config.log_format, self._durable)
+        self.logs = StrategyLogs(Path(config.records_dir), self._durable)
         self.summary_path = Path(config.records_dir) / "daily_summary.json"
         # Backtests start flat; paper and live carry open lots over restarts.
         self._carry = config.mode != "backtest"
@@ -121,7 +125,9 @@ class Journal(Actor):
     # -- lifecycle --------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        self.store = JournalStore(self.config.database_url, self.config.database_schema or None)
+        self.store = JournalStore(
+            self.config.database_url, self.config.database_schema or None, self._durable,
+        )
         self.store.start_run(self.run_id, self.config.mode, self.trader_id.value, self.config.broker)
         self._seq = self.store.next_seq(self.run_id) - 1
         self.lots = LotBook(self.store.open_lots(None if self._carry else self.run_id))

@@ -2,8 +2,8 @@
 The journal's flat files: trade_history (CSV or JSON Lines), one log per strategy, and
 daily_summary.json.
 
-trade_history and the logs are opened in append mode and flushed and fsynced per row: they
-grow, they are never rewritten. trade_history.json holds one JSON object per line (JSON
+trade_history and the logs are opened in append mode and flushed per row (and fsynced in
+paper and live): they grow, they are never rewritten. trade_history.json holds one JSON object per line (JSON
 Lines), because a JSON array cannot be appended to without rewriting the file.
 daily_summary.json maps session dates to summaries; it is replaced atomically (write a
 temporary file, then rename) so a crash leaves the previous version intact.
@@ -29,18 +29,21 @@ class TradeFileError(ValueError):
     """A trade file that cannot be appended to as configured."""
 
 
-def _append(path: Path, text: str) -> None:
+def _append(path: Path, text: str, durable: bool) -> None:
+    """One write per record; durable also syncs it to disk (paper and live)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8", newline="") as handle:
         handle.write(text)
         handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            os.fsync(handle.fileno())
 
 
 class TradeHistory:
     """Appends one row per fill or refused order to trade_history.csv or trade_history.json."""
 
-    def __init__(self, directory: Path, log_format: str) -> None:
+    def __init__(self, directory: Path, log_format: str, durable: bool = True) -> None:
+        self.durable = durable
         if log_format not in LOG_FORMATS:
             raise TradeFileError(f"LOG_FORMAT must be csv or json, got {log_format!r}")
         self.log_format = log_format
@@ -60,14 +63,14 @@ class TradeHistory:
             raise TradeFileError(f"trade_history row has unknown columns {sorted(unknown)}")
         full = {column: row.get(column, "") for column in TRADE_HISTORY_COLUMNS}
         if self.log_format == "json":
-            _append(self.path, json.dumps(full) + "\n")
+            _append(self.path, json.dumps(full) + "\n", self.durable)
             return
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=TRADE_HISTORY_COLUMNS, lineterminator="\n")
         if not self.path.exists() or self.path.stat().st_size == 0:
             writer.writeheader()
         writer.writerow(full)
-        _append(self.path, buffer.getvalue())
+        _append(self.path, buffer.getvalue(), self.durable)
 
 
 def read_trade_history(path: Path) -> list[dict[str, str]]:
@@ -98,12 +101,13 @@ def read_trade_history(path: Path) -> list[dict[str, str]]:
 class StrategyLogs:
     """<directory>/<strategy>.log, one line per journal record of that strategy."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, durable: bool = True) -> None:
         self.directory = directory
+        self.durable = durable
 
     def write(self, strategy: str, timestamp: str, line: str) -> None:
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in strategy)
-        _append(self.directory / f"{safe}.log", f"{timestamp} {line}\n")
+        _append(self.directory / f"{safe}.log", f"{timestamp} {line}\n", self.durable)
 
 
 def write_daily_summary(path: Path, session_date: str, summary: dict[str, Any]) -> None:
