@@ -14,7 +14,6 @@ import argparse
 import csv
 import json
 import sys
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal as D
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -179,3 +178,14 @@ def test_postgresql_journal_records_the_same(tmp_path) -> None:
         with store.engine.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         store.close()
+
+
+def test_json_trade_history_reconciles_too(tmp_path, capsys) -> None:
+    url = f"sqlite:///{tmp_path / 'journal_backtest.sqlite'}"
+    run_id = run_engine(url, tmp_path / "records", log_format="json")
+    path = tmp_path / "records" / "trade_history.json"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["PnL"] for r in rows if r["side"] == "SELL"] == ["247.50", "-101.50"]
+    code = reconcile.main(["--journal", url, "--run-id", run_id, "--capital", "100000",
+                           "--trade-history", str(path)])
+    assert code == 0, capsys.readouterr().out
