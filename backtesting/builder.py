@@ -33,8 +33,10 @@ from backtesting.registry import StrategySpec
 from backtesting.registry import build_params
 from backtesting.registry import get_spec
 from catalog.instruments import BACKTEST_VENUE
+from config.engine import data_engine_config
 from catalog.instruments import backtest_instrument_id
 from strategies.sessions import EXCHANGE_TZ
+from strategies.sessions import session_for
 
 MINUTE_BARS = "1-MINUTE-LAST-EXTERNAL"
 
@@ -153,6 +155,8 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
         raise BacktestRequestError("--symbols: at least one symbol is required")
     instrument_ids = request.instrument_ids()
     start, end = data_range(request)
+    # Load the NYSE calendar now, not on the first bar inside the timed run.
+    session_for(start.date())
 
     strategies = [
         ImportableStrategyConfig(
@@ -162,25 +166,29 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
         )
         for instrument_id in instrument_ids
     ]
+    # data_cls is passed as the class, not its path: in 1.231.0 BacktestDataConfig.query only
+    # turns bar_types into catalog identifiers when `data_cls is Bar`, and with a path string
+    # it silently loads every bar type in the catalog.
     data = [
         BacktestDataConfig(
             catalog_path=str(request.catalog),
-            data_cls="nautilus_trader.model.data:Bar",
+            data_cls=Bar,
             bar_types=[f"{instrument_id}-{MINUTE_BARS}" for instrument_id in instrument_ids],
             start_time=start.isoformat(),
             end_time=end.isoformat(),
         ),
     ]
     if spec.needs_quotes:
-        data.append(
+        data += [
             BacktestDataConfig(
                 catalog_path=str(request.catalog),
                 data_cls="nautilus_trader.model.data:QuoteTick",
-                instrument_ids=[str(instrument_id) for instrument_id in instrument_ids],
+                instrument_id=instrument_id,
                 start_time=start.isoformat(),
                 end_time=end.isoformat(),
-            ),
-        )
+            )
+            for instrument_id in instrument_ids
+        ]
     actors = []
     if request.progress:
         actors.append(
@@ -225,6 +233,7 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
         logging=logging,
         strategies=strategies,
         actors=actors,
+        data_engine=data_engine_config(),
         risk_engine=RiskEngineConfig(bypass=False),
         run_analysis=True,
     )
