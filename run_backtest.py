@@ -39,7 +39,6 @@ from catalog.instruments import ListingError
 from catalog.store import DEFAULT_CATALOG
 
 DEFAULT_RESULTS = Path("backtest_results")
-DEFAULT_RECORDS = Path("records")  # one journal database per run mode lives here
 
 
 class CliError(ValueError):
@@ -91,7 +90,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="probability that a market order fills one tick worse (default 1.0)")
     parser.add_argument("--out", type=Path, help="result folder (default backtest_results/<strategy>-<time>)")
     parser.add_argument("--journal", metavar="URL",
-                        help="journal database URL (default sqlite records/journal_backtest.sqlite)")
+                        help="journal database URL (default: journal_backtest.sqlite beside the "
+                             "result folder, i.e. one database for all backtests in backtest_results/)")
     parser.add_argument("--no-journal", action="store_true", help="record no journal")
     parser.add_argument("--log-format", default=os.environ.get("LOG_FORMAT", "csv"),
                         help="trade_history format, csv or json (default $LOG_FORMAT or csv)")
@@ -134,7 +134,7 @@ def records_options(args: argparse.Namespace, out_dir: Path) -> dict[str, object
         raise CliError(f"--log-format: expected csv or json, got {args.log_format!r}")
     options: dict[str, object] = {"run_id": new_run_id("backtest"), "log_format": args.log_format}
     if not args.no_journal:
-        options["journal_url"] = args.journal or default_url("backtest", DEFAULT_RECORDS)
+        options["journal_url"] = args.journal or default_url("backtest", out_dir.resolve().parent)
         options["records_dir"] = out_dir.resolve()
     if args.ledger:
         options["ledger_book"] = (out_dir / "ledger.gnucash").resolve()
