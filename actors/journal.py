@@ -46,6 +46,7 @@ from actors.journal_store import JournalStore
 from actors.journal_store import indicators_json
 from actors.lots import Lot
 from actors.lots import LotBook
+from actors.lots import LotError
 from actors.trade_files import LOG_FORMATS
 from actors.trade_files import StrategyLogs
 from actors.trade_files import TradeHistory
@@ -248,8 +249,13 @@ class Journal(Actor):
                           fill.price, fill.quantity, fill.commission)
             self.lots.buy(new_lot)
         else:
-            sale = self.lots.sell(fill.strategy, fill.symbol, fill.quantity, fill.price,
-                                  fill.commission, f"fill {fill.trade_id} ({ref})")
+            try:
+                sale = self.lots.sell(fill.strategy, fill.symbol, fill.quantity, fill.price,
+                                      fill.commission, f"fill {fill.trade_id} ({ref})")
+            except LotError:
+                # The fill happened: keep it, then stop loudly (no lot to match it against).
+                self.store.record_fill(self.run_id, ref, fill, None, None, "", "")
+                raise
             reason = exit_reason(tags)
             entry_ref = sale.closings[0].lot_id.split("#")[0]
             entry = next((t for r, t in self._orders.values() if r == entry_ref), None)

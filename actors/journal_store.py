@@ -317,6 +317,11 @@ class JournalStore:
     def start_run(self, run_id: str, mode: str, trader_id: str, broker: str) -> None:
         if mode not in RUN_MODES:
             raise JournalError(f"mode must be one of {', '.join(RUN_MODES)}, got {mode!r}")
+        known = [r for r in self.rows("runs") if r["run_id"] == run_id]
+        if known:
+            if known[0]["mode"] != mode:
+                raise JournalError(f"run {run_id} was recorded as {known[0]['mode']}, not {mode}")
+            return  # the same run started again in one process (stop, then start)
         self.insert(
             "runs", run_id=run_id, mode=mode, trader_id=trader_id, broker=broker,
             started_at=dt.datetime.now(dt.UTC).isoformat(),

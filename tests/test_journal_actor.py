@@ -189,3 +189,21 @@ def test_json_trade_history_reconciles_too(tmp_path, capsys) -> None:
     code = reconcile.main(["--journal", url, "--run-id", run_id, "--capital", "100000",
                            "--trade-history", str(path)])
     assert code == 0, capsys.readouterr().out
+
+
+def test_a_short_sale_is_kept_in_the_journal_and_stops_loudly(tmp_path) -> None:
+    # A cash account never goes short: a venue reporting one is a break in the records.
+    from actors.journal import Journal
+    from actors.journal import JournalConfig
+    from actors.lots import LotError
+    from tests.ledger_events import sell_fill_without_position
+
+    url = f"sqlite:///{tmp_path / 'journal_live.sqlite'}"
+    journal = Journal(JournalConfig(mode="live", database_url=url, records_dir=str(tmp_path)))
+    journal.store = JournalStore(url)
+    journal.store.start_run(journal.run_id, "live", "T-1", "ib")
+    with pytest.raises(LotError, match="sells 5 SPY but holds 0"):
+        journal._on_fill(sell_fill_without_position(), f"{journal.run_id}/S-1/1", ["exit:manual"])
+    fills = journal.store.rows("fills")
+    journal.store.close()
+    assert [(f["side"], f["quantity"], f["price"]) for f in fills] == [("SELL", D("5"), D("101.00"))]
