@@ -132,10 +132,11 @@ def trade_history_figures(path: Path, capital: Decimal) -> Figures:
     out = Figures(f"trade_history ({path.name})", cash=capital, realized_gross=ZERO,
                   realized_net=ZERO, commissions=ZERO)
     held: dict[str, Decimal] = {}
-    for number, row in enumerate(read_trade_history(path), start=2):
+    first_line = 1 if path.suffix == ".json" else 2  # a CSV file's line 1 is its header
+    for number, row in enumerate(read_trade_history(path), start=first_line):
         if row["error_code"]:
             continue  # a refused order moved no shares and no cash
-        where = f"{path} row {number}"
+        where = f"{path} line {number}"
         size = _dec(row["size"], where)
         commission = _dec(row["commission"], where)
         out.commissions += commission

@@ -207,3 +207,16 @@ def test_a_short_sale_is_kept_in_the_journal_and_stops_loudly(tmp_path) -> None:
     fills = journal.store.rows("fills")
     journal.store.close()
     assert [(f["side"], f["quantity"], f["price"]) for f in fills] == [("SELL", D("5"), D("101.00"))]
+
+
+def test_reconcile_bad_input_is_named_and_exits_2(hand_run, tmp_path, capsys) -> None:
+    assert reconcile.main(["--result", str(tmp_path)]) == 2
+    assert "records.json not found" in capsys.readouterr().out
+    broken = tmp_path / "trade_history.csv"
+    lines = (hand_run["records"] / "trade_history.csv").read_text().splitlines()
+    broken.write_text("\n".join(lines[:3] + [lines[3].replace(",10,", ",ten,")]) + "\n")
+    code = reconcile.main(["--journal", hand_run["url"], "--run-id", hand_run["run_id"],
+                           "--capital", "100000", "--trade-history", str(broken)])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "trade_history.csv line 4: expected a decimal number, got 'ten'" in out
