@@ -3,6 +3,11 @@ Builds the Nautilus BacktestRunConfig for a request: one simulated venue (SIM) h
 account for the whole bankroll, the catalog's minute bars (and quotes where the strategy wants
 them), an IB-like commission, slippage, and the strategies as ImportableStrategyConfig so the
 same classes run live. run_backtest.py and the sweeps both build runs here.
+
+The risk layer (pre-trade gate and kill switch, actors/) is on by default: the request's
+RiskConfig, with the strategy spec's risk overrides on top, configures both actors and the
+Nautilus RiskEngine's own limits (max notional per order, submit rate) behind them. The gate
+is installed in front of the RiskEngine by run.py once the node is built (install_risk_layer).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pandas as pd
 from nautilus_trader.backtest.config import BacktestDataConfig
 from nautilus_trader.backtest.config import BacktestEngineConfig
@@ -21,7 +27,6 @@ from nautilus_trader.backtest.config import BacktestRunConfig
 from nautilus_trader.backtest.config import BacktestVenueConfig
 from nautilus_trader.backtest.config import ImportableFeeModelConfig
 from nautilus_trader.backtest.config import ImportableFillModelConfig
-from nautilus_trader.config import DataEngineConfig
 from nautilus_trader.config import ImportableActorConfig
 from nautilus_trader.config import ImportableExecAlgorithmConfig
 from nautilus_trader.config import ImportableStrategyConfig
@@ -36,8 +41,11 @@ from backtesting.registry import StrategySpec
 from backtesting.registry import build_params
 from backtesting.registry import get_spec
 from catalog.instruments import BACKTEST_VENUE
+from config.engine import data_engine_config
 from catalog.instruments import backtest_instrument_id
+from config.risk import RiskConfig
 from strategies.sessions import EXCHANGE_TZ
+from strategies.sessions import session_for
 
 MINUTE_BARS = "1-MINUTE-LAST-EXTERNAL"
 
@@ -63,6 +71,14 @@ class BacktestRequest:
     log_level: str = "ERROR"
     log_directory: Path | None = None
     run_id: str = "backtest"
+    # The risk layer's settings; None runs without the gate and the kill switch.
+    risk: RiskConfig | None = RiskConfig()
+    # Trade records (actors/journal.py, actors/ledger.py): a journal database URL and the
+    # folder for trade_history, strategy logs and daily_summary.json; a fresh GnuCash book.
+    journal_url: str | None = None
+    records_dir: Path | None = None
+    ledger_book: Path | None = None
+    log_format: str = "csv"  # trade_history.csv or trade_history.json
 
     @property
     def spec(self) -> StrategySpec:
@@ -70,6 +86,31 @@ class BacktestRequest:
 
     def instrument_ids(self) -> list[InstrumentId]:
         return [backtest_instrument_id(symbol) for symbol in self.symbols]
+
+    def risk_config(self) -> RiskConfig | None:
+        """The request's risk settings with the strategy's own overrides applied."""
+        if self.risk is None:
+            return None
+        # Parsed, not replaced, so the merged settings are validated like any other config.
+        settings = msgspec.to_builtins(self.risk) | self.spec.risk_overrides
+        return RiskConfig.parse(msgspec.json.encode(settings))
+
+
+def risk_actor_configs(risk: RiskConfig, bar_types: list[str]) -> list[ImportableActorConfig]:
+    """The pre-trade gate and the kill switch, configured from one RiskConfig."""
+    settings = msgspec.to_builtins(risk)
+    return [
+        ImportableActorConfig(
+            actor_path="actors.pre_trade_gate:PreTradeGate",
+            config_path="actors.pre_trade_gate:PreTradeGateConfig",
+            config={"risk": settings, "bar_types": bar_types},
+        ),
+        ImportableActorConfig(
+            actor_path="actors.kill_switch:KillSwitch",
+            config_path="actors.kill_switch:KillSwitchConfig",
+            config={"risk": settings, "bar_types": bar_types, "venue": BACKTEST_VENUE.value},
+        ),
+    ]
 
 
 def _utc_bound(date: dt.date) -> pd.Timestamp:
@@ -125,12 +166,49 @@ def quoted_instruments(request: BacktestRequest) -> list[InstrumentId]:
     ]
 
 
+def records_actors(request: BacktestRequest) -> list[ImportableActorConfig]:
+    """The journal and ledger actors a request asks for (none by default: sweeps stay fast)."""
+    actors = []
+    if request.journal_url is not None:
+        if request.records_dir is None:
+            raise BacktestRequestError("records_dir: the journal needs a folder for its files")
+        actors.append(
+            ImportableActorConfig(
+                actor_path="actors.journal:Journal",
+                config_path="actors.journal:JournalConfig",
+                config={
+                    "mode": "backtest",
+                    "database_url": request.journal_url,
+                    "records_dir": str(request.records_dir),
+                    "broker": "simulated",
+                    "run_id": request.run_id,
+                    "log_format": request.log_format,
+                },
+            ),
+        )
+    if request.ledger_book is not None:
+        if request.ledger_book.exists():
+            raise BacktestRequestError(
+                f"--ledger: {request.ledger_book} exists; a backtest exports to a fresh book",
+            )
+        actors.append(
+            ImportableActorConfig(
+                actor_path="actors.ledger:Ledger",
+                config_path="actors.ledger:LedgerConfig",
+                config={"book_path": str(request.ledger_book), "broker": "simulated"},
+            ),
+        )
+    return actors
+
+
 def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
     spec = request.spec
     if not request.symbols:
         raise BacktestRequestError("--symbols: at least one symbol is required")
     instrument_ids = request.instrument_ids()
     start, end = data_range(request)
+    # Load the NYSE calendar now, not on the first bar inside the timed run.
+    session_for(start.date())
 
     strategies = [
         ImportableStrategyConfig(
@@ -165,6 +243,9 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
         for instrument_id in quoted
     ]
     actors = []
+    risk = request.risk_config()
+    if risk is not None:
+        actors += risk_actor_configs(risk, [f"{iid}-{MINUTE_BARS}" for iid in instrument_ids])
     if request.progress:
         actors.append(
             ImportableActorConfig(
@@ -177,6 +258,7 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
                 },
             ),
         )
+    actors.extend(records_actors(request))
     venue = BacktestVenueConfig(
         name=BACKTEST_VENUE.value,
         oms_type="NETTING",
@@ -213,8 +295,14 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
             )
             for path, config_path, config in spec.exec_algorithms
         ],
-        risk_engine=RiskEngineConfig(bypass=False),
-        data_engine=DataEngineConfig(**spec.data_engine),
+        data_engine=data_engine_config(),
+        risk_engine=RiskEngineConfig(
+            bypass=False,
+            max_order_submit_rate=risk.max_order_submit_rate if risk else "100/00:00:01",
+            max_notional_per_order=(
+                {str(iid): risk.nautilus_notional_limit() for iid in instrument_ids} if risk else {}
+            ),
+        ),
         run_analysis=True,
     )
     return BacktestRunConfig(

@@ -40,8 +40,8 @@ class StrategySpec:
     # "module:function" building the strategy's own report notes, sections and figures from
     # what its instances and algorithms recorded (see backtesting/core_rsi_report.py).
     report_extras: str | None = None
-    # DataEngineConfig settings the strategy runs faster with (never needs for correctness).
-    data_engine: dict[str, Any] = field(default_factory=dict)
+    # RiskConfig fields this strategy needs changed from the defaults (a documented choice).
+    risk_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config_class(self) -> type:
@@ -94,6 +94,10 @@ STRATEGIES: dict[str, StrategySpec] = {
             summary="long-only moving-average crossover (reference strategy)",
             defaults=_ma_cross_defaults,
             indicator_panels=("fast", "slow"),
+            # The reference strategy puts 95% of equity into its symbols (an equal slice each),
+            # so the per-symbol cap is lifted; every other limit (risk per trade on the default
+            # stop: 1.9%, open risk, volume, the kill switch) applies as configured.
+            risk_overrides={"symbol_cap_pct": "100"},
         ),
         StrategySpec(
             name="noop",
@@ -113,9 +117,6 @@ STRATEGIES: dict[str, StrategySpec] = {
                 ("strategies.bid_chaser:BidChaser", "strategies.bid_chaser:BidChaserConfig", {}),
             ),
             report_extras="backtesting.core_rsi_report:report_extras",
-            # CoreRSI ignores the empty 15-minute bars the engine builds for intervals without
-            # minutes (nights, weekends); not building them saves a third of the run time.
-            data_engine={"time_bars_build_with_no_updates": False},
         ),
     )
 }

@@ -1,82 +1,34 @@
-"""The lot book's arithmetic in exact decimals, and its SQLite persistence across a restart."""
-
-from __future__ import annotations
-
-import sqlite3
-from decimal import Decimal
+from decimal import Decimal as D
 
 import pytest
 
-from strategies.lots import LotBook
-from strategies.lots import LotError
-from strategies.lots import LotKind
-from strategies.lots import SqliteLotStore
-
-D = Decimal
+from actors.lots import Lot
+from actors.lots import LotBook
+from actors.lots import LotError
 
 
-def test_fills_average_and_sales_realise_net_pnl_by_kind() -> None:
-    book = LotBook("SPY.SIM")
-    book.add_buy_fill("L1", LotKind.CORE_BUILDING, 1, D("6"), D("100.00"), D("1.00"))
-    book.add_buy_fill("L1", LotKind.CORE_BUILDING, 2, D("4"), D("100.50"), D("1.00"))
-    lot = book.get("L1")
-    assert lot.price == D("100.2")  # (6 * 100 + 4 * 100.5) / 10
-    assert lot.commission == D("2.00")
-    sale = book.record_sale("L1", 3, D("7"), D("101.21"), D("1.00"), "target")
-    # gross 7 * 1.01 = 7.07; commissions: the sale's 1.00 and 7/10 of the buy's 2.00 = 1.40
-    assert sale.gross_pnl == D("7.07")
-    assert sale.net_pnl == D("4.67")
-    book.convert("L1", LotKind.CORE)
-    book.record_sale("L1", 4, D("1"), D("99.20"), D("1.00"), "core-exit")
-    # -1.00 gross, -1.00 sale commission, -0.20 buy commission share
-    assert book.realised_by_kind() == {
-        "core-building": D("4.67"),
-        "core": D("-2.20"),
-        "trading": D("0"),
-    }
-    assert book.open_quantity(LotKind.CORE) == 2
+def test_fifo_sale_across_two_lots_splits_entry_commission_to_the_cent() -> None:
+    book = LotBook()
+    book.buy(Lot("a", "S", "SPY", 1, D("100.00"), D("10"), D("1.00")))
+    book.buy(Lot("b", "S", "SPY", 2, D("110.00"), D("3"), D("1.00")))
+    sale = book.sell("S", "SPY", D("12"), D("120.00"), D("1.00"), "fill 1")
+    # 10 @ 100 + 2 @ 110 = 1220; proceeds 1440; lot b carries 2/3 of 1.00 = 0.67 (cents).
+    assert sale.cost == D("1220.00")
+    assert sale.gross_pnl == D("220.00")
+    assert sale.charges == D("2.67")
+    assert sale.net_pnl == D("217.33")
+    assert sale.entry_price == D("101.6667")
+    assert [(c.lot_id, c.quantity) for c in sale.closings] == [("a", D("10")), ("b", D("2"))]
+    last = book.sell("S", "SPY", D("1"), D("100.00"), D("1.00"), "fill 2")
+    # The last share takes what is left of lot b's commission: 1.00 - 0.67 = 0.33.
+    assert last.charges == D("1.33")
+    assert book.positions() == {}
 
 
-def test_sale_larger_than_the_open_quantity_is_refused() -> None:
-    book = LotBook("SPY.SIM")
-    book.add_buy_fill("L1", LotKind.TRADING, 1, D("3"), D("10"), D("0"))
-    with pytest.raises(LotError, match="lot L1: cannot sell 4, it has 3 open"):
-        book.record_sale("L1", 2, D("4"), D("11"), D("0"), "target")
-    with pytest.raises(LotError, match="'L9' is not in the book"):
-        book.get("L9")
-
-
-def test_core_cost_basis_is_reduced_by_trading_profit() -> None:
-    book = LotBook("SPY.SIM")
-    book.add_buy_fill("C1", LotKind.CORE, 1, D("10"), D("50.00"), D("0"))
-    book.book_cost_basis_reduction(2, D("12.34"), "T1")
-    assert book.core_cost_basis() == D("487.66")
-
-
-def test_lots_survive_a_restart(tmp_path) -> None:
-    path = tmp_path / "state" / "lots.sqlite"
-    store = SqliteLotStore(path)
-    book = LotBook("SPY.SIM", store)
-    book.add_buy_fill("L1", LotKind.CORE_BUILDING, 1_000, D("10"), D("99.00"), D("1.00"))
-    book.record_sale("L1", 2_000, D("7"), D("99.99"), D("1.00"), "target")
-    book.convert("L1", LotKind.CORE)
-    book.add_buy_fill("T1", LotKind.TRADING, 3_000, D("5"), D("98.10"), D("1.00"))
-    book.book_cost_basis_reduction(4_000, D("3.21"), "T0")
-    store.close()
-    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-
-    reopened = LotBook("SPY.SIM", SqliteLotStore(path))
-    assert reopened.lots.keys() == {"L1", "T1"}
-    core = reopened.get("L1")
-    assert (core.kind, core.quantity, core.price, core.open_quantity) == (
-        LotKind.CORE,
-        D("10"),
-        D("99.00"),
-        D("3"),
-    )
-    assert core.sales[0].price == D("99.99") and core.sales[0].kind == LotKind.CORE_BUILDING
-    assert reopened.get("T1").opened_ns == 3_000
-    assert reopened.cost_basis_reduction == D("3.21")
-    assert reopened.realised_by_kind() == book.realised_by_kind()
-    # Another instrument's book in the same file stays empty.
-    assert LotBook("QQQ.SIM", SqliteLotStore(path)).lots == {}
+def test_strategies_keep_separate_lots_and_a_short_sale_is_refused_by_name() -> None:
+    book = LotBook([Lot("a", "S1", "SPY", 1, D("100"), D("5"), D("0"))])
+    book.buy(Lot("b", "S2", "SPY", 2, D("90"), D("5"), D("0")))
+    assert book.sell("S2", "SPY", D("5"), D("95"), D("0"), "x").gross_pnl == D("25")
+    with pytest.raises(LotError, match=r"fill 9: S2 sells 1 SPY but holds 0; long-only"):
+        book.sell("S2", "SPY", D("1"), D("95"), D("0"), "fill 9")
+    assert book.positions() == {"SPY": D("5")}
