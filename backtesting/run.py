@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from nautilus_trader.analysis import MaxDrawdown
 from nautilus_trader.backtest.engine import BacktestEngine
+from nautilus_trader.backtest.config import BacktestRunConfig
 from nautilus_trader.backtest.node import BacktestNode
 from nautilus_trader.common.config import resolve_path
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
@@ -121,14 +122,24 @@ def _risk_events(engine: BacktestEngine, gate: PreTradeGate | None) -> dict[str,
     }
 
 
-def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
+def prepare_node(request: BacktestRequest) -> tuple[BacktestNode, BacktestRunConfig, PreTradeGate | None]:
+    """
+    A built BacktestNode for the request with the risk layer installed, ready to run: every
+    caller (run_backtest.py, sweeps, benchmarks) runs backtests through the same path.
+    """
     config = build_run_config(request)
-    out_dir.mkdir(parents=True, exist_ok=True)
     node = BacktestNode([config])
+    node.build()
+    engine = node.get_engine(config.id)
+    gate = install_risk_layer(engine.kernel) if request.risk is not None else None
+    return node, config, gate
+
+
+def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    node, config, gate = prepare_node(request)
     try:
-        node.build()
         engine = node.get_engine(config.id)
-        gate = install_risk_layer(engine.kernel) if request.risk is not None else None
         node.run()
         fills = fills_frame(engine)
         venue = engine.list_venues()[0]

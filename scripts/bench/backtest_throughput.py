@@ -44,23 +44,14 @@ def ensure_catalog(catalog: Path, source: Path) -> None:
 
 def run_child(strategy: str, catalog: Path) -> dict[str, float]:
     """One measured backtest in this process (called in a fresh interpreter)."""
-    from nautilus_trader.backtest.node import BacktestNode
-
     from backtesting.builder import BacktestRequest
-    from backtesting.builder import build_run_config
+    from backtesting.run import prepare_node
     from scripts.bench.machine import peak_rss_mib
 
     request = BacktestRequest(
         strategy=strategy, symbols=("SPY",), catalog=catalog, progress=False, log_level="ERROR",
     )
-    config = build_run_config(request)
-    node = BacktestNode([config])
-    node.build()
-    if request.risk is not None:
-        # The pre-trade gate refuses to start unless installed in front of the RiskEngine.
-        from actors.pre_trade_gate import install_risk_layer
-
-        install_risk_layer(node.get_engine(config.id).kernel)
+    node, _, _ = prepare_node(request)
     started = time.perf_counter()
     result = node.run()[0]
     wall = time.perf_counter() - started
