@@ -228,8 +228,18 @@ class CoreRSI(Strategy):
             self.book.store.close()
 
     def on_reset(self) -> None:
+        # The lot book is rebuilt from its store (or empty) at the next start.
         self.signals.reset()
         self.record = CoreRSIRecord()
+        self._buys.clear()
+        self._sells.clear()
+        self._targets.clear()
+        self._trimming.clear()
+        self._exit_active = False
+        self._exit_order = None
+        self._last_core_sale = None
+        self._rebalanced_week = -1
+        self._week_close = -1
 
     # -- sizes -----------------------------------------------------------------------------
 
