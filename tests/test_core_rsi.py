@@ -176,3 +176,27 @@ def test_config_refuses_values_outside_the_plan_naming_the_field() -> None:
             continue
         with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
             CoreRSIConfig(instrument_id=SPY, bar_type=MINUTE_BARS, **overrides)
+
+
+def test_weekly_rebalance_trims_a_position_above_the_cap_from_trading_lots_first() -> None:
+    # Lots of 5%, cap 10%, one core-building cycle. RSI(2) over 101 100 99 100 99 98 100:
+    # 0, 0, 57.1 (cross: 50 shares at 100, core-building), 26.7, 12.9, 71.6 (cross: a trading
+    # lot, 50 at 100; 100 shares * 100 = 10,000 is exactly the cap, allowed).
+    rows = [(f"{DAY} 14:{m:02d}", c) for m, c in enumerate([101, 100, 99, 100, 99, 98, 100])]
+    # Next Monday's first regular-hours bar at 100.50: 100 shares are worth 10,050 > 10,000;
+    # the cap allows 10,000 / 100.50 = 99 shares: 1 is sold, from the trading lot. Both
+    # targets (101.00) are out of reach; the trading lot's target is re-placed for 49.
+    rows.append(("2024-04-08 14:00", 100.5))
+    outcome = run_core(rows, lot_fraction=0.05, max_cycles=1)
+    assert outcome.fills() == [
+        ("BUY", "50", "100.00", "lot=core-building"),
+        ("BUY", "50", "100.00", "lot=trading"),
+        ("SELL", "1", "100.50", "trim-total"),
+    ]
+    (message,) = [m for _, m in outcome.strategy.record.rebalances]
+    assert "position 100 shares" in message and "trimming 1" in message
+    working = sorted(
+        (o.tags[0], str(o.quantity), str(o.price))
+        for o in outcome.engine.cache.orders_open()
+    )
+    assert working == [("target=core-building", "37", "101.00"), ("target=trading", "49", "101.00")]
