@@ -56,6 +56,7 @@ from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.events import OrderRejected
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.identifiers import ExecAlgorithmId
+from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Price
 from nautilus_trader.model.orders import Order
 
@@ -155,6 +156,7 @@ class BidChaser(ExecAlgorithm):
         super().__init__(config or BidChaserConfig())
         self._sequences: dict[ClientOrderId, _Sequence] = {}
         self._sessions = SessionTracker()
+        self._quoted: set[InstrumentId] = set()
         self.stats = ChaseStats()
 
     # -- intake ----------------------------------------------------------------------------
@@ -191,6 +193,10 @@ class BidChaser(ExecAlgorithm):
         )
         self._sequences[order.client_order_id] = sequence
         self.stats.sequences += 1
+        if order.instrument_id not in self._quoted:
+            # Live, the cache holds quotes only for subscribed instruments.
+            self.subscribe_quote_ticks(order.instrument_id)
+            self._quoted.add(order.instrument_id)
         self._place_child(order, sequence)
 
     # -- pricing ---------------------------------------------------------------------------

@@ -208,6 +208,8 @@ class CoreRSI(Strategy):
                 f"{self.book.open_quantity()} shares open",
             )
             self._restore_targets()
+        # Sizes and sells price at the bid when quotes flow (live, or a catalog with quotes).
+        self.subscribe_quote_ticks(self.config.instrument_id)
         self.subscribe_bars(self.config.bar_type)
 
     def _restore_targets(self) -> None:
