@@ -133,7 +133,10 @@ def summary_section(states: list[Mapping[str, Any]], chase: Mapping[str, Any] | 
         rows = [
             ("Core-building cycles", str(s["cycles"])),
             ("Core shares held", s["core_shares"]),
-            ("Core cost basis after reductions (USD)", s["core_cost_basis"]),
+            (
+                "Core cost basis after reductions (USD)",
+                s["core_cost_basis"] if Decimal(s["core_shares"]) > 0 else "no core held",
+            ),
             ("Cumulative cost-basis reduction (USD)", s["cost_basis_reduction"]),
             *[
                 (f"Realised P&L, {kind} lots, net (USD)", str(Decimal(v).quantize(Decimal("0.01"))))
