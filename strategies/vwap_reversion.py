@@ -109,16 +109,16 @@ class VWAPReversion(SessionStrategy):
 
     def __init__(self, config: VWAPReversionConfig) -> None:
         super().__init__(config)
-        self.state = {symbol: SymbolState(config) for symbol in config.watchlist}
+        self.symbols_state = {symbol: SymbolState(config) for symbol in config.watchlist}
 
     def on_session_start(self, session: Session) -> None:
-        for state in self.state.values():
+        for state in self.symbols_state.values():
             state.vwap.reset()
             state.setup = None
             state.prev_close = None
 
     def on_session_bar(self, symbol: str, bar: Bar) -> None:
-        state = self.state.get(symbol)
+        state = self.symbols_state.get(symbol)
         if state is None:
             return
         state.vwap.handle_bar(bar)
