@@ -51,9 +51,10 @@ def leveraged_problems(
         for underlying, inverse in sorted(inverse_etfs.items())
         if inverse in LEVERAGED_ETFS
     ]
+    mapped = set(inverse_etfs.values())
     problems += [
-        f"watchlist: {symbol} is a leveraged ETF and is never traded"
-        for symbol in sorted(set(traded_symbols))
+        f"watchlist/bar_types: {symbol} is a leveraged ETF and is never traded"
+        for symbol in sorted(set(traded_symbols) - mapped)
         if symbol in LEVERAGED_ETFS
     ]
     return problems
