@@ -102,7 +102,8 @@ class SessionStrategyConfig(StrategyConfig, frozen=True):
         return [bar_type.instrument_id.symbol.value for bar_type in self.bar_types]
 
     def leveraged_problems(self) -> list[str]:
-        return leveraged_problems(self.active_inverse_etfs(), self.symbols())
+        # The whole map is checked, used or not: a leveraged entry is a mistake wherever it is.
+        return leveraged_problems(self.inverse_etfs, self.symbols())
 
     def active_inverse_etfs(self) -> dict[str, str]:
         """The inverse map restricted to the watchlist (the pairs this strategy may use)."""
