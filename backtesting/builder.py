@@ -121,25 +121,29 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
         )
         for instrument_id in instrument_ids
     ]
+    # data_cls is passed as the class, not its path: in 1.231.0 BacktestDataConfig.query only
+    # turns bar_types into catalog identifiers when `data_cls is Bar`, and with a path string
+    # it silently loads every bar type in the catalog.
     data = [
         BacktestDataConfig(
             catalog_path=str(request.catalog),
-            data_cls="nautilus_trader.model.data:Bar",
+            data_cls=Bar,
             bar_types=[f"{instrument_id}-{MINUTE_BARS}" for instrument_id in instrument_ids],
             start_time=start.isoformat(),
             end_time=end.isoformat(),
         ),
     ]
     if spec.needs_quotes:
-        data.append(
+        data += [
             BacktestDataConfig(
                 catalog_path=str(request.catalog),
                 data_cls="nautilus_trader.model.data:QuoteTick",
-                instrument_ids=[str(instrument_id) for instrument_id in instrument_ids],
+                instrument_id=instrument_id,
                 start_time=start.isoformat(),
                 end_time=end.isoformat(),
-            ),
-        )
+            )
+            for instrument_id in instrument_ids
+        ]
     actors = []
     if request.progress:
         actors.append(

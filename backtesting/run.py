@@ -1,6 +1,6 @@
 """
 Runs a backtest request through Nautilus's BacktestNode and writes its result folder:
-report.html, trades.csv, trades.json, fills.csv and metrics.json.
+report.html, trades.csv, trades.json, fills.csv, positions.csv and metrics.json.
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
         venue = engine.list_venues()[0]
         balance = engine.portfolio.account(venue).balance_total().as_decimal()
         engine_stats = _engine_stats(engine)
+        positions = engine.trader.generate_positions_report()
         strategy_params = {
             str(s.id): dict(s.config.dict()) for s in engine.trader.strategies()
         }
@@ -131,6 +132,8 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
     fills.assign(**{c: fills[c].map(str) for c in ("quantity", "price", "commission")}).to_csv(
         out_dir / "fills.csv", index=False,
     )
+    # The engine's own positions (NETTING: each closed cycle is a snapshot row) for audits.
+    positions.to_csv(out_dir / "positions.csv")
     (out_dir / "metrics.json").write_text(
         json.dumps(
             {

@@ -1,0 +1,105 @@
+"""run_backtest.py's command line: every bad value is refused with a message naming the option."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import run_backtest
+from catalog.instruments import make_instrument
+from catalog.store import bar_type_for
+from catalog.store import bars_from_frame
+from catalog.store import open_catalog
+from catalog.store import write_instrument
+
+
+@pytest.fixture(scope="module")
+def tiny_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two regular sessions of SPY minutes: enough for the CLI to resolve ranges."""
+    path = tmp_path_factory.mktemp("catalog")
+    catalog = open_catalog(path)
+    instrument = make_instrument("SPY")
+    write_instrument(catalog, instrument)
+    frames = []
+    for day in ("2024-01-02", "2024-01-03"):
+        opens = pd.date_range(f"{day} 09:30", periods=390, freq="1min", tz="America/New_York")
+        frames.append(pd.DataFrame(index=opens + pd.Timedelta(minutes=1)))
+    frame = pd.concat(frames)
+    close = 470 + np.cumsum(np.sin(np.arange(len(frame)) / 7.0) * 0.05)
+    frame["open"] = close
+    frame["close"] = close
+    frame["high"] = close + 0.05
+    frame["low"] = close - 0.05
+    frame["volume"] = 1000.0
+    frame.index = frame.index.tz_convert("UTC")
+    catalog.write_data(bars_from_frame(instrument, bar_type_for(instrument.id, "1min"), frame.round(2)))
+    return path
+
+
+def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert run_backtest.main([*argv, "--no-progress"]) == 2
+    return " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--strategy", "nope"], "--strategy: unknown strategy 'nope'; choose one of"),
+        (["--start", "2024-13-01"], "--start: expected a date YYYY-MM-DD, got '2024-13-01'"),
+        (["--start", "2024-02-01", "--end", "2024-01-01"], "--start 2024-02-01 is after --end 2024-01-01"),
+        (["--capital", "-5"], "--capital: must be a positive amount in USD, got '-5'"),
+        (["--capital", "lots"], "--capital: expected an amount in USD, got 'lots'"),
+        (["--slippage", "2"], "--slippage: expected a probability 0..1, got '2'"),
+        (["--set", "fast_period"], "--set 'fast_period': expected key=value"),
+        (["--symbols", " , "], "--symbols: give at least one symbol"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_runs(
+    capsys: pytest.CaptureFixture[str], tiny_catalog: Path, argv: list[str], message: str,
+) -> None:
+    assert message in _error(capsys, ["--catalog", str(tiny_catalog), *argv])
+
+
+def test_unknown_strategy_parameter_lists_the_real_ones(capsys, tiny_catalog: Path) -> None:
+    out = _error(capsys, ["--catalog", str(tiny_catalog), "--set", "fast=5"])
+    assert "--set fast: ma_cross has no parameter 'fast'; its parameters are instrument_id, bar_type, fast_period" in out
+
+
+def test_parameter_of_the_wrong_type_names_the_key(capsys, tiny_catalog: Path) -> None:
+    out = _error(capsys, ["--catalog", str(tiny_catalog), "--set", "fast_period=abc"])
+    assert "--set fast_period='abc': Expected `int`, got `str`" in out
+
+
+def test_parameters_that_contradict_each_other(capsys, tiny_catalog: Path) -> None:
+    out = _error(capsys, ["--catalog", str(tiny_catalog), "--set", "fast_period=40"])
+    assert "fast_period must be less than slow_period, got 40 >= 30" in out
+
+
+def test_symbol_not_listed(capsys, tiny_catalog: Path) -> None:
+    out = _error(capsys, ["--catalog", str(tiny_catalog), "--symbols", "ZZZZ"])
+    assert "symbol 'ZZZZ' is not in" in out and "listings.csv" in out
+
+
+def test_symbol_without_data_names_what_the_catalog_holds(capsys, tiny_catalog: Path) -> None:
+    out = _error(capsys, ["--catalog", str(tiny_catalog), "--symbols", "QQQ"])
+    assert "has no 1-minute bars for QQQ" in out
+    assert "it holds: SPY.SIM-1-MINUTE-LAST-EXTERNAL" in out
+
+
+def test_dates_outside_the_data(capsys, tiny_catalog: Path) -> None:
+    out = _error(capsys, ["--catalog", str(tiny_catalog), "--start", "2025-01-01"])
+    assert "--start/--end: no data between 2025-01-01 and the end" in out
+    assert "catalog covers 2024-01-02 .. 2024-01-03" in out
+
+
+def test_catalog_that_is_not_a_catalog(capsys, tmp_path: Path) -> None:
+    out = _error(capsys, ["--catalog", str(tmp_path)])
+    assert f"--catalog: {tmp_path} is not a Parquet data catalog" in out
+
+
+def test_an_earlier_result_folder_is_never_overwritten(capsys, tiny_catalog: Path, tmp_path: Path) -> None:
+    out = _error(capsys, ["--catalog", str(tiny_catalog), "--out", str(tmp_path)])
+    assert f"--out: {tmp_path} already exists" in out
