@@ -17,12 +17,13 @@ from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.node import BacktestNode
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from backtesting.builder import MINUTE_BARS
 from backtesting.builder import BacktestRequest
 from backtesting.builder import build_run_config
+from backtesting.builder import plan_run
 from backtesting.indicators import indicator_panels
 from backtesting.metrics import compute_metrics
 from backtesting.report import price_figure
+from backtesting.report import strategy_table
 from backtesting.report import write_report
 from backtesting.results import equity_curve
 from backtesting.results import fills_frame
@@ -95,8 +96,39 @@ def _engine_stats(engine: BacktestEngine) -> dict[str, object]:
     }
 
 
+def trades_per_strategy(trades: pd.DataFrame, strategy_ids: list[str]) -> pd.DataFrame:
+    """Round trips, winners, net P&L and commission per strategy (every strategy listed)."""
+    rows = []
+    for strategy_id in strategy_ids:
+        mine = trades[trades["strategy_name"] == strategy_id] if not trades.empty else trades
+        rows.append(
+            {
+                "strategy": strategy_id,
+                "trades": len(mine),
+                "winners": int((mine["pnl"] > 0).sum()) if len(mine) else 0,
+                "net_pnl": sum(mine["pnl"], Decimal(0)).quantize(Decimal("0.01")) if len(mine) else Decimal("0.00"),
+                "commission": sum(mine["commission"], Decimal(0)) if len(mine) else Decimal("0.00"),
+            },
+        )
+    return pd.DataFrame(rows, columns=["strategy", "trades", "winners", "net_pnl", "commission"])
+
+
+def _readiness_notes(engine: BacktestEngine) -> list[str]:
+    """Each session strategy's self_check() at the end of the run, loudly when not ready."""
+    notes = []
+    for strategy in engine.trader.strategies():
+        if not hasattr(strategy, "self_check"):
+            continue
+        report = strategy.self_check()
+        state = "ready" if report.ready else "NOT READY for live trading"
+        details = "; ".join([*report.problems(), *report.notes])
+        notes.append(f"{report.strategy} self_check: {state}" + (f" ({details})" if details else ""))
+    return notes
+
+
 def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
-    config = build_run_config(request)
+    plan = plan_run(request)
+    config = build_run_config(request, plan)
     out_dir.mkdir(parents=True, exist_ok=True)
     node = BacktestNode([config])
     try:
@@ -110,12 +142,13 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
         strategy_params = {
             str(s.id): dict(s.config.dict()) for s in engine.trader.strategies()
         }
+        readiness = _readiness_notes(engine)
     finally:
         node.dispose()
 
     catalog = ParquetDataCatalog(str(request.catalog))
     start, end = pd.Timestamp(config.start), pd.Timestamp(config.end)
-    bar_types = [f"{iid}-{MINUTE_BARS}" for iid in request.instrument_ids()]
+    bar_types = list(plan.bar_types.values())
     closes = load_closes(catalog, bar_types, start, end)
     trades = round_trips(fills)
     last_prices = {iid: Decimal(str(closes[iid].dropna().iloc[-1])) for iid in closes.columns}
@@ -124,6 +157,9 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
     exposure = (positions_over_time(fills, closes) != 0).any(axis=1)
     metrics = compute_metrics(equity, trades, fills, request.capital, final, exposure)
     metrics["engine_cash_balance"] = str(balance)
+    if plan.is_universe:
+        per_strategy = trades_per_strategy(trades, list(strategy_params))
+        metrics["trades_per_strategy"] = dict(zip(per_strategy["strategy"], per_strategy["trades"].map(int)))
 
     _trades_export(trades).to_csv(out_dir / "trades.csv", index=False)
     (out_dir / "trades.json").write_text(
@@ -151,8 +187,7 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
     )
     figures = []
     for iid in closes.columns:
-        params = next(p for p in strategy_params.values() if str(p.get("instrument_id")) == iid) \
-            if strategy_params else {}
+        params = next((p for p in strategy_params.values() if str(p.get("instrument_id")) == iid), {})
         panels = indicator_panels(request.strategy, closes[iid].dropna(), params)
         figures.append(
             price_figure(
@@ -170,9 +205,17 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
         "Round trips match sells to buys first-in first-out; P&L is net of both sides' commissions.",
         f"Catalog: {request.catalog}",
     ]
+    sections = []
+    if plan.is_universe:
+        sections.append(strategy_table(per_strategy))
+        notes += [
+            "Instruments: " + ", ".join(f"{iid.symbol} ({bt.split('-', 1)[1]})" for iid, bt in plan.bar_types.items())
+            + (f"; VIX daily bars {plan.vix_bar_type}" if plan.vix_bar_type else "; no VIX bars in the catalog"),
+            *readiness,
+        ]
     write_report(
         out_dir / "report.html",
         f"Backtest: {request.strategy} {', '.join(request.symbols)}",
-        notes, metrics, figures, equity, trades,
+        notes, metrics, figures, equity, trades, sections,
     )
     return BacktestOutcome(out_dir, metrics, fills, trades, equity, engine_stats, balance)
