@@ -159,3 +159,23 @@ def test_self_check_reports_instruments_subscriptions_and_todays_windows() -> No
     assert report.session_date == "2024-03-05"
     assert report.windows["entries"] == ("09:30", "10:20")
     assert strategy.self_check(dt.date(2024, 3, 9)).session_date is None  # a Saturday
+
+
+def test_a_candidate_failing_the_filters_is_not_ranked_and_the_others_share_by_count() -> None:
+    # SPY at 100 passes; QQQ at 2500 is above max_price 2000: one candidate -> weight 1.
+    frames = {}
+    for symbol, price in (("SPY", 100.0), ("QQQ", 2500.0)):
+        frame = session_frame(DAY, price, VOLUME)
+        frame = patch(frame, DAY, "09:40", (price, price + 1, price - 0.5, price, VOLUME))
+        frames[symbol] = patch(frame, DAY, "10:00", (price, price + 2, price, price + 2, 5 * VOLUME))
+    result = fills(run_engine([orb(("SPY", "QQQ"))], frames))
+    buys = result[result.side == "BUY"]
+    assert list(buys.symbol) == ["SPY"]
+    assert buys.iloc[0].quantity == 294  # floor(30000 / 102.00): the whole allocation
+
+
+def test_average_daily_volume_filter_needs_completed_sessions() -> None:
+    # The default filter needs 20 completed sessions of at least 1,000,000 shares a day:
+    # with none behind it the first session trades nothing.
+    frame = patch(day_with_range(), DAY, "10:00", (100.9, 101.3, 100.9, 101.25, 2 * VOLUME))
+    assert fills(run_engine([orb(min_average_daily_volume=Decimal(1_000_000))], {"SPY": frame})).empty

@@ -147,3 +147,14 @@ def test_adx_filter_skips_a_trending_tape() -> None:
         frame = patch(frame, DAY, f"10:{20 + i:02d}", (price + 0.01, price + 0.01, price - 0.02, price, VOLUME))
     assert not fills(run_engine([vwap_strategy()], {"SPY": frame})).empty
     assert fills(run_engine([vwap_strategy(adx_filter=True)], {"SPY": frame})).empty
+
+
+def test_strength_sizing_scales_with_the_deviation() -> None:
+    # The setup's largest deviation: close 97.6 against a VWAP just under 100 (~2.4%), so the
+    # budget is 6,000 * (deviation / 2%) (~1.2x the equal weight), capped at twice it.
+    strategy = vwap_strategy(sizing="strength")
+    result = fills(run_engine([strategy], {"SPY": dip_and_reversal()}))
+    buy = result.iloc[0]
+    assert 70 <= buy.quantity <= 75
+    equal = fills(run_engine([vwap_strategy()], {"SPY": dip_and_reversal()})).iloc[0]
+    assert buy.quantity > equal.quantity
