@@ -186,7 +186,8 @@ def build_run_config(request: BacktestRequest, plan: RunPlan | None = None) -> B
     # data_cls is passed as the class, not its path: in 1.231.0 BacktestDataConfig.query only
     # turns bar_types into catalog identifiers when `data_cls is Bar`, and with a path string
     # it silently loads every bar type in the catalog.
-    bar_groups = [sorted(set(plan.bar_types.values()))]
+    # Insertion order (the request's symbols first) keeps same-timestamp data in the order it had.
+    bar_groups = [list(dict.fromkeys(plan.bar_types.values()))]
     if plan.vix_bar_type is not None:
         bar_groups.append([plan.vix_bar_type])
     data = [

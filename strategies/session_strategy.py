@@ -35,7 +35,6 @@ from nautilus_trader.trading.strategy import Strategy
 
 from strategies import blocklist
 from strategies.account import account_equity
-from strategies.bearish import BEARISH_CHOICES
 from strategies.bearish import DEFAULT_INVERSE_ETFS
 from strategies.bearish import bearish_choice_problems
 from strategies.bearish import inverse_map_problems
@@ -360,9 +359,8 @@ class SessionStrategy(Strategy):
     def self_check(self, today: dt.date | None = None) -> ReadinessReport:
         """Instruments loaded, bars subscribed, parameters valid, and today's windows (ET)."""
         config: SessionStrategyConfig = self.config
+        # Leveraged pairs only get here through the test-only override: never ready for live.
         problems = config.validation_problems() + config.leveraged_problems()
-        if config.bearish_instrument not in BEARISH_CHOICES:
-            problems.append(f"bearish_instrument: {config.bearish_instrument!r}")
         problems += self.extra_readiness_problems()
         instruments = {str(bt.instrument_id): self.cache.instrument(bt.instrument_id) is not None for bt in config.bar_types}
         subscribed = {
