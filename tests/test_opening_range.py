@@ -38,12 +38,15 @@ def day_with_range(day: dt.date = DAY, price: float = 100.0) -> object:
 
 def test_breakout_with_volume_buys_at_the_breakout_close_then_exits_at_10_20() -> None:
     frame = patch(day_with_range(), DAY, "10:00", (100.9, 101.3, 100.9, 101.25, 1.5 * VOLUME))
+    frame = patch(frame, DAY, "10:19", (101.0, 101.2, 101.0, 101.19, VOLUME))
+    frame = patch(frame, DAY, "10:20", (101.19, 101.2, 101.1, 101.2, VOLUME))
     result = fills(run_engine([orb()], {"SPY": frame}))
     buy, sell = result.iloc[0], result.iloc[1]
     assert (buy.side, buy.time, buy.price, buy.tags) == ("BUY", et(DAY, "10:00"), Decimal("101.25"), "breakout:bullish:SPY")
     # One candidate: weight 1 of 30% of 100,000 = 30,000 -> floor(30000 / 101.25) = 296 shares.
     assert buy.quantity == 296
-    assert (sell.side, sell.time, sell.tags) == ("SELL", et(DAY, "10:20"), "window_end")
+    # The hard exit sells at market at 10:20: the price of the bar that closes at 10:20.
+    assert (sell.side, sell.time, sell.tags, sell.price) == ("SELL", et(DAY, "10:20"), "window_end", Decimal("101.20"))
     assert result.quantity[result.side == "SELL"].sum() == 296
 
 
