@@ -38,7 +38,9 @@ from backtesting.registry import specs_for
 from backtesting.registry import split_overrides
 from catalog.instruments import BACKTEST_VENUE
 from catalog.instruments import backtest_instrument_id
+from config.engine import data_engine_config
 from strategies.sessions import EXCHANGE_TZ
+from strategies.sessions import session_for
 
 MINUTE_BARS = "1-MINUTE-LAST-EXTERNAL"
 # Universe strategies also take 5-minute bars for symbols the catalog has only at 5 minutes
@@ -182,6 +184,8 @@ def build_run_config(request: BacktestRequest, plan: RunPlan | None = None) -> B
     plan = plan or plan_run(request)
     instrument_ids = list(plan.bar_types)
     start, end = data_range(request, plan)
+    # Load the NYSE calendar now, not on the first bar inside the timed run.
+    session_for(start.date())
     strategies = _strategy_configs(request, plan)
     # data_cls is passed as the class, not its path: in 1.231.0 BacktestDataConfig.query only
     # turns bar_types into catalog identifiers when `data_cls is Bar`, and with a path string
@@ -254,6 +258,7 @@ def build_run_config(request: BacktestRequest, plan: RunPlan | None = None) -> B
         logging=logging,
         strategies=strategies,
         actors=actors,
+        data_engine=data_engine_config(),
         risk_engine=RiskEngineConfig(bypass=False),
         run_analysis=True,
     )

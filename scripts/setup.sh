@@ -14,4 +14,6 @@ extras=()
 for extra in "$@"; do
     extras+=(--extra "$extra")
 done
-uv pip install --quiet --python .venv/bin/python -r pyproject.toml "${extras[@]}"
+# Bytecode is compiled at install time: some environments set PYTHONDONTWRITEBYTECODE, and
+# every fresh process (tests, benchmark runs, sweep workers) would otherwise recompile.
+uv pip install --quiet --compile-bytecode --python .venv/bin/python -r pyproject.toml "${extras[@]}"

@@ -51,14 +51,22 @@ def _calendar() -> xcals.ExchangeCalendar:
 
 
 @cache
+def _schedule() -> dict[dt.date, tuple[pd.Timestamp, pd.Timestamp]]:
+    """Every session's open and close (UTC), read once from the calendar's schedule."""
+    schedule = _calendar().schedule
+    return {
+        label.date(): (open_, close)
+        for label, open_, close in zip(schedule.index, schedule["open"], schedule["close"], strict=True)
+    }
+
+
+@cache
 def session_for(date: dt.date) -> Session | None:
     """The session on a New York calendar date, or None on weekends and holidays."""
-    calendar = _calendar()
-    label = pd.Timestamp(date)
-    if not calendar.is_session(label):
+    bounds = _schedule().get(date)
+    if bounds is None:
         return None
-    open_ = calendar.session_open(label)
-    close = calendar.session_close(label)
+    open_, close = bounds
     return Session(
         date=date,
         pre_open=pd.Timestamp(dt.datetime.combine(date, PRE_MARKET_OPEN, EXCHANGE_TZ)).tz_convert("UTC"),
@@ -89,23 +97,29 @@ class SessionTracker:
     """
     The current session for a stream of increasing timestamps, recomputed once a day.
 
-    Strategies call this on every bar, so it avoids building timestamps on the hot path.
+    Strategies call this on every bar, so the hot path compares integers only.
     """
 
     def __init__(self) -> None:
         self.session: Session | None = None
         self._day_start_ns = -1
         self._day_end_ns = -1
+        self._open_ns = 0
+        self._close_ns = 0
 
     def update(self, ts_ns: int) -> Session | None:
         if not self._day_start_ns <= ts_ns < self._day_end_ns:
-            local = pd.Timestamp(ts_ns, tz="UTC").tz_convert(EXCHANGE_TZ)
-            day = local.normalize()
-            self._day_start_ns = day.value
-            self._day_end_ns = (day + pd.DateOffset(days=1)).value
-            self.session = session_for(local.date())
+            day = dt.datetime.fromtimestamp(ts_ns / 1e9, EXCHANGE_TZ).date()
+            start = dt.datetime.combine(day, dt.time(0), EXCHANGE_TZ)
+            end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), EXCHANGE_TZ)
+            self._day_start_ns = int(start.timestamp()) * 1_000_000_000
+            self._day_end_ns = int(end.timestamp()) * 1_000_000_000
+            self.session = session_for(day)
+            if self.session is not None:
+                self._open_ns = self.session.open.value
+                self._close_ns = self.session.close.value
         return self.session
 
     def in_regular_hours(self, ts_ns: int) -> bool:
-        session = self.update(ts_ns)
-        return session is not None and session.open.value < ts_ns <= session.close.value
+        """True for instants in (open, close]: a bar stamped at its close belongs to the session."""
+        return self.update(ts_ns) is not None and self._open_ns < ts_ns <= self._close_ns

@@ -1,0 +1,14 @@
+"""Engine settings every node shares, backtest and live alike, so bars mean the same thing."""
+
+from __future__ import annotations
+
+from nautilus_trader.config import DataEngineConfig
+
+
+def data_engine_config() -> DataEngineConfig:
+    """
+    Time bars built inside the engine (5- and 15-minute from 1-minute) only when the market
+    traded: by default Nautilus also emits a flat bar every interval through nights and
+    weekends, which would feed indicators hundreds of fake bars between sessions.
+    """
+    return DataEngineConfig(time_bars_build_with_no_updates=False)
