@@ -46,7 +46,9 @@ MINUTE_BARS = "1-MINUTE-LAST-EXTERNAL"
 # Universe strategies also take 5-minute bars for symbols the catalog has only at 5 minutes
 # (the shared sample's inverse ETFs); 1-minute bars are preferred where both exist.
 FIVE_MINUTE_BARS = "5-MINUTE-LAST-EXTERNAL"
-VIX_DAILY_BARS = f"VIX.{BACKTEST_VENUE}-1-DAY-LAST-EXTERNAL"
+# The VIX gate reads whichever VIX bars the catalog has: minutes (the sample) or daily closes
+# (the CBOE history, stamped at the session close by the importer).
+VIX_BAR_TYPES = (f"VIX.{BACKTEST_VENUE}-1-MINUTE-LAST-EXTERNAL", f"VIX.{BACKTEST_VENUE}-1-DAY-LAST-EXTERNAL")
 
 
 class BacktestRequestError(ValueError):
@@ -95,7 +97,7 @@ class RunPlan:
     specs: tuple[StrategySpec, ...]
     overrides: dict[str, dict[str, Any]]  # spec name -> its --set values
     bar_types: dict[InstrumentId, str]  # watchlist first, then extra instruments (inverse ETFs)
-    vix_bar_type: str | None  # VIX daily bars, loaded for strategies with a VIX gate
+    vix_bar_type: str | None  # VIX bars, loaded for strategies with a VIX gate
 
     @property
     def is_universe(self) -> bool:
@@ -134,7 +136,7 @@ def plan_run(request: BacktestRequest) -> RunPlan:
             )
         bar_types[instrument_id] = found
     wants_vix = universe and any("vix_bar_type" in spec.parameter_names() for spec in specs)
-    vix = VIX_DAILY_BARS if wants_vix and _has_bars(catalog, VIX_DAILY_BARS) else None
+    vix = next((bt for bt in VIX_BAR_TYPES if _has_bars(catalog, bt)), None) if wants_vix else None
     return RunPlan(specs, overrides, bar_types, vix)
 
 

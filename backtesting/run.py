@@ -210,7 +210,7 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
         sections.append(strategy_table(per_strategy))
         notes += [
             "Instruments: " + ", ".join(f"{iid.symbol} ({bt.split('-', 1)[1]})" for iid, bt in plan.bar_types.items())
-            + (f"; VIX daily bars {plan.vix_bar_type}" if plan.vix_bar_type else "; no VIX bars in the catalog"),
+            + (f"; VIX bars {plan.vix_bar_type}" if plan.vix_bar_type else "; no VIX bars in the catalog"),
             *readiness,
         ]
     write_report(
