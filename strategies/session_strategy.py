@@ -29,7 +29,6 @@ from nautilus_trader.model.enums import TimeInForce
 from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.events import PositionClosed
 from nautilus_trader.model.identifiers import ClientOrderId
-from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.trading.strategy import Strategy
 
@@ -162,8 +161,8 @@ class Holding:
 class SessionStrategy(Strategy):
     """Base of the session strategies: universe, window, filters, orders, stops, blocklist."""
 
-    # Name -> (start, end) in exchange time; "entries" bounds new positions, the hard exit
-    # happens at the end of "exit" (both cut at an early close).
+    # Exchange times "HH:MM": new positions only strictly inside ENTRY_WINDOW (and before
+    # EXIT_TIME); everything still held is sold at EXIT_TIME. Both are cut at an early close.
     ENTRY_WINDOW: ClassVar[tuple[str, str]]
     EXIT_TIME: ClassVar[str]
 
@@ -238,9 +237,10 @@ class SessionStrategy(Strategy):
 
     def on_bar(self, bar: Bar) -> None:
         ts = bar.ts_event
-        session = self._sessions.update(ts)
-        if session is None or not session.open.value < ts <= session.close.value:
+        if not self._sessions.in_regular_hours(ts):
             return
+        session = self._sessions.session
+        assert session is not None
         if self.session is None or session.date != self.session.date:
             self._start_session(session, ts)
         symbol = bar.bar_type.instrument_id.symbol.value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pandas as pd
 import pytest
 
 from strategies.opening_range import OpeningRangeBreakout
@@ -30,7 +31,7 @@ def orb(symbols: tuple[str, ...] = ("SPY",), **overrides: object) -> OpeningRang
     return OpeningRangeBreakout(OpeningRangeConfig(**(params | overrides)))
 
 
-def day_with_range(day: dt.date = DAY, price: float = 100.0) -> object:
+def day_with_range(day: dt.date = DAY, price: float = 100.0) -> pd.DataFrame:
     """Flat at `price` with one 09:40 bar whose high sets the range high at price + 1."""
     frame = session_frame(day, price, VOLUME)
     return patch(frame, day, "09:40", (price, price + 1, price - 0.5, price, VOLUME))
@@ -105,8 +106,6 @@ def test_dst_week_windows_follow_new_york_time() -> None:
     for day in (friday, monday):
         frame = patch(day_with_range(day), day, "10:00", (100.9, 101.3, 100.9, 101.25, 2 * VOLUME))
         frames.append(frame)
-    import pandas as pd
-
     result = fills(run_engine([orb()], {"SPY": pd.concat(frames)}))
     buys = result[result.side == "BUY"]
     exits = result[(result.side == "SELL")].drop_duplicates("time")

@@ -30,7 +30,6 @@ from strategies.session_strategy import NotYetSupportedError
 from strategies.vwap_reversion import VWAPReversion
 from strategies.vwap_reversion import VWAPReversionConfig
 from tests.session_harness import bar_type
-from tests.session_harness import et
 from tests.session_harness import fills
 from tests.session_harness import patch
 from tests.session_harness import run_engine
