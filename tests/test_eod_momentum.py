@@ -122,3 +122,14 @@ def test_auction_imbalance_filter_is_refused_and_capital_share_validated() -> No
         eod(capital_fraction=Decimal("0.5"))
     with pytest.raises(ValueError, match="min_vix: the VIX gate needs vix_bar_type"):
         eod(min_vix=Decimal(15))
+
+
+def test_dst_end_week_keeps_the_window_in_new_york_time() -> None:
+    # US DST ended on Sunday 2024-11-03: 14:45 ET is 18:45 UTC on Friday, 19:45 UTC on Monday.
+    friday, monday = dt.date(2024, 11, 1), dt.date(2024, 11, 4)
+    frame = pd.concat([uptrend_day(friday), uptrend_day(monday)])
+    result = fills(run_engine([eod()], {"SPY": frame}))
+    buys, sells = result[result.side == "BUY"], result[result.side == "SELL"].drop_duplicates("time")
+    assert list(buys.time) == [et(friday, "14:45"), et(monday, "14:45")]
+    assert [t.tz_convert("UTC").hour for t in buys.time] == [18, 19]
+    assert list(sells.time) == [et(friday, "15:55"), et(monday, "15:55")]
