@@ -298,6 +298,8 @@ class SessionStrategy(Strategy):
             self.log.warning(f"{mode} {side} on {signal_symbol}: budget {budget} buys no {traded} at {price}")
             return False
         assert self.session is not None
+        # Blocked as the order is sent: a rejected entry still counts as today's trade, so a
+        # ticker is never tried twice in a session.
         blocklist.block(self.cache, self.session.date, signal_symbol, traded)
         self.holdings[traded] = Holding(signal_symbol, traded, side, mode, ts_ns)
         order = self.order_factory.market(

@@ -94,7 +94,8 @@ class VWAPReversion(SessionStrategy):
     - Reversal bar: the first bar after the arming bar that (1) makes no new extreme
       (low >= extreme for bullish, high <= extreme for bearish), (2) closes above its open
       (below, bearish), (3) closes above the previous bar's close (below, bearish), and
-      (4) still closes below the VWAP (above, bearish). It fires only inside the window.
+      (4) still closes below the VWAP (above, bearish). A reversal bar consumes its setup even
+      when it cannot trade (outside the window, a filter, max_positions, the blocklist).
     - Entry: bullish buys the stock; bearish buys the mapped 1x inverse ETF. At most
       max_positions open at once. Optional filters: ADX(adx_period) <= adx_max; the setup's
       bars touched the Bollinger band (low <= lower band, high >= upper band).
