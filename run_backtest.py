@@ -34,6 +34,8 @@ from backtesting.run import new_result_dir
 from backtesting.run import run_backtest
 from catalog.instruments import ListingError
 from catalog.store import DEFAULT_CATALOG
+from config.risk import RiskConfig
+from config.version import version_banner
 
 DEFAULT_RESULTS = Path("backtest_results")
 
@@ -91,6 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="result folder (default backtest_results/<strategy>-<time>)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--log-level", default="ERROR", help="engine log level on the console")
+    parser.add_argument("--no-risk", action="store_true",
+                        help="run without the pre-trade gate and the kill switch (default: with them)")
+    parser.add_argument("--version", action="version", version=version_banner("backtest"))
     return parser.parse_args(argv)
 
 
@@ -117,6 +122,7 @@ def request_from_args(args: argparse.Namespace) -> BacktestRequest:
         slippage_prob=_probability(args.slippage),
         progress=not args.no_progress,
         log_level=args.log_level.upper(),
+        risk=None if args.no_risk else RiskConfig(),
     )
 
 
@@ -133,6 +139,7 @@ def print_summary(console: Console, metrics: dict[str, object], out_dir: Path) -
 def main(argv: list[str] | None = None) -> int:
     console = Console()
     args = parse_args(argv)
+    console.print(version_banner("backtest"), highlight=False)
     try:
         request = request_from_args(args)
         if request.catalog == DEFAULT_CATALOG:

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import sys
 
+from config.version import version_banner
+
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    print(version_banner("live"))
+    if "--version" in args:
+        return 0
     print(
         "run_live.py: the live node is not built yet. Backtest with run_backtest.py; "
         "live and paper trading arrive with the live-node work (see README).",

@@ -3,6 +3,11 @@ Builds the Nautilus BacktestRunConfig for a request: one simulated venue (SIM) h
 account for the whole bankroll, the catalog's minute bars (and quotes where the strategy wants
 them), an IB-like commission, slippage, and the strategies as ImportableStrategyConfig so the
 same classes run live. run_backtest.py and the sweeps both build runs here.
+
+The risk layer (pre-trade gate and kill switch, actors/) is on by default: the request's
+RiskConfig, with the strategy spec's risk overrides on top, configures both actors and the
+Nautilus RiskEngine's own limits (max notional per order, submit rate) behind them. The gate
+is installed in front of the RiskEngine by run.py once the node is built (install_risk_layer).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pandas as pd
 from nautilus_trader.backtest.config import BacktestDataConfig
 from nautilus_trader.backtest.config import BacktestEngineConfig
@@ -34,11 +40,13 @@ from backtesting.registry import Universe
 from backtesting.registry import build_params
 from backtesting.registry import build_universe_params
 from backtesting.registry import get_spec
+from backtesting.registry import risk_overrides_for
 from backtesting.registry import specs_for
 from backtesting.registry import split_overrides
 from catalog.instruments import BACKTEST_VENUE
 from catalog.instruments import backtest_instrument_id
 from config.engine import data_engine_config
+from config.risk import RiskConfig
 from strategies.sessions import EXCHANGE_TZ
 from strategies.sessions import session_for
 
@@ -72,6 +80,8 @@ class BacktestRequest:
     log_level: str = "ERROR"
     log_directory: Path | None = None
     run_id: str = "backtest"
+    # The risk layer's settings; None runs without the gate and the kill switch.
+    risk: RiskConfig | None = RiskConfig()
 
     @property
     def spec(self) -> StrategySpec:
@@ -83,6 +93,31 @@ class BacktestRequest:
 
     def instrument_ids(self) -> list[InstrumentId]:
         return [backtest_instrument_id(symbol) for symbol in self.symbols]
+
+    def risk_config(self) -> RiskConfig | None:
+        """The request's risk settings with the strategy's own overrides applied."""
+        if self.risk is None:
+            return None
+        # Parsed, not replaced, so the merged settings are validated like any other config.
+        settings = msgspec.to_builtins(self.risk) | risk_overrides_for(self.strategy)
+        return RiskConfig.parse(msgspec.json.encode(settings))
+
+
+def risk_actor_configs(risk: RiskConfig, bar_types: list[str]) -> list[ImportableActorConfig]:
+    """The pre-trade gate and the kill switch, configured from one RiskConfig."""
+    settings = msgspec.to_builtins(risk)
+    return [
+        ImportableActorConfig(
+            actor_path="actors.pre_trade_gate:PreTradeGate",
+            config_path="actors.pre_trade_gate:PreTradeGateConfig",
+            config={"risk": settings, "bar_types": bar_types},
+        ),
+        ImportableActorConfig(
+            actor_path="actors.kill_switch:KillSwitch",
+            config_path="actors.kill_switch:KillSwitchConfig",
+            config={"risk": settings, "bar_types": bar_types, "venue": BACKTEST_VENUE.value},
+        ),
+    ]
 
 
 def _utc_bound(date: dt.date) -> pd.Timestamp:
@@ -218,6 +253,9 @@ def build_run_config(request: BacktestRequest, plan: RunPlan | None = None) -> B
             for instrument_id in instrument_ids
         ]
     actors = []
+    risk = request.risk_config()
+    if risk is not None:
+        actors += risk_actor_configs(risk, list(plan.bar_types.values()))
     if request.progress:
         actors.append(
             ImportableActorConfig(
@@ -261,7 +299,13 @@ def build_run_config(request: BacktestRequest, plan: RunPlan | None = None) -> B
         strategies=strategies,
         actors=actors,
         data_engine=data_engine_config(),
-        risk_engine=RiskEngineConfig(bypass=False),
+        risk_engine=RiskEngineConfig(
+            bypass=False,
+            max_order_submit_rate=risk.max_order_submit_rate if risk else "100/00:00:01",
+            max_notional_per_order=(
+                {str(iid): risk.nautilus_notional_limit() for iid in instrument_ids} if risk else {}
+            ),
+        ),
         run_analysis=True,
     )
     return BacktestRunConfig(

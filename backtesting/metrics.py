@@ -86,7 +86,7 @@ def compute_metrics(
         "profit_factor": round(float(gross_win / gross_loss), 4) if gross_loss > 0 else None,
         "expectancy": str((sum(pnl, ZERO) / len(pnl)).quantize(CENT)) if pnl else None,
         "realised_pnl": str(sum(pnl, ZERO).quantize(CENT)),
-        "average_trade_duration": str(durations.mean()) if len(durations) else None,
+        "average_trade_duration": str(durations.mean().round("s")) if len(durations) else None,
         "exposure_pct": round(float(np.mean(exposure_mask)) * 100, 2) if len(exposure_mask) else 0.0,
         "commissions": str(commissions.quantize(CENT)),
         "fills": len(fills),

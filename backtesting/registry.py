@@ -46,6 +46,8 @@ class StrategySpec:
     minute_source: str = "1-MINUTE-LAST-EXTERNAL"
     needs_quotes: bool = False
     indicator_panels: tuple[str, ...] = field(default_factory=tuple)
+    # RiskConfig fields this strategy needs changed from the defaults (a documented choice).
+    risk_overrides: dict[str, Any] = field(default_factory=dict)
     # Universe specs: one instance for the whole universe, from these defaults.
     universe_defaults: Callable[[Universe], dict[str, Any]] | None = None
     # Universe specs: the symbols to load beyond the watchlist, given the watchlist and the
@@ -127,6 +129,10 @@ STRATEGIES: dict[str, StrategySpec] = {
             summary="long-only moving-average crossover (reference strategy)",
             defaults=_ma_cross_defaults,
             indicator_panels=("fast", "slow"),
+            # The reference strategy puts 95% of equity into its symbols (an equal slice each),
+            # so the per-symbol cap is lifted; every other limit (risk per trade on the default
+            # stop: 1.9%, open risk, volume, the kill switch) applies as configured.
+            risk_overrides={"symbol_cap_pct": "100"},
         ),
         StrategySpec(
             name="noop",
@@ -142,6 +148,8 @@ STRATEGIES: dict[str, StrategySpec] = {
             summary="opening-range breakout 09:30-10:20 ET over the symbols (one instance)",
             universe_defaults=_session_defaults("ORB"),
             extra_symbols=_inverse_symbols,
+            # One candidate takes the strategy's whole 30% (the issue's 1 -> 100% weight).
+            risk_overrides={"symbol_cap_pct": "30"},
         ),
         StrategySpec(
             name="vwap_reversion",
@@ -158,6 +166,9 @@ STRATEGIES: dict[str, StrategySpec] = {
             summary="end-of-day momentum or fade 14:30-15:55 ET, bearish via inverse ETFs",
             universe_defaults=_eod_defaults,
             extra_symbols=_inverse_symbols,
+            # 30-40% of capital in at most max_positions (default 2) names: 17.5% each by
+            # default, up to 35% with max_positions=1.
+            risk_overrides={"symbol_cap_pct": "35"},
         ),
     )
 }
@@ -166,6 +177,19 @@ STRATEGIES: dict[str, StrategySpec] = {
 COMPOSITES: dict[str, tuple[str, ...]] = {
     "session": ("opening_range", "vwap_reversion", "eod_momentum"),
 }
+
+
+# A composite's risk settings: the most a member needs (the end-of-day strategy's 35%).
+COMPOSITE_RISK_OVERRIDES: dict[str, dict[str, Any]] = {
+    "session": {"symbol_cap_pct": "35"},
+}
+
+
+def risk_overrides_for(name: str) -> dict[str, Any]:
+    """The RiskConfig fields a --strategy name changes from the defaults."""
+    if name in COMPOSITES:
+        return dict(COMPOSITE_RISK_OVERRIDES.get(name, {}))
+    return dict(get_spec(name).risk_overrides)
 
 
 def strategy_names() -> list[str]:

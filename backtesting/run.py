@@ -1,12 +1,14 @@
 """
 Runs a backtest request through Nautilus's BacktestNode and writes its result folder:
-report.html, trades.csv, trades.json, fills.csv, positions.csv and metrics.json.
+report.html, trades.csv, trades.json, fills.csv, positions.csv, metrics.json and
+risk_events.json (the gate's refusals by rule and the kill switch's events).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import asdict
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +19,9 @@ from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.node import BacktestNode
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
+from actors.kill_switch import KillSwitch
+from actors.pre_trade_gate import PreTradeGate
+from actors.pre_trade_gate import install_risk_layer
 from backtesting.builder import BacktestRequest
 from backtesting.builder import build_run_config
 from backtesting.builder import plan_run
@@ -126,19 +131,41 @@ def _readiness_notes(engine: BacktestEngine) -> list[str]:
     return notes
 
 
+def _risk_events(engine: BacktestEngine, gate: PreTradeGate | None) -> dict[str, object]:
+    """What the risk layer did: refusals by rule (with the latest reasons) and kill-switch events."""
+    if gate is None:
+        return {"enabled": False}
+    by_rule: dict[str, int] = {}
+    for _, _, refusal in gate.refusals:
+        by_rule[refusal.rule] = by_rule.get(refusal.rule, 0) + 1
+    kill_switches = [a for a in engine.trader.actors() if isinstance(a, KillSwitch)]
+    return {
+        "enabled": True,
+        "refusals_by_rule": by_rule,
+        "latest_refusals": [
+            {"ts": pd.Timestamp(ts, tz="UTC").isoformat(), "order": order_id, "reason": str(refusal)}
+            for ts, order_id, refusal in list(gate.refusals)[-20:]
+        ],
+        "kill_switch_events": [asdict(e) for k in kill_switches for e in k.events],
+    }
+
+
 def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
     plan = plan_run(request)
     config = build_run_config(request, plan)
     out_dir.mkdir(parents=True, exist_ok=True)
     node = BacktestNode([config])
     try:
-        node.run()
+        node.build()
         engine = node.get_engine(config.id)
+        gate = install_risk_layer(engine.kernel) if request.risk is not None else None
+        node.run()
         fills = fills_frame(engine)
         venue = engine.list_venues()[0]
         balance = engine.portfolio.account(venue).balance_total().as_decimal()
         engine_stats = _engine_stats(engine)
         positions = engine.trader.generate_positions_report()
+        risk_events = _risk_events(engine, gate)
         strategy_params = {
             str(s.id): dict(s.config.dict()) for s in engine.trader.strategies()
         }
@@ -170,6 +197,7 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
     )
     # The engine's own positions (NETTING: each closed cycle is a snapshot row) for audits.
     positions.to_csv(out_dir / "positions.csv")
+    (out_dir / "risk_events.json").write_text(json.dumps(risk_events, indent=1, default=str))
     (out_dir / "metrics.json").write_text(
         json.dumps(
             {

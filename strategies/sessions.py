@@ -123,3 +123,13 @@ class SessionTracker:
     def in_regular_hours(self, ts_ns: int) -> bool:
         """True for instants in (open, close]: a bar stamped at its close belongs to the session."""
         return self.update(ts_ns) is not None and self._open_ns < ts_ns <= self._close_ns
+
+
+def previous_sessions(date: dt.date, count: int) -> list[dt.date]:
+    """The `count` NYSE sessions ending on `date` (inclusive if it is a session), oldest first."""
+    calendar = _calendar()
+    label = pd.Timestamp(date)
+    if not calendar.is_session(label):
+        label = calendar.date_to_session(label, direction="previous")
+    sessions = calendar.sessions_window(label, -count)
+    return [ts.date() for ts in sessions]

@@ -1,0 +1,190 @@
+"""
+The kill switch: halts trading on the day's loss, switches to reduce-only on a drawdown.
+
+Rules:
+- The session's start equity is the equity (cash plus positions at the last closes) when the
+  first bar of a NYSE session date arrives, before that bar's prices count. When the day's
+  loss, realised and unrealised, (start - equity) / start reaches DAILY_LOSS_LIMIT on a bar, the
+  switch asks the pre-trade gate to cancel every open order, close every position (when
+  flatten_on_halt) and set the Nautilus trading state to HALTED, in that order, on that bar.
+  It publishes a critical alert and records the event (and appends it as a JSON line to
+  `event_log` when set). The halt lifts at the next session (resume_next_session) or only by a
+  manual reset (``reset`` or a message to RESET_ENDPOINT).
+- When the drawdown from the equity peak reaches max_drawdown_pct the state becomes REDUCING
+  (only orders that reduce a position pass) until a manual reset, which also restarts the peak.
+
+Equity is computed here from the bars themselves, so the verdict on a bar never depends on
+whether the portfolio has already marked that bar.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.config import ActorConfig
+from nautilus_trader.model.currencies import USD
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import BarType
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.identifiers import Venue
+
+from config.risk import RiskConfig
+from risk.messages import CONTROL_ENDPOINT
+from risk.messages import Alert
+from risk.messages import AlertKind
+from risk.messages import ControlAction
+from risk.messages import RiskControl
+from risk.sizing import HUNDRED
+from strategies.sessions import EXCHANGE_TZ
+
+RESET_ENDPOINT = "KillSwitch.reset"
+PCT = Decimal("0.01")
+
+
+class KillSwitchConfig(ActorConfig, frozen=True):
+    """bar_types: the bars that mark positions (one per traded instrument); venue: the account's."""
+
+    risk: RiskConfig = RiskConfig()
+    bar_types: list[BarType] = []
+    venue: str = "SIM"
+    event_log: str | None = None
+
+
+@dataclass(frozen=True)
+class KillSwitchEvent:
+    ts_ns: int
+    action: str  # HALT, REDUCE, RESUME
+    equity: str
+    reference_equity: str  # session start (HALT) or peak (REDUCE)
+    loss_pct: str
+    reason: str
+
+
+class KillSwitch(Actor):
+    def __init__(self, config: KillSwitchConfig) -> None:
+        super().__init__(config)
+        self.risk = config.risk
+        self._venue = Venue(config.venue)
+        self._closes: dict[InstrumentId, Decimal] = {}
+        self.session_date: dt.date | None = None
+        self.session_start_equity: Decimal | None = None
+        self.peak_equity: Decimal | None = None
+        self.halted = False
+        self.reducing = False
+        self.events: list[KillSwitchEvent] = []
+
+    def on_start(self) -> None:
+        if CONTROL_ENDPOINT not in self.msgbus.endpoints():
+            raise RuntimeError(
+                "KillSwitch needs the PreTradeGate (no endpoint "
+                f"{CONTROL_ENDPOINT}); add and install the gate before starting",
+            )
+        self.msgbus.register(RESET_ENDPOINT, self.reset)
+        for bar_type in self.config.bar_types:
+            self.subscribe_bars(bar_type)
+
+    def on_stop(self) -> None:
+        if RESET_ENDPOINT in self.msgbus.endpoints():
+            self.msgbus.deregister(RESET_ENDPOINT, self.reset)
+
+    def equity(self) -> Decimal:
+        account = self.portfolio.account(self._venue)
+        if account is None:
+            raise RuntimeError(f"no account registered for venue {self._venue}")
+        cash = account.balance_total(USD)
+        equity = cash.as_decimal() if cash is not None else Decimal(0)
+        for position in self.cache.positions_open(venue=self._venue):
+            price = self._closes.get(position.instrument_id)
+            if price is None:
+                price = Decimal(str(position.avg_px_open))
+            equity += position.signed_decimal_qty() * price
+        return equity
+
+    def on_bar(self, bar: Bar) -> None:
+        day = pd.Timestamp(bar.ts_event, tz="UTC").tz_convert(EXCHANGE_TZ).date()
+        if day != self.session_date:
+            self._new_session(day, bar.ts_event)
+        self._closes[bar.bar_type.instrument_id] = bar.close.as_decimal()
+        equity = self.equity()
+        self.peak_equity = equity if self.peak_equity is None else max(self.peak_equity, equity)
+        if self.halted:
+            return
+        start = self.session_start_equity
+        if start and start > 0:
+            loss_pct = (start - equity) / start * HUNDRED
+            if loss_pct >= self.risk.daily_loss_limit_pct:
+                self._halt(bar.ts_event, equity, start, loss_pct)
+                return
+        peak = self.peak_equity
+        if not self.reducing and peak > 0:
+            drawdown_pct = (peak - equity) / peak * HUNDRED
+            if drawdown_pct >= self.risk.max_drawdown_pct:
+                self._reduce(bar.ts_event, equity, peak, drawdown_pct)
+
+    def _new_session(self, day: dt.date, ts_ns: int) -> None:
+        self.session_date = day
+        self.session_start_equity = self.equity()
+        if self.halted and self.risk.resume_next_session:
+            self._resume(ts_ns, f"new session {day}")
+
+    def _halt(self, ts_ns: int, equity: Decimal, start: Decimal, loss_pct: Decimal) -> None:
+        self.halted = True
+        reason = (
+            f"day loss {loss_pct.quantize(PCT)}% (equity {equity.quantize(PCT)} vs session start "
+            f"{start.quantize(PCT)}) reached DAILY_LOSS_LIMIT {self.risk.daily_loss_limit_pct}%"
+        )
+        self._record(KillSwitchEvent(ts_ns, "HALT", str(equity.quantize(PCT)), str(start.quantize(PCT)),
+                                     str(loss_pct.quantize(PCT)), reason))
+        self.msgbus.send(
+            CONTROL_ENDPOINT,
+            RiskControl(ControlAction.HALT, reason, "kill_switch", exit_positions=self.risk.flatten_on_halt),
+        )
+        until = "the next session" if self.risk.resume_next_session else "a manual reset"
+        self._alert(
+            ts_ns,
+            subject=f"Kill switch: trading HALTED, day loss {loss_pct.quantize(PCT)}%",
+            body=(f"{reason}.\nOpen orders cancelled; positions "
+                  f"{'closed' if self.risk.flatten_on_halt else 'left open'}. Halted until {until}."),
+        )
+
+    def _reduce(self, ts_ns: int, equity: Decimal, peak: Decimal, drawdown_pct: Decimal) -> None:
+        self.reducing = True
+        reason = (
+            f"drawdown {drawdown_pct.quantize(PCT)}% from peak {peak.quantize(PCT)} (equity "
+            f"{equity.quantize(PCT)}) reached the {self.risk.max_drawdown_pct}% limit"
+        )
+        self._record(KillSwitchEvent(ts_ns, "REDUCE", str(equity.quantize(PCT)), str(peak.quantize(PCT)),
+                                     str(drawdown_pct.quantize(PCT)), reason))
+        self.msgbus.send(CONTROL_ENDPOINT, RiskControl(ControlAction.REDUCE, reason, "kill_switch"))
+        self._alert(ts_ns, f"Kill switch: reduce-only, drawdown {drawdown_pct.quantize(PCT)}%", reason)
+
+    def _resume(self, ts_ns: int, reason: str) -> None:
+        self.halted = False
+        self.reducing = False
+        equity = self.equity()
+        self.peak_equity = equity
+        self._record(KillSwitchEvent(ts_ns, "RESUME", str(equity.quantize(PCT)), "", "", reason))
+        self.msgbus.send(CONTROL_ENDPOINT, RiskControl(ControlAction.RESUME, reason, "kill_switch"))
+        self._alert(ts_ns, "Kill switch: trading resumed", reason, critical=False)
+
+    def reset(self, reason: str = "manual reset") -> None:
+        """Lift a halt or reduce-only now; the equity peak restarts from the current equity."""
+        self._resume(self.clock.timestamp_ns(), reason)
+
+    def _record(self, event: KillSwitchEvent) -> None:
+        self.events.append(event)
+        self.log.warning(f"KillSwitch {event.action}: {event.reason}")
+        if self.config.event_log:
+            with Path(self.config.event_log).open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(asdict(event)) + "\n")
+
+    def _alert(self, ts_ns: int, subject: str, body: str, critical: bool = True) -> None:
+        alert = Alert(AlertKind.KILL_SWITCH, subject, body, ts_ns, critical=critical)
+        self.msgbus.publish(alert.topic, alert)

@@ -1,0 +1,149 @@
+"""The gate inside a running engine: strategy orders, execution-algorithm children, the second line."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+import pandas as pd
+
+import pytest
+from nautilus_trader.config import RiskEngineConfig
+from nautilus_trader.examples.algorithms.twap import TWAPExecAlgorithm
+from nautilus_trader.examples.algorithms.twap import TWAPExecAlgorithmConfig
+from nautilus_trader.model.enums import OrderStatus
+
+from actors.pre_trade_gate import GateNotInstalledError
+from actors.pre_trade_gate import PreTradeGate
+from actors.pre_trade_gate import PreTradeGateConfig
+from actors.pre_trade_gate import day_trades_from_orders
+from catalog.instruments import make_instrument
+from catalog.store import bar_type_for
+from config.risk import RiskConfig
+from tests.risk_support import build_engine
+from tests.risk_support import minute_bars
+
+INSTRUMENT = make_instrument("SPY")
+
+
+def test_a_strategy_order_over_the_symbol_cap_is_denied_with_the_numbers():
+    # Default limits: 800 x $100 = $80,000 is 80% of $100,000, over the 10% cap. The later
+    # 1-share buys ($100 each, 0.1%) pass.
+    bars = minute_bars(INSTRUMENT, [100.0] * 4, "2024-03-05 09:31")
+    engine, gate, strategy = build_engine(bars, RiskConfig(), strategy_config={"first_quantity": 800})
+    engine.run()
+    [denied] = strategy.denied
+    assert denied.reason == (
+        "PreTradeGate symbol_cap: SPY.SIM would hold $0.00 + $80,000.00 = $80,000.00, 80% of "
+        "equity $100,000.00, above the symbol cap 10% ($10,000.00)"
+    )
+    filled = [o for o in engine.cache.orders() if o.status == OrderStatus.FILLED]
+    assert [o.quantity.as_decimal() for o in filled] == [D(1), D(1), D(1)]
+    assert [r.rule for _, _, r in gate.refusals] == ["symbol_cap"]
+
+
+def test_execution_algorithm_children_pass_the_gate():
+    # The strategy hands each order to TWAP, which spawns children (ids ending -E1 ...) and
+    # finally releases the primary itself for the last slice: every one of them reaches the
+    # gate through RiskEngine.execute and is refused here.
+    bars = minute_bars(INSTRUMENT, [100.0] * 4, "2024-03-05 09:31")
+    engine, gate, strategy = build_engine(
+        bars, RiskConfig(disable_all_trades=True),
+        strategy_config={"first_quantity": 4, "each_quantity": 2, "exec_algorithm": "TWAP",
+                         "exec_algorithm_params": {"horizon_secs": 60, "interval_secs": 30}},
+        exec_algorithms=[TWAPExecAlgorithm(TWAPExecAlgorithmConfig())],
+    )
+    engine.run()
+    refused_ids = [order_id for _, order_id, _ in gate.refusals]
+    assert refused_ids[:2] == ["O-20240305-143100-001-000-1-E1", "O-20240305-143100-001-000-1"]
+    assert {r.rule for _, _, r in gate.refusals} == {"trading_disabled"}
+    assert not [o for o in engine.cache.orders() if o.status == OrderStatus.FILLED]
+
+
+def test_the_nautilus_risk_engine_is_the_second_line():
+    # The gate accepts 90 x $100 = $9,000 (9%, under the 10% cap); Nautilus's own
+    # max_notional_per_order of $5,000 refuses it behind the gate. (Nautilus prices a MARKET
+    # order from quotes or trades only, so on bars alone it cannot check one: a limit order here.)
+    bars = minute_bars(INSTRUMENT, [100.0] * 2, "2024-03-05 09:31")
+    engine, gate, strategy = build_engine(
+        bars, RiskConfig(), strategy_config={"first_quantity": 90, "limit_at_close": True},
+        risk_engine=RiskEngineConfig(max_notional_per_order={"SPY.SIM": 5000}),
+    )
+    engine.run()
+    assert not gate.refusals
+    [denied] = strategy.denied
+    assert denied.reason == "NOTIONAL_EXCEEDS_MAX_PER_ORDER: max_notional=5000.00 USD, notional=9000.00 USD"
+
+
+def test_orders_carry_their_stop_as_a_tag():
+    # 40 shares with stop 50 from 100: risk $2,000 (2%) passes; 60 x 50 = $3,000 (3%) does not.
+    bars = minute_bars(INSTRUMENT, [100.0] * 2, "2024-03-05 09:31")
+    risk = RiskConfig(symbol_cap_pct=D(100), max_open_risk_pct=D(100))
+    engine, gate, strategy = build_engine(
+        bars, risk, strategy_config={"first_quantity": 60, "each_quantity": 40, "stop_price": "50"},
+    )
+    engine.run()
+    [denied] = strategy.denied
+    assert denied.reason.startswith("PreTradeGate max_risk_per_trade: risk 60 x 50 (stop 50 from 100")
+    assert [o.quantity.as_decimal() for o in engine.cache.orders() if o.status == OrderStatus.FILLED] == [D(40)]
+
+
+def test_a_bracket_is_judged_with_its_stop_loss_child():
+    # Bracket entries at 100 with the stop-loss 50 below: 60 shares risk $3,000 (3%, refused,
+    # the whole bracket denied); 40 shares risk $2,000 (2%) pass, the children go to work.
+    bars = minute_bars(INSTRUMENT, [100.0] * 2, "2024-03-05 09:31")
+    risk = RiskConfig(symbol_cap_pct=D(100), max_open_risk_pct=D(100))
+    engine, gate, strategy = build_engine(
+        bars, risk, strategy_config={"first_quantity": 60, "each_quantity": 40, "bracket_offset": "50"},
+    )
+    engine.run()
+    assert len(strategy.denied) == 3  # entry, stop-loss and take-profit of the first bracket
+    assert {d.reason for d in strategy.denied} == {
+        "PreTradeGate max_risk_per_trade: risk 60 x 50 (stop 50 from 100) = $3,000.00 is 3% of "
+        "equity $100,000.00, above MAX_RISK_PER_TRADE 2.5% ($2,500.00)",
+    }
+    second = [o for o in engine.cache.orders() if o.status != OrderStatus.DENIED]
+    assert sorted((o.order_type.name, o.status.name) for o in second) == [
+        ("LIMIT", "ACCEPTED"), ("MARKET", "FILLED"), ("STOP_MARKET", "ACCEPTED"),
+    ]
+
+
+def test_a_gate_that_was_never_installed_refuses_to_start():
+    from nautilus_trader.backtest.engine import BacktestEngine
+    from nautilus_trader.backtest.engine import BacktestEngineConfig
+    from nautilus_trader.config import LoggingConfig
+
+    engine = BacktestEngine(BacktestEngineConfig(logging=LoggingConfig(bypass_logging=True)))
+    gate = PreTradeGate(PreTradeGateConfig(bar_types=[bar_type_for(INSTRUMENT.id, "1min")]))
+    engine.add_actor(gate)
+    with pytest.raises(GateNotInstalledError, match="install_risk_layer"):
+        gate.on_start()
+    engine.dispose()
+
+
+def test_the_pattern_day_trader_rule_in_a_backtest_and_the_count_rebuilt_from_the_cache():
+    # Three sessions of 4, 4 and 2 bars. Days 1 and 2 buy on their first bars and sell 2 shares
+    # on their third (bars 3 and 7 of the run): one day trade each. With $20,000 (under
+    # $25,000; prices are flat and fees zero) and a limit of 2 day trades in 5 business days,
+    # every buy after the second day trade is refused: day 2's last bar and all of day 3.
+    bars = (minute_bars(INSTRUMENT, [100.0] * 4, "2024-03-04 09:31")
+            + minute_bars(INSTRUMENT, [100.0] * 4, "2024-03-05 09:31")
+            + minute_bars(INSTRUMENT, [100.0] * 2, "2024-03-06 09:31"))
+    risk = RiskConfig(symbol_cap_pct=D(100), max_open_risk_pct=D(100), pdt_max_day_trades=2)
+    engine, gate, strategy = build_engine(
+        bars, risk, capital=D("20000"),
+        strategy_config={"first_quantity": 5, "sell_on_bars": [3, 7], "sell_quantity": 2},
+    )
+    engine.run()
+    assert gate.day_trades.count(dt.date(2024, 3, 6), 5) == 2
+    assert [d.ts_init for d in strategy.denied] == [
+        pd.Timestamp(local, tz="America/New_York").value
+        for local in ("2024-03-05 09:34", "2024-03-06 09:31", "2024-03-06 09:32")
+    ]
+    assert {d.reason for d in strategy.denied} == {
+        "PreTradeGate pattern_day_trader: equity $20,000.00 is under $25,000.00 and 2 day trades "
+        "were made in the last 5 business days (limit 2)",
+    }
+    # A restarted live node rebuilds the count from the orders its cache restores.
+    rebuilt = day_trades_from_orders(engine.cache.orders())
+    assert [rebuilt.count(dt.date(2024, 3, d), 5) for d in (4, 5, 6)] == [1, 2, 2]
