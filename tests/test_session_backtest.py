@@ -208,3 +208,12 @@ def test_per_symbol_strategies_still_need_one_minute_bars(run: Run) -> None:
     bad = BacktestRequest(strategy="ma_cross", symbols=("SPXS",), catalog=run.catalog, progress=False)
     with pytest.raises(BacktestRequestError, match="has no 1-minute bars for SPXS"):
         plan_run(bad)
+
+
+def test_the_risk_layer_ran_and_refused_nothing(run: Run) -> None:
+    # The session specs lift the per-symbol cap to their own allocations (30% / 35%); every
+    # other gate rule and the kill switch apply as configured and never had to act here.
+    events = json.loads((run.out / "risk_events.json").read_text())
+    assert events["enabled"] is True
+    assert events["refusals_by_rule"] == {}
+    assert events["kill_switch_events"] == []
