@@ -106,11 +106,19 @@ def _add_formats(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_formats)
 
 
-# Register new sub-commands here (the lead adds ``sample``).
+def _add_sample(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "sample", help="generate the embedded sample catalog (deterministic; skipped if present)",
+    )
+    p.add_argument("--catalog", type=Path, metavar="DIR", help="catalog folder (default: the demo's)")
+    p.set_defaults(func=_cmd_sample)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_import,
     _add_list,
     _add_formats,
+    _add_sample,
 ]
 
 
@@ -284,6 +292,15 @@ def _cmd_list(args: argparse.Namespace, console: Console) -> int:
     for row in rows:
         table.add_row(row.bar_type, f"{row.count:,}", _ts(row.first), _ts(row.last), str(row.files))
     console.print(table)
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace, console: Console) -> int:
+    from catalog.sample import ensure_sample_catalog
+    from catalog.store import DEFAULT_CATALOG
+
+    path = ensure_sample_catalog(args.catalog or DEFAULT_CATALOG, progress=True)
+    console.print(f"sample catalog ready: {path}")
     return 0
 
 

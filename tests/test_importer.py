@@ -843,3 +843,25 @@ def test_a_surplus_field_in_the_first_row_is_not_taken_for_an_index(tmp_path, ca
         BarImportError, match=r"shift.csv:2: the line has more fields than the header"
     ):
         _import(path, catalog)
+
+
+def test_run_backtest_over_an_imported_real_catalog(real, tmp_path):
+    """The shared SPY year, imported, backtests end to end and reconciles with the engine."""
+    import json
+
+    import run_backtest
+
+    out = tmp_path / "spy"
+    code = run_backtest.main(
+        ["--catalog", real["catalog"].path, "--symbols", "SPY", "--start", "2024-04-01",
+         "--end", "2024-06-28", "--out", str(out), "--no-progress", "--no-journal"],
+    )
+    assert code == 0
+    summary = json.loads((out / "metrics.json").read_text())
+    metrics = summary["metrics"]
+    assert summary["start"].startswith("2024-04-01") and summary["end"].startswith("2024-06-29")
+    assert metrics["trades"] > 10
+    fills = (out / "fills.csv").read_text().splitlines()[1:]
+    first, last = fills[0].split(",")[0], fills[-1].split(",")[0]
+    # Regular hours only, inside the requested sessions (EDT: 13:30-20:00 UTC).
+    assert "2024-04-01 13:30" < first and last <= "2024-06-28 20:00"
