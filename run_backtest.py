@@ -5,6 +5,8 @@ Backtest a strategy over the Parquet catalog and write a report folder.
     python run_backtest.py --strategy ma_cross --symbols SPY,QQQ --start 2024-03-01 \
         --end 2024-06-30 --set fast_period=20 --set slow_period=60
     python run_backtest.py --catalog ~/my_catalog --symbols SPY
+    python run_backtest.py --strategy session --symbols SPY,QQQ,NVDA --catalog ~/my_catalog \
+        --set eod_momentum.min_vix=15          # the three session strategies on one account
 
 With no --catalog the embedded sample catalog is generated on first use (deterministic).
 """
@@ -29,7 +31,7 @@ from actors.journal_store import default_url
 from actors.trade_files import LOG_FORMATS
 from backtesting.builder import BacktestRequest
 from backtesting.builder import BacktestRequestError
-from backtesting.registry import STRATEGIES
+from backtesting.registry import strategy_names
 from backtesting.registry import StrategyParameterError
 from backtesting.registry import parse_overrides
 from backtesting.report import METRIC_LABELS
@@ -80,7 +82,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Backtest a strategy over the Parquet catalog and write a report.",
     )
-    parser.add_argument("--strategy", default="ma_cross", help=f"one of: {', '.join(sorted(STRATEGIES))}")
+    parser.add_argument(
+        "--strategy", default="ma_cross",
+        help=f"one of: {', '.join(strategy_names())} (session: the three session strategies on one account)",
+    )
     parser.add_argument("--symbols", default="SPY", help="comma-separated symbols (default SPY)")
     parser.add_argument("--start", help="first session date, YYYY-MM-DD (default: start of data)")
     parser.add_argument("--end", help="last session date, YYYY-MM-DD, inclusive (default: end of data)")
@@ -111,8 +116,8 @@ def request_from_args(args: argparse.Namespace) -> BacktestRequest:
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
     if not symbols:
         raise CliError("--symbols: give at least one symbol, e.g. --symbols SPY")
-    if args.strategy not in STRATEGIES:
-        raise CliError(f"--strategy: unknown strategy {args.strategy!r}; choose one of {', '.join(sorted(STRATEGIES))}")
+    if args.strategy not in strategy_names():
+        raise CliError(f"--strategy: unknown strategy {args.strategy!r}; choose one of {', '.join(strategy_names())}")
     start, end = _date("--start", args.start), _date("--end", args.end)
     if start and end and start > end:
         raise CliError(f"--start {start} is after --end {end}")

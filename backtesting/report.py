@@ -115,13 +115,15 @@ def monthly_figure(equity: pd.Series) -> go.Figure:
     table = monthly_returns(equity)
     fig = go.Figure(
         go.Heatmap(
-            z=table.values, x=list(table.columns), y=[str(y) for y in table.index],
+            z=table.to_numpy().tolist(), x=list(table.columns), y=[str(y) for y in table.index],
             colorscale="RdYlGn", zmid=0,
             text=[[f"{v:.2f}%" if pd.notna(v) else "" for v in row] for row in table.values],
             texttemplate="%{text}",
         ),
     )
-    fig.update_layout(title="Monthly returns %", height=120 + 60 * len(table))
+    # Plotly draws no heatmap in a plot area under about 100 px: keep the margins small and
+    # the height generous even for a single year.
+    fig.update_layout(title="Monthly returns %", height=220 + 50 * len(table), margin={"t": 60, "b": 40})
     return fig
 
 
@@ -150,6 +152,16 @@ def _trades_table(trades: pd.DataFrame, limit: int = 2000) -> str:
         body.append("<tr>" + "".join(cells) + "</tr>")
     note = f"<p>First {limit} of {len(trades)} trades; all are in trades.csv.</p>" if len(trades) > limit else ""
     return f"{note}<table class='trades'><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def strategy_table(per_strategy: pd.DataFrame) -> str:
+    """The trades of each strategy in a run of several (round trips, winners, net P&L)."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in per_strategy.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+        for row in per_strategy.itertuples(index=False)
+    )
+    return f"<h2>Trades per strategy</h2><table class='trades per-strategy'><tr>{head}</tr>{body}</table>"
 
 
 def write_report(

@@ -51,7 +51,7 @@ def run_child(strategy: str, catalog: Path) -> dict[str, float]:
     request = BacktestRequest(
         strategy=strategy, symbols=("SPY",), catalog=catalog, progress=False, log_level="ERROR",
     )
-    node, _, _ = prepare_node(request)
+    node = prepare_node(request).node
     started = time.perf_counter()
     result = node.run()[0]
     wall = time.perf_counter() - started
