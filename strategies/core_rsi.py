@@ -249,7 +249,7 @@ class CoreRSI(Strategy):
         if self.config.fixed_bankroll is not None:
             bankroll = self.config.fixed_bankroll
         else:
-            bankroll = account_equity(self.portfolio, self.config.instrument_id.venue)
+            bankroll = account_equity(self.portfolio, self.cache, self.config.instrument_id.venue)
         self._last_bankroll = bankroll
         return bankroll
 
