@@ -109,6 +109,7 @@ class Session:
         self.client_id: int | None = None
         self.subscriptions: dict[int, Subscription] = {}
         self.account_updates = False
+        self.positions_subscribed = False
         self.account_multi_req: int | None = None
         self.received: list[list[str]] = []  # every incoming message, for tests and debugging
 
@@ -195,7 +196,7 @@ class Gateway:
             In.REQ_COMPLETED_ORDERS: lambda s, r: s.send(m.completed_orders_end()),
             In.REQ_EXECUTIONS: self._req_executions,
             In.REQ_POSITIONS: self._req_positions,
-            In.CANCEL_POSITIONS: lambda s, r: None,
+            In.CANCEL_POSITIONS: self._cancel_positions,
             In.REQ_ACCOUNT_SUMMARY: self._req_account_summary,
             In.CANCEL_ACCOUNT_SUMMARY: lambda s, r: None,
             In.REQ_ACCOUNT_UPDATES: self._req_account_updates,
@@ -616,6 +617,7 @@ class Gateway:
                 for session in self._sessions_for_client(event.execution.client_id):
                     session.send(m.execution_data(NO_VALID_ID, event.execution))
                     session.send(m.commission_report(event.execution))
+                self._send_position_updates(event.execution.spec.symbol)
                 self._send_account_updates()
             elif isinstance(event, OrderError):
                 for session in self._sessions_for_client(event.client_id):
@@ -647,6 +649,7 @@ class Gateway:
     # -- account --------------------------------------------------------------------------------
 
     def _req_positions(self, session: Session, r: FieldReader) -> None:
+        session.positions_subscribed = True
         for symbol, position in self.broker.positions.items():
             session.send(
                 m.position_data(
@@ -657,6 +660,22 @@ class Gateway:
                 ),
             )
         session.send(m.position_end())
+
+    def _cancel_positions(self, session: Session, r: FieldReader) -> None:
+        session.positions_subscribed = False
+
+    def _send_position_updates(self, symbol: str) -> None:
+        position = self.broker.positions[symbol]
+        for session in self.api_sessions():
+            if session.positions_subscribed:
+                session.send(
+                    m.position_data(
+                        self.config.account,
+                        self.market.specs[symbol],
+                        position.quantity,
+                        position.avg_cost,
+                    ),
+                )
 
     def _req_account_summary(self, session: Session, r: FieldReader) -> None:
         r.skip(1)

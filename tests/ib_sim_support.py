@@ -1,0 +1,63 @@
+"""A tiny hand-built catalog and a running simulator for the IB Gateway simulator tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from adapters.ib_gateway_sim.market import Market
+from adapters.ib_gateway_sim.market import ReplayClock
+from adapters.ib_gateway_sim.server import Gateway
+from adapters.ib_gateway_sim.server import GatewayConfig
+from catalog.instruments import make_instrument
+from catalog.store import bar_type_for
+from catalog.store import bars_from_frame
+from catalog.store import open_catalog
+from catalog.store import quotes_from_frame
+from catalog.store import write_instrument
+
+OPEN = pd.Timestamp("2024-01-02 09:30", tz="America/New_York").tz_convert("UTC")
+# SPY quotes step up a cent every 10 s from 470.00/470.02; AAPL from 185.00/185.02
+BASES = {"SPY": 470.00, "AAPL": 185.00}
+
+
+def build_catalog(path: Path, minutes: int = 30) -> Path:
+    catalog = open_catalog(path)
+    for symbol, base in BASES.items():
+        instrument = make_instrument(symbol)
+        write_instrument(catalog, instrument)
+        index = pd.date_range(OPEN, periods=minutes * 6, freq="10s")
+        step = np.arange(len(index)) * 0.01
+        quotes = pd.DataFrame(
+            {
+                "bid": np.round(base + step, 2),
+                "ask": np.round(base + 0.02 + step, 2),
+                "bid_size": 300.0,
+                "ask_size": 200.0,
+            },
+            index=index,
+        )
+        catalog.write_data(quotes_from_frame(instrument, quotes))
+        closes = pd.date_range(OPEN + pd.Timedelta(minutes=1), periods=minutes, freq="1min")
+        minute = np.arange(minutes) * 0.06
+        bars = pd.DataFrame(
+            {
+                "open": np.round(base + 0.01 + minute, 2),
+                "high": np.round(base + 0.08 + minute, 2),
+                "low": np.round(base + 0.00 + minute, 2),
+                "close": np.round(base + 0.06 + minute, 2),
+                "volume": 1000.0,
+            },
+            index=closes,
+        )
+        bar_type = bar_type_for(instrument.id, "1min")
+        catalog.write_data(bars_from_frame(instrument, bar_type, bars))
+    return path
+
+
+def make_gateway(catalog_path: Path, start: pd.Timestamp) -> Gateway:
+    market = Market.from_catalog(catalog_path)
+    # speed 0: the replay clock only moves when a test moves it
+    return Gateway(market, ReplayClock(start.value, 0.0), GatewayConfig(pump_interval_seconds=0.01))
