@@ -71,6 +71,12 @@ class BacktestRequest:
     run_id: str = "backtest"
     # The risk layer's settings; None runs without the gate and the kill switch.
     risk: RiskConfig | None = RiskConfig()
+    # Trade records (actors/journal.py, actors/ledger.py): a journal database URL and the
+    # folder for trade_history, strategy logs and daily_summary.json; a fresh GnuCash book.
+    journal_url: str | None = None
+    records_dir: Path | None = None
+    ledger_book: Path | None = None
+    log_format: str = "csv"  # trade_history.csv or trade_history.json
 
     @property
     def spec(self) -> StrategySpec:
@@ -142,6 +148,41 @@ def data_range(request: BacktestRequest) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, end
 
 
+def records_actors(request: BacktestRequest) -> list[ImportableActorConfig]:
+    """The journal and ledger actors a request asks for (none by default: sweeps stay fast)."""
+    actors = []
+    if request.journal_url is not None:
+        if request.records_dir is None:
+            raise BacktestRequestError("records_dir: the journal needs a folder for its files")
+        actors.append(
+            ImportableActorConfig(
+                actor_path="actors.journal:Journal",
+                config_path="actors.journal:JournalConfig",
+                config={
+                    "mode": "backtest",
+                    "database_url": request.journal_url,
+                    "records_dir": str(request.records_dir),
+                    "broker": "simulated",
+                    "run_id": request.run_id,
+                    "log_format": request.log_format,
+                },
+            ),
+        )
+    if request.ledger_book is not None:
+        if request.ledger_book.exists():
+            raise BacktestRequestError(
+                f"--ledger: {request.ledger_book} exists; a backtest exports to a fresh book",
+            )
+        actors.append(
+            ImportableActorConfig(
+                actor_path="actors.ledger:Ledger",
+                config_path="actors.ledger:LedgerConfig",
+                config={"book_path": str(request.ledger_book), "broker": "simulated"},
+            ),
+        )
+    return actors
+
+
 def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
     spec = request.spec
     if not request.symbols:
@@ -198,6 +239,7 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
                 },
             ),
         )
+    actors.extend(records_actors(request))
     venue = BacktestVenueConfig(
         name=BACKTEST_VENUE.value,
         oms_type="NETTING",

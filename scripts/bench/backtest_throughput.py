@@ -36,9 +36,10 @@ DEFAULT_CATALOG = Path(tempfile.gettempdir()) / "nautilus-equities-bench-catalog
 def ensure_catalog(catalog: Path, source: Path) -> None:
     if (catalog / "data" / "bar" / "SPY.SIM-1-MINUTE-LAST-EXTERNAL").is_dir():
         return
-    from catalog.importer import import_files
+    from catalog.importer import import_file
+    from catalog.store import open_catalog
 
-    import_files([source], catalog=catalog, progress=True)
+    import_file(source, open_catalog(catalog))
 
 
 def run_child(strategy: str, catalog: Path) -> dict[str, float]:
