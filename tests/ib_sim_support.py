@@ -61,3 +61,52 @@ def make_gateway(catalog_path: Path, start: pd.Timestamp) -> Gateway:
     market = Market.from_catalog(catalog_path)
     # speed 0: the replay clock only moves when a test moves it
     return Gateway(market, ReplayClock(start.value, 0.0), GatewayConfig(pump_interval_seconds=0.01))
+
+
+# -- a tiny strategy for the TradingNode test ------------------------------------------------
+
+from nautilus_trader.config import StrategyConfig  # noqa: E402
+from nautilus_trader.model.data import Bar  # noqa: E402
+from nautilus_trader.model.data import BarType  # noqa: E402
+from nautilus_trader.model.data import QuoteTick  # noqa: E402
+from nautilus_trader.model.enums import OrderSide  # noqa: E402
+from nautilus_trader.model.events import OrderFilled  # noqa: E402
+from nautilus_trader.model.identifiers import InstrumentId  # noqa: E402
+from nautilus_trader.model.objects import Quantity  # noqa: E402
+from nautilus_trader.trading.strategy import Strategy  # noqa: E402
+
+
+class BuyOnceConfig(StrategyConfig, frozen=True):
+    instrument_id: InstrumentId
+    bar_type: BarType
+    quantity: int = 3
+
+
+class BuyOnce(Strategy):
+    """Subscribes to quotes and bars and buys once at market on the first quote."""
+
+    def __init__(self, config: BuyOnceConfig) -> None:
+        super().__init__(config)
+        self.quotes: list[QuoteTick] = []
+        self.bars: list[Bar] = []
+        self.fills: list[OrderFilled] = []
+
+    def on_start(self) -> None:
+        self.subscribe_quote_ticks(self.config.instrument_id)
+        self.subscribe_bars(self.config.bar_type)
+
+    def on_quote_tick(self, tick: QuoteTick) -> None:
+        self.quotes.append(tick)
+        if len(self.quotes) == 1:
+            order = self.order_factory.market(
+                self.config.instrument_id,
+                OrderSide.BUY,
+                Quantity.from_int(self.config.quantity),
+            )
+            self.submit_order(order)
+
+    def on_bar(self, bar: Bar) -> None:
+        self.bars.append(bar)
+
+    def on_order_filled(self, event: OrderFilled) -> None:
+        self.fills.append(event)
