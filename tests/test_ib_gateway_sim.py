@@ -141,8 +141,10 @@ def test_ib_insync_reads_quotes_as_the_replay_moves(sim: GatewayThread, ib: IB) 
     sim.call(sim.gateway.clock.advance_to, (START + pd.Timedelta(seconds=30)).value)
     wait_until(ib, lambda: ticker.bid == 470.63 and ticker.ask == 470.65)
     bid_ask = ib.reqTickByTickData(spy, "BidAsk")
-    wait_until(ib, lambda: len(bid_ask.tickByTicks) > 0)
-    assert bid_ask.tickByTicks[-1].bidPrice == 470.63
+    seen: list = []  # ib_insync clears ticker.tickByTicks after each batch: collect them
+    bid_ask.updateEvent += lambda ticker: seen.extend(ticker.tickByTicks)
+    wait_until(ib, lambda: len(seen) > 0)
+    assert (seen[-1].bidPrice, seen[-1].askPrice, seen[-1].bidSize) == (470.63, 470.65, 300)
 
 
 def test_ib_insync_places_and_cancels_a_resting_order(ib: IB) -> None:
@@ -420,3 +422,38 @@ def test_cli_serves_a_catalog_on_loopback(catalog_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# -- more of the protocol through ib_insync -------------------------------------------------------
+
+
+def test_modify_reprices_a_resting_order_and_it_fills(ib: IB) -> None:
+    [spy] = ib.qualifyContracts(Stock("SPY", "SMART", "USD"))
+    order = LimitOrder("BUY", 10, 460.00)
+    trade = ib.placeOrder(spy, order)
+    wait_until(ib, lambda: trade.orderStatus.status == "Submitted")
+    order.lmtPrice = 471.00
+    ib.placeOrder(spy, order)  # same order id: a modification
+    wait_until(ib, lambda: trade.orderStatus.status == "Filled")
+    assert trade.fills[0].execution.price == 470.62
+    ib.client.placeOrder(order.orderId, spy, order)  # ib_insync itself refuses; send it raw
+    wait_until(ib, lambda: 104 in [c for _, c, _ in ib.errors])  # type: ignore[attr-defined]
+
+
+def test_streaming_bars_and_trades_follow_the_replay(sim: GatewayThread, ib: IB) -> None:
+    [spy] = ib.qualifyContracts(Stock("SPY", "SMART", "USD"))
+    realtime = ib.reqRealTimeBars(spy, 5, "MIDPOINT", useRTH=False)
+    kept = ib.reqHistoricalData(spy, "", "300 S", "1 min", "TRADES", useRTH=True, formatDate=2, keepUpToDate=True)
+    trades = ib.reqTickByTickData(spy, "AllLast")
+    prints: list = []  # ib_insync clears ticker.tickByTicks after each batch: collect them
+    trades.updateEvent += lambda ticker: prints.extend(ticker.tickByTicks)
+    assert [b.close for b in kept] == [470.36, 470.42, 470.48, 470.54]  # 09:35..09:38 (09:39 still forming)
+    sim.call(sim.gateway.clock.advance_to, (START + pd.Timedelta(seconds=60)).value)
+    wait_until(ib, lambda: len(realtime) >= 12 and len(prints) >= 1)
+    # twelve five-second bars of midpoints over a minute whose quotes move a cent every 10 s
+    assert realtime[0].time == (START).to_pydatetime()
+    assert [b.close for b in realtime[:12]] == [
+        470.61, 470.61, 470.62, 470.62, 470.63, 470.63, 470.64, 470.64, 470.65, 470.65, 470.66, 470.66,
+    ]
+    wait_until(ib, lambda: kept[-1].close == 470.66)  # the 09:40 bar, closed at 09:41
+    assert [(t.price, t.size) for t in prints] == [(470.66, 1000)]  # one print a minute, at its close

@@ -204,15 +204,11 @@ class Broker:
         return events + self.match(request.spec.symbol, now_ns)
 
     def _modify(self, order: SimOrder, request: OrderRequest, now_ns: int) -> list[Event]:
+        if order.status == "Filled":
+            return [OrderError(request.order_id, request.client_id, 104, "Can't modify a filled order.")]
         if not order.is_open:
-            return [
-                OrderError(
-                    request.order_id,
-                    request.client_id,
-                    104,
-                    "Can't modify a filled order.",
-                ),
-            ]
+            # an id that already named an order: IB refuses to reuse it
+            return [OrderError(request.order_id, request.client_id, 103, "Duplicate order id")]
         problem = self._validate(request)
         if problem is not None:
             return [OrderError(request.order_id, request.client_id, 201, f"Order rejected - reason:{problem}")]

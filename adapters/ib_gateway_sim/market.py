@@ -115,6 +115,12 @@ class Tape:
         i = bisect.bisect_right(self._bar_ts, ts_ns)
         return self.bars[i - 1] if i else None
 
+    def quotes_between(self, start_ns: int, end_ns: int) -> list[Quote]:
+        """Quotes stamped in [start_ns, end_ns)."""
+        lo = bisect.bisect_left(self._quote_ts, start_ns)
+        hi = bisect.bisect_left(self._quote_ts, end_ns)
+        return self.quotes[lo:hi]
+
     def bars_between(self, start_ns: int, end_ns: int) -> list[MinuteBar]:
         """Bars that closed in (start_ns, end_ns]."""
         lo = bisect.bisect_right(self._bar_ts, start_ns)

@@ -38,6 +38,7 @@ from adapters.ib_gateway_sim.market import NS
 from adapters.ib_gateway_sim.market import Market
 from adapters.ib_gateway_sim.market import Quote
 from adapters.ib_gateway_sim.market import ReplayClock
+from adapters.ib_gateway_sim.market import Tape
 from adapters.ib_gateway_sim.market import _regular_session
 from adapters.ib_gateway_sim.messages import ContractSpec
 from adapters.ib_gateway_sim.messages import In
@@ -800,16 +801,15 @@ class Gateway:
             sub.last_ns = closed[-1].ts_close_ns
 
     @staticmethod
-    def _real_time_bar(tape, start: int, end: int) -> m.BarRow | None:  # type: ignore[no-untyped-def]
-        """A 5-second bar of quote midpoints (the catalog holds no trades finer than minutes)."""
+    def _real_time_bar(tape: Tape, start: int, end: int) -> m.BarRow | None:
+        """A 5-second bar of quote midpoints (the catalog holds no trades finer than minutes):
+        it opens at the quote standing at its start and spans every quote inside it."""
         first = tape.quote_at(start)
-        mids = [q.mid for q in tape.quotes if start <= q.ts_ns < end] if tape.quotes else []
+        mids = [q.mid for q in tape.quotes_between(start, end)]
         if first is not None:
             mids.insert(0, first.mid)
         if not mids:
             return None
-        cents = Decimal("0.01")
-        mids = [x.quantize(cents) for x in mids]
         return m.BarRow("", mids[0], max(mids), min(mids), mids[-1], Decimal(0), mids[-1], 0)
 
 
