@@ -447,7 +447,11 @@ def test_streaming_bars_and_trades_follow_the_replay(sim: GatewayThread, ib: IB)
     trades = ib.reqTickByTickData(spy, "AllLast")
     prints: list = []  # ib_insync clears ticker.tickByTicks after each batch: collect them
     trades.updateEvent += lambda ticker: prints.extend(ticker.tickByTicks)
-    assert [b.close for b in kept] == [470.36, 470.42, 470.48, 470.54]  # 09:35..09:38 (09:39 still forming)
+    # the requests travel on the socket: let the gateway hold all three before time moves
+    wait_until(ib, lambda: sum(len(s.subscriptions) for s in sim.call(lambda: list(sim.gateway.sessions))) == 3)
+    # 09:35..09:38 in the reply; the 09:39 bar (closing at 09:40, now) follows as an update
+    wait_until(ib, lambda: len(kept) == 5)
+    assert [b.close for b in kept] == [470.36, 470.42, 470.48, 470.54, 470.60]
     sim.call(sim.gateway.clock.advance_to, (START + pd.Timedelta(seconds=60)).value)
     wait_until(ib, lambda: len(realtime) >= 12 and len(prints) >= 1)
     # twelve five-second bars of midpoints over a minute whose quotes move a cent every 10 s
