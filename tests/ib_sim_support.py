@@ -98,12 +98,15 @@ class BuyOnce(Strategy):
     def on_quote_tick(self, tick: QuoteTick) -> None:
         self.quotes.append(tick)
         if len(self.quotes) == 1:
-            order = self.order_factory.market(
-                self.config.instrument_id,
-                OrderSide.BUY,
-                Quantity.from_int(self.config.quantity),
-            )
-            self.submit_order(order)
+            self.buy()
+
+    def buy(self) -> None:
+        order = self.order_factory.market(
+            self.config.instrument_id,
+            OrderSide.BUY,
+            Quantity.from_int(self.config.quantity),
+        )
+        self.submit_order(order)
 
     def on_bar(self, bar: Bar) -> None:
         self.bars.append(bar)

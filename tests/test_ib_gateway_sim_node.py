@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from nautilus_trader.model.identifiers import InstrumentId
 from adapters.ib_gateway_sim.gateway_thread import GatewayThread
 from adapters.ib_gateway_sim.market import Market
 from adapters.ib_gateway_sim.market import ReplayClock
+from adapters.ib_gateway_sim.messages import ExecutionView
 from adapters.ib_gateway_sim.server import Gateway
 from adapters.ib_gateway_sim.server import GatewayConfig
 from tests.ib_sim_support import OPEN
@@ -41,8 +44,20 @@ from tests.ib_sim_support import build_catalog
 SPY = InstrumentId.from_str("SPY.ARCX")
 
 
-def test_trading_node_trades_through_the_ib_adapter(tmp_path: Path) -> None:
-    catalog = build_catalog(tmp_path / "catalog")
+@dataclass
+class NodeRun:
+    """What a node run left behind, read before the node is disposed."""
+
+    strategy: BuyOnce
+    instrument_venue: str | None
+    net_position: Decimal
+    executions: list[ExecutionView]
+    sim_position: Decimal
+
+
+def run_node(catalog: Path, scenario: Callable[[GatewayThread, TradingNode, BuyOnce], None]) -> NodeRun:
+    """Run a TradingNode with the IB clients against a fresh simulator while ``scenario`` runs
+    in another thread; the node stops when the scenario returns."""
     # 30x replay: a new quote every third of a second, a minute bar every two seconds
     gateway = Gateway(
         Market.from_catalog(catalog),
@@ -92,39 +107,84 @@ def test_trading_node_trades_through_the_ib_adapter(tmp_path: Path) -> None:
         node.add_data_client_factory(IB, InteractiveBrokersLiveDataClientFactory)
         node.add_exec_client_factory(IB, InteractiveBrokersLiveExecClientFactory)
         node.build()
+        failures: list[BaseException] = []
 
-        def stop_when_done() -> None:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not (strategy.fills and len(strategy.bars) >= 3):
-                time.sleep(0.1)
-            node.kernel.loop.call_soon_threadsafe(node.stop)
+        def drive() -> None:
+            try:
+                scenario(sim, node, strategy)
+            except BaseException as exc:  # reported by the test below, after the node stops
+                failures.append(exc)
+            finally:
+                node.kernel.loop.call_soon_threadsafe(node.stop)
 
-        stopper = threading.Thread(target=stop_when_done)
-        stopper.start()
+        driver = threading.Thread(target=drive)
+        driver.start()
         try:
             node.run()
         finally:
-            stopper.join()
+            driver.join()
             instrument = node.cache.instrument(SPY)
-            net = node.portfolio.net_position(SPY)
+            run = NodeRun(
+                strategy=strategy,
+                instrument_venue=instrument.id.venue.value if instrument else None,
+                net_position=node.portfolio.net_position(SPY),
+                executions=sim.call(lambda: list(gateway.broker.executions)),
+                sim_position=sim.call(lambda: gateway.broker.positions["SPY"].quantity if "SPY" in gateway.broker.positions else Decimal(0)),
+            )
             node.dispose()
-        executions = sim.call(lambda: list(gateway.broker.executions))
-        sim_position = sim.call(lambda: gateway.broker.positions["SPY"].quantity)
+    if failures:
+        raise failures[0]
+    return run
 
-    assert instrument is not None and instrument.id.venue.value == "ARCX"
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_trading_node_trades_through_the_ib_adapter(tmp_path: Path) -> None:
+    def scenario(sim: GatewayThread, node: TradingNode, strategy: BuyOnce) -> None:
+        wait_for(lambda: bool(strategy.fills) and len(strategy.bars) >= 3, "a fill and three bars")
+
+    run = run_node(build_catalog(tmp_path / "catalog"), scenario)
+    strategy = run.strategy
+    assert run.instrument_venue == "ARCX"
     assert strategy.quotes and all(q.bid_price < q.ask_price for q in strategy.quotes)
-    assert len(strategy.bars) >= 3
     # bars arrive in order, one minute apart, with the catalog's volume
     closes = [b.ts_event for b in strategy.bars]
     assert all(b - a == 60_000_000_000 for a, b in zip(closes, closes[1:]))
     assert all(b.volume == 1000 for b in strategy.bars)
     [fill] = strategy.fills
-    [execution] = executions
+    [execution] = run.executions
     assert fill.trade_id.value == execution.exec_id
     assert fill.last_px.as_decimal() == execution.price
     assert fill.last_qty.as_decimal() == execution.shares == Decimal(3)
     assert fill.commission.as_decimal() == execution.commission == Decimal("1.00")
-    assert net == Decimal(3) == sim_position
+    assert run.net_position == Decimal(3) == run.sim_position
+
+
+def test_node_reconnects_after_the_nightly_restart_and_keeps_trading(tmp_path: Path) -> None:
+    marks: dict[str, int] = {}
+
+    def scenario(sim: GatewayThread, node: TradingNode, strategy: BuyOnce) -> None:
+        wait_for(lambda: len(strategy.fills) == 1, "the first fill")
+        sim.run(sim.gateway.restart(1.0))
+        marks["quotes"] = len(strategy.quotes)
+        marks["bars"] = len(strategy.bars)
+        # the adapter notices, waits, reconnects and resubscribes by itself
+        wait_for(lambda: len(strategy.quotes) > marks["quotes"] + 3, "quotes after the restart")
+        wait_for(lambda: len(strategy.bars) > marks["bars"], "a bar after the restart")
+        node.kernel.loop.call_soon_threadsafe(strategy.buy)
+        wait_for(lambda: len(strategy.fills) == 2, "the second fill")
+
+    run = run_node(build_catalog(tmp_path / "catalog"), scenario)
+    # one execution per order at the simulator, none repeated or lost, and both sides agree
+    assert [f.trade_id.value for f in run.strategy.fills] == [e.exec_id for e in run.executions]
+    assert len({e.order_id for e in run.executions}) == 2
+    assert run.net_position == Decimal(6) == run.sim_position
 
 
 @pytest.fixture(autouse=True)
