@@ -461,3 +461,20 @@ def test_streaming_bars_and_trades_follow_the_replay(sim: GatewayThread, ib: IB)
     ]
     wait_until(ib, lambda: kept[-1].close == 470.66)  # the 09:40 bar, closed at 09:41
     assert [(t.price, t.size) for t in prints] == [(470.66, 1000)]  # one print a minute, at its close
+
+
+def test_bracket_children_wait_for_the_parent_and_cancel_each_other(sim: GatewayThread, ib: IB) -> None:
+    [spy] = ib.qualifyContracts(Stock("SPY", "SMART", "USD"))
+    resting = [ib.placeOrder(spy, o) for o in ib.bracketOrder("BUY", 10, 460.00, 470.70, 470.50)]
+    wait_until(ib, lambda: [t.orderStatus.status for t in resting] == ["Submitted", "PreSubmitted", "PreSubmitted"])
+    ib.cancelOrder(resting[0].order)  # cancelling the parent cancels its children
+    wait_until(ib, lambda: all(t.orderStatus.status == "Cancelled" for t in resting))
+
+    parent, take_profit, stop_loss = [ib.placeOrder(spy, o) for o in ib.bracketOrder("BUY", 10, 471.00, 470.70, 470.50)]
+    wait_until(ib, lambda: parent.orderStatus.status == "Filled" and take_profit.orderStatus.status == "Submitted")
+    assert stop_loss.orderStatus.status == "Submitted"
+    sim.call(sim.gateway.clock.advance_to, (START + pd.Timedelta(seconds=100)).value)  # bid 470.70
+    wait_until(ib, lambda: take_profit.orderStatus.status == "Filled" and stop_loss.orderStatus.status == "Cancelled")
+    assert take_profit.fills[0].execution.price == 470.70
+    assert stop_loss.fills == []
+    assert ib.positions() == [] or ib.positions()[0].position == 0

@@ -85,6 +85,7 @@ class SimOrder:
     cost: Decimal = Decimal(0)  # sum of fill price * shares, for the average
     last_fill_price: Decimal = Decimal(0)
     triggered: bool = False
+    held: bool = False  # sent with transmit=False: waits for the rest of its bracket
     plan: FillPlan = field(default_factory=FillPlan)
     not_before_wall: float = 0.0
 
@@ -199,9 +200,22 @@ class Broker:
             order.plan, self._next_plan = self._next_plan, None
             order.not_before_wall = time.monotonic() + order.plan.delay_seconds
         self.orders[request.order_id] = order
+        order.held = not request.transmit
+        if request.transmit:
+            self._release_bracket(request)
         order.status = "Submitted" if self._may_trade(order, now_ns) else "PreSubmitted"
         events: list[Event] = [OrderUpdate(order.view())]
         return events + self.match(request.spec.symbol, now_ns)
+
+    def _release_bracket(self, request: OrderRequest) -> None:
+        """The transmitting order of a bracket releases its parent and held siblings."""
+        root = request.parent_id
+        if not root:
+            return
+        for order in self.orders.values():
+            r = order.request
+            if order.held and (r.order_id == root or r.parent_id == root):
+                order.held = False
 
     def _modify(self, order: SimOrder, request: OrderRequest, now_ns: int) -> list[Event]:
         if order.status == "Filled":
@@ -225,10 +239,14 @@ class Broker:
         if not order.is_open:
             return [OrderError(order_id, client_id, 161, f"Cancel attempted when order is not in a cancellable state.  Order permId ={order.perm_id}")]
         order.status = "Cancelled"
-        return [
+        events: list[Event] = [
             OrderUpdate(order.view()),
             OrderError(order_id, order.request.client_id, 202, "Order Canceled - reason:"),
         ]
+        for child in list(self.orders.values()):
+            if child.request.parent_id == order_id and child.is_open:
+                events += self.cancel(child.request.order_id, child.request.client_id)
+        return events
 
     def cancel_all(self) -> list[Event]:
         events: list[Event] = []
@@ -258,6 +276,11 @@ class Broker:
         return None
 
     def _may_trade(self, order: SimOrder, now_ns: int) -> bool:
+        if order.held:
+            return False
+        parent = self.orders.get(order.request.parent_id) if order.request.parent_id else None
+        if order.request.parent_id and (parent is None or parent.status != "Filled"):
+            return False  # a bracket child works only once its parent has filled
         if in_regular_hours(now_ns):
             return True
         return order.request.outside_rth and order.request.order_type != "MKT"
@@ -285,6 +308,22 @@ class Broker:
                 shares = min(order.plan.parts.pop(0), order.remaining)
                 order.not_before_wall = time.monotonic() + order.plan.part_interval_seconds
             events += self._fill(order, shares, price, now_ns)
+            if order.status == "Filled":
+                events += self._cancel_one_cancels_all(order)
+        return events
+
+    def _cancel_one_cancels_all(self, filled: SimOrder) -> list[Event]:
+        """Bracket children are one-cancels-all among themselves, as is an explicit OCA group."""
+        r = filled.request
+        events: list[Event] = []
+        for other in list(self.orders.values()):
+            o = other.request
+            if other is filled or not other.is_open:
+                continue
+            siblings = bool(r.parent_id) and o.parent_id == r.parent_id
+            same_group = bool(r.oca_group) and o.oca_group == r.oca_group
+            if siblings or same_group:
+                events += self.cancel(o.order_id, o.client_id)
         return events
 
     def _fill_price(self, order: SimOrder, quote: Quote) -> Decimal | None:
