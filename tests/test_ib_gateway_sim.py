@@ -478,3 +478,46 @@ def test_bracket_children_wait_for_the_parent_and_cancel_each_other(sim: Gateway
     assert take_profit.fills[0].execution.price == 470.70
     assert stop_loss.fills == []
     assert ib.positions() == [] or ib.positions()[0].position == 0
+
+
+def test_restore_with_data_lost_is_1101_and_drops_subscriptions(sim: GatewayThread, ib: IB) -> None:
+    [spy] = ib.qualifyContracts(Stock("SPY", "SMART", "USD"))
+    ticker = ib.reqMktData(spy)
+    wait_until(ib, lambda: ticker.bid == 470.60)
+    sim.call(sim.gateway.lose_connectivity)
+    sim.call(sim.gateway.restore_connectivity, True)
+    wait_until(ib, lambda: [c for _, c, _ in ib.errors] == [1100, 1101])  # type: ignore[attr-defined]
+    sim.call(sim.gateway.clock.advance_to, (START + pd.Timedelta(seconds=30)).value)
+    ib.sleep(0.2)
+    assert ticker.bid == 470.60  # the client must resubscribe after 1101
+    ib.cancelMktData(spy)
+    ticker = ib.reqMktData(spy)
+    wait_until(ib, lambda: ticker.bid == 470.63)
+
+
+def test_unserved_messages_are_answered_with_an_error_not_silence(ib: IB) -> None:
+    ib.client.send(10, 5, 1, 0, "SPY", "STK", "", 0.0, "", "", "SMART", "", "USD", "", "", 5, False, "")
+    wait_until(ib, lambda: bool(ib.errors))  # type: ignore[attr-defined]
+    [(req_id, code, text)] = ib.errors  # type: ignore[attr-defined]
+    assert code == 321 and "message 10" in text
+
+
+def test_fault_scripts_are_validated_and_applied(tmp_path: Path, sim: GatewayThread, ib: IB) -> None:
+    from adapters.ib_gateway_sim.faults import FaultScriptError
+    from adapters.ib_gateway_sim.faults import load_fault_script
+    from adapters.ib_gateway_sim.faults import run_fault_script
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"after": 1, "fault": "connectivity_lost"}, {"after": -1, "fault": "meteor"}]')
+    with pytest.raises(FaultScriptError, match=r"bad.json step 1: fault must be one of .*got 'meteor'"):
+        load_fault_script(bad)
+    script = tmp_path / "faults.json"
+    script.write_text(
+        '[{"after": 0, "fault": "market_farm_outage"}, {"after": 0.1, "fault": "market_farm_restored"},'
+        ' {"after": 0.1, "fault": "reject_next_order", "reason": "scripted"}]',
+    )
+    sim.run(run_fault_script(sim.gateway, load_fault_script(script)))
+    [spy] = ib.qualifyContracts(Stock("SPY", "SMART", "USD"))
+    trade = ib.placeOrder(spy, MarketOrder("BUY", 1))
+    wait_until(ib, lambda: trade.orderStatus.status == "Cancelled")
+    assert [c for _, c, _ in ib.errors] == [2103, 2104, 201]  # type: ignore[attr-defined]

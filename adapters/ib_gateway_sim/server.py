@@ -325,7 +325,11 @@ class Gateway:
         handler = self._handlers.get(msg_id)
         if handler is None:
             log.warning("unsupported message %d: %s", msg_id, fields)
-            session.error(NO_VALID_ID, 10_000 + msg_id, f"The simulator does not serve message {msg_id}")
+            session.error(
+                NO_VALID_ID,
+                321,
+                f"Error validating request.-'sim' : cause - the simulator does not serve message {msg_id}",
+            )
             return
         reader = FieldReader(fields, f"message {msg_id}")
         reader.skip(1)
@@ -341,7 +345,7 @@ class Gateway:
                 326,
                 "Unable to connect as the client id is already in use. Retry with a unique client id.",
             )
-            session.writer.write_eof() if session.writer.can_write_eof() else None
+            # IB closes the socket right after the error; a moment's grace lets the error arrive
             asyncio.get_running_loop().call_later(0.05, session.close)
             return
         session.client_id = client_id
