@@ -179,7 +179,10 @@ def test_ib_insync_sees_execution_commission_position_and_account(ib: IB) -> Non
     wait_until(ib, lambda: sell.fills and sell.fills[0].commissionReport.execId)
     # (470.60 - 470.62) * 10 - 1.00 commission on the closing trade
     assert sell.fills[0].commissionReport.realizedPNL == pytest.approx(-1.20)
-    assert {f.execution.execId for f in ib.reqExecutions()} == {fill.execution.execId, sell.fills[0].execution.execId}
+    assert {f.execution.execId for f in ib.reqExecutions()} == {
+        fill.execution.execId,
+        sell.fills[0].execution.execId,
+    }
 
 
 def test_stop_order_triggers_when_the_ask_reaches_it(sim: GatewayThread, ib: IB) -> None:
@@ -196,7 +199,9 @@ def test_stop_order_triggers_when_the_ask_reaches_it(sim: GatewayThread, ib: IB)
 
 def test_outside_regular_hours_only_outside_rth_orders_trade(sim: GatewayThread, ib: IB) -> None:
     [spy] = ib.qualifyContracts(Stock("SPY", "SMART", "USD"))
-    sim.call(sim.gateway.clock.advance_to, pd.Timestamp("2024-01-02 16:30", tz="America/New_York").value)
+    sim.call(
+        sim.gateway.clock.advance_to, pd.Timestamp("2024-01-02 16:30", tz="America/New_York").value
+    )
     regular = ib.placeOrder(spy, LimitOrder("BUY", 1, 480.00))
     extended = LimitOrder("BUY", 1, 480.00)
     extended.outsideRth = True
@@ -227,7 +232,9 @@ def test_connectivity_loss_and_restore_arrive_as_1100_and_1102(sim: GatewayThrea
     wait_until(ib, lambda: [c for _, c, _ in ib.errors] == [1100, 1102])  # type: ignore[attr-defined]
 
 
-def test_data_farm_outages_arrive_as_2103_to_2106_and_pause_data(sim: GatewayThread, ib: IB) -> None:
+def test_data_farm_outages_arrive_as_2103_to_2106_and_pause_data(
+    sim: GatewayThread, ib: IB
+) -> None:
     [spy] = ib.qualifyContracts(Stock("SPY", "SMART", "USD"))
     ticker = ib.reqMktData(spy)
     wait_until(ib, lambda: ticker.bid == 470.60)
@@ -298,7 +305,9 @@ def test_delayed_fill_leaves_the_order_working_first(sim: GatewayThread, ib: IB)
     assert trade.fills[0].execution.price == 470.62
 
 
-def test_dropped_connection_is_seen_and_restart_keeps_orders_and_ids(sim: GatewayThread, ib: IB) -> None:
+def test_dropped_connection_is_seen_and_restart_keeps_orders_and_ids(
+    sim: GatewayThread, ib: IB
+) -> None:
     [spy] = ib.qualifyContracts(Stock("SPY", "SMART", "USD"))
     resting = ib.placeOrder(spy, LimitOrder("BUY", 10, 460.00))
     wait_until(ib, lambda: resting.orderStatus.status == "Submitted")
@@ -310,7 +319,11 @@ def test_dropped_connection_is_seen_and_restart_keeps_orders_and_ids(sim: Gatewa
     ib.connect("127.0.0.1", sim.port, clientId=7, timeout=5)
     [open_trade] = ib.reqAllOpenOrders()
     order = open_trade.order
-    assert (order.orderId, order.totalQuantity, order.lmtPrice) == (resting.order.orderId, 10, 460.0)
+    assert (order.orderId, order.totalQuantity, order.lmtPrice) == (
+        resting.order.orderId,
+        10,
+        460.0,
+    )
     assert ib.client.getReqId() > resting.order.orderId  # next ids never repeat an order id
 
 
@@ -347,7 +360,9 @@ def test_nautilus_client_connects_resolves_and_trades(sim: GatewayThread) -> Non
             fills: list[dict[str, object]] = []
             statuses: list[str] = []
             client.subscribe_event(f"execDetails-{account}", lambda **kw: fills.append(kw))
-            client.subscribe_event(f"orderStatus-{account}", lambda **kw: statuses.append(kw["order_status"]))
+            client.subscribe_event(
+                f"orderStatus-{account}", lambda **kw: statuses.append(kw["order_status"])
+            )
             order = IBOrder()
             order.orderId = client.next_order_id()
             order.action, order.totalQuantity, order.orderType = "BUY", Decimal(5), "LMT"
@@ -359,7 +374,13 @@ def test_nautilus_client_connects_resolves_and_trades(sim: GatewayThread) -> Non
                     break
                 await asyncio.sleep(0.02)
             positions = await client.get_positions(account)
-            return {"account": account, "details": details, "fills": fills, "statuses": statuses, "positions": positions}
+            return {
+                "account": account,
+                "details": details,
+                "fills": fills,
+                "statuses": statuses,
+                "positions": positions,
+            }
         finally:
             client.stop()
             await asyncio.sleep(0.2)
@@ -379,7 +400,11 @@ def test_nautilus_client_connects_resolves_and_trades(sim: GatewayThread) -> Non
     assert fill["commission_report"].commissionAndFees == 1.0
     assert "Filled" in result["statuses"]  # type: ignore[operator]
     [position] = result["positions"]  # type: ignore[misc]
-    assert (position.contract.symbol, position.quantity, position.avg_cost) == ("AAPL", Decimal(5), 185.62)
+    assert (position.contract.symbol, position.quantity, position.avg_cost) == (
+        "AAPL",
+        Decimal(5),
+        185.62,
+    )
 
 
 # -- the CLI --------------------------------------------------------------------------------------
@@ -443,12 +468,18 @@ def test_modify_reprices_a_resting_order_and_it_fills(ib: IB) -> None:
 def test_streaming_bars_and_trades_follow_the_replay(sim: GatewayThread, ib: IB) -> None:
     [spy] = ib.qualifyContracts(Stock("SPY", "SMART", "USD"))
     realtime = ib.reqRealTimeBars(spy, 5, "MIDPOINT", useRTH=False)
-    kept = ib.reqHistoricalData(spy, "", "300 S", "1 min", "TRADES", useRTH=True, formatDate=2, keepUpToDate=True)
+    kept = ib.reqHistoricalData(
+        spy, "", "300 S", "1 min", "TRADES", useRTH=True, formatDate=2, keepUpToDate=True
+    )
     trades = ib.reqTickByTickData(spy, "AllLast")
     prints: list = []  # ib_insync clears ticker.tickByTicks after each batch: collect them
     trades.updateEvent += lambda ticker: prints.extend(ticker.tickByTicks)
     # the requests travel on the socket: let the gateway hold all three before time moves
-    wait_until(ib, lambda: sum(len(s.subscriptions) for s in sim.call(lambda: list(sim.gateway.sessions))) == 3)
+    wait_until(
+        ib,
+        lambda: sum(len(s.subscriptions) for s in sim.call(lambda: list(sim.gateway.sessions)))
+        == 3,
+    )
     # 09:35..09:38 in the reply; the 09:39 bar (closing at 09:40, now) follows as an update
     wait_until(ib, lambda: len(kept) == 5)
     assert [b.close for b in kept] == [470.36, 470.42, 470.48, 470.54, 470.60]
@@ -457,24 +488,53 @@ def test_streaming_bars_and_trades_follow_the_replay(sim: GatewayThread, ib: IB)
     # twelve five-second bars of midpoints over a minute whose quotes move a cent every 10 s
     assert realtime[0].time == (START).to_pydatetime()
     assert [b.close for b in realtime[:12]] == [
-        470.61, 470.61, 470.62, 470.62, 470.63, 470.63, 470.64, 470.64, 470.65, 470.65, 470.66, 470.66,
+        470.61,
+        470.61,
+        470.62,
+        470.62,
+        470.63,
+        470.63,
+        470.64,
+        470.64,
+        470.65,
+        470.65,
+        470.66,
+        470.66,
     ]
     wait_until(ib, lambda: kept[-1].close == 470.66)  # the 09:40 bar, closed at 09:41
-    assert [(t.price, t.size) for t in prints] == [(470.66, 1000)]  # one print a minute, at its close
+    assert [(t.price, t.size) for t in prints] == [
+        (470.66, 1000)
+    ]  # one print a minute, at its close
 
 
-def test_bracket_children_wait_for_the_parent_and_cancel_each_other(sim: GatewayThread, ib: IB) -> None:
+def test_bracket_children_wait_for_the_parent_and_cancel_each_other(
+    sim: GatewayThread, ib: IB
+) -> None:
     [spy] = ib.qualifyContracts(Stock("SPY", "SMART", "USD"))
     resting = [ib.placeOrder(spy, o) for o in ib.bracketOrder("BUY", 10, 460.00, 470.70, 470.50)]
-    wait_until(ib, lambda: [t.orderStatus.status for t in resting] == ["Submitted", "PreSubmitted", "PreSubmitted"])
+    wait_until(
+        ib,
+        lambda: [t.orderStatus.status for t in resting]
+        == ["Submitted", "PreSubmitted", "PreSubmitted"],
+    )
     ib.cancelOrder(resting[0].order)  # cancelling the parent cancels its children
     wait_until(ib, lambda: all(t.orderStatus.status == "Cancelled" for t in resting))
 
-    parent, take_profit, stop_loss = [ib.placeOrder(spy, o) for o in ib.bracketOrder("BUY", 10, 471.00, 470.70, 470.50)]
-    wait_until(ib, lambda: parent.orderStatus.status == "Filled" and take_profit.orderStatus.status == "Submitted")
+    parent, take_profit, stop_loss = [
+        ib.placeOrder(spy, o) for o in ib.bracketOrder("BUY", 10, 471.00, 470.70, 470.50)
+    ]
+    wait_until(
+        ib,
+        lambda: parent.orderStatus.status == "Filled"
+        and take_profit.orderStatus.status == "Submitted",
+    )
     assert stop_loss.orderStatus.status == "Submitted"
     sim.call(sim.gateway.clock.advance_to, (START + pd.Timedelta(seconds=100)).value)  # bid 470.70
-    wait_until(ib, lambda: take_profit.orderStatus.status == "Filled" and stop_loss.orderStatus.status == "Cancelled")
+    wait_until(
+        ib,
+        lambda: take_profit.orderStatus.status == "Filled"
+        and stop_loss.orderStatus.status == "Cancelled",
+    )
     assert take_profit.fills[0].execution.price == 470.70
     assert stop_loss.fills == []
     assert ib.positions() == [] or ib.positions()[0].position == 0
@@ -496,20 +556,26 @@ def test_restore_with_data_lost_is_1101_and_drops_subscriptions(sim: GatewayThre
 
 
 def test_unserved_messages_are_answered_with_an_error_not_silence(ib: IB) -> None:
-    ib.client.send(10, 5, 1, 0, "SPY", "STK", "", 0.0, "", "", "SMART", "", "USD", "", "", 5, False, "")
+    ib.client.send(
+        10, 5, 1, 0, "SPY", "STK", "", 0.0, "", "", "SMART", "", "USD", "", "", 5, False, ""
+    )
     wait_until(ib, lambda: bool(ib.errors))  # type: ignore[attr-defined]
     [(req_id, code, text)] = ib.errors  # type: ignore[attr-defined]
     assert code == 321 and "message 10" in text
 
 
-def test_fault_scripts_are_validated_and_applied(tmp_path: Path, sim: GatewayThread, ib: IB) -> None:
+def test_fault_scripts_are_validated_and_applied(
+    tmp_path: Path, sim: GatewayThread, ib: IB
+) -> None:
     from adapters.ib_gateway_sim.faults import FaultScriptError
     from adapters.ib_gateway_sim.faults import load_fault_script
     from adapters.ib_gateway_sim.faults import run_fault_script
 
     bad = tmp_path / "bad.json"
     bad.write_text('[{"after": 1, "fault": "connectivity_lost"}, {"after": -1, "fault": "meteor"}]')
-    with pytest.raises(FaultScriptError, match=r"bad.json step 1: fault must be one of .*got 'meteor'"):
+    with pytest.raises(
+        FaultScriptError, match=r"bad.json step 1: fault must be one of .*got 'meteor'"
+    ):
         load_fault_script(bad)
     script = tmp_path / "faults.json"
     script.write_text(

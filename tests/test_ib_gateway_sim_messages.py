@@ -69,14 +69,25 @@ EXECUTION = m.ExecutionView(
     commission=Decimal("1.00"),
     realized_pnl=None,
 )
-BAR = m.BarRow("1704205800", Decimal("470.01"), Decimal("470.08"), Decimal("470.00"), Decimal("470.06"), Decimal(1000), Decimal("470.05"), 1)
+BAR = m.BarRow(
+    "1704205800",
+    Decimal("470.01"),
+    Decimal("470.08"),
+    Decimal("470.00"),
+    Decimal("470.06"),
+    Decimal(1000),
+    Decimal("470.05"),
+    1,
+)
 
 MESSAGES = {
     "managedAccounts": m.managed_accounts(["DU1234567"]),
     "nextValidId": m.next_valid_id(13),
     "error": m.error(12, 201, "Order rejected - reason:test"),
     "currentTime": m.current_time(1704206400),
-    "contractDetails": m.contract_data(7, SPEC, "20240102:0400-20240102:2000", "20240102:0930-20240102:1600"),
+    "contractDetails": m.contract_data(
+        7, SPEC, "20240102:0400-20240102:2000", "20240102:0930-20240102:1600"
+    ),
     "contractDetailsEnd": m.contract_data_end(7),
     "marketDataType": m.market_data_type(8, 1),
     "tickReqParams": m.tick_req_params(8, Decimal("0.01"), "9c0001"),
@@ -84,10 +95,16 @@ MESSAGES = {
     "tickSize": m.tick_size(8, m.TickType.VOLUME, Decimal(1000)),
     "tickString": m.tick_string(8, m.TickType.LAST_TIMESTAMP, "1704206400"),
     "tickSnapshotEnd": m.tick_snapshot_end(8),
-    "tickByTickBidAsk": m.tick_by_tick_bid_ask(9, 1704206400, Decimal("470.60"), Decimal("470.62"), Decimal(300), Decimal(200)),
-    "tickByTickAllLast": m.tick_by_tick_last(9, 1, 1704206400, Decimal("470.61"), Decimal(100), "ARCA"),
+    "tickByTickBidAsk": m.tick_by_tick_bid_ask(
+        9, 1704206400, Decimal("470.60"), Decimal("470.62"), Decimal(300), Decimal(200)
+    ),
+    "tickByTickAllLast": m.tick_by_tick_last(
+        9, 1, 1704206400, Decimal("470.61"), Decimal(100), "ARCA"
+    ),
     "tickByTickMidPoint": m.tick_by_tick_midpoint(9, 1704206400, Decimal("470.61")),
-    "historicalData": m.historical_data(10, "20240102 09:30:00 America/New_York", "20240102 09:40:00 America/New_York", [BAR, BAR]),
+    "historicalData": m.historical_data(
+        10, "20240102 09:30:00 America/New_York", "20240102 09:40:00 America/New_York", [BAR, BAR]
+    ),
     "historicalDataUpdate": m.historical_data_update(10, BAR),
     "realtimeBar": m.real_time_bar(11, 1704206400, BAR),
     "openOrder": m.open_order(ORDER),
@@ -102,10 +119,21 @@ MESSAGES = {
     "accountSummary": m.account_summary(4, "DU1234567", "NetLiquidation", "100000.00", "USD"),
     "accountSummaryEnd": m.account_summary_end(4),
     "updateAccountValue": m.account_value("NetLiquidation", "100000.00", "USD", "DU1234567"),
-    "updatePortfolio": m.portfolio_value(SPEC, Decimal(10), Decimal("470.61"), Decimal("4706.10"), Decimal("470.62"), Decimal("-0.10"), Decimal(0), "DU1234567"),
+    "updatePortfolio": m.portfolio_value(
+        SPEC,
+        Decimal(10),
+        Decimal("470.61"),
+        Decimal("4706.10"),
+        Decimal("470.62"),
+        Decimal("-0.10"),
+        Decimal(0),
+        "DU1234567",
+    ),
     "updateAccountTime": m.account_update_time("09:40"),
     "accountDownloadEnd": m.account_download_end("DU1234567"),
-    "accountUpdateMulti": m.account_update_multi(6, "DU1234567", "NetLiquidation", "100000.00", "USD"),
+    "accountUpdateMulti": m.account_update_multi(
+        6, "DU1234567", "NetLiquidation", "100000.00", "USD"
+    ),
     "accountUpdateMultiEnd": m.account_update_multi_end(6),
 }
 
@@ -149,7 +177,13 @@ def test_ibapi_reads_contract_details_the_adapter_needs() -> None:
     req_id, details = wrapper.contractDetails.call_args.args
     assert req_id == 7
     c = details.contract
-    assert (c.conId, c.symbol, c.secType, c.exchange, c.primaryExchange) == (756733, "SPY", "STK", "SMART", "ARCA")
+    assert (c.conId, c.symbol, c.secType, c.exchange, c.primaryExchange) == (
+        756733,
+        "SPY",
+        "STK",
+        "SMART",
+        "ARCA",
+    )
     assert details.minTick == 0.01 and details.stockType == "ETF"
     assert [(t.tag, t.value) for t in details.secIdList] == [("ISIN", "US78462F1030")]
     assert details.liquidHours == "20240102:0930-20240102:1600"
@@ -161,8 +195,18 @@ def test_ibapi_reads_the_open_order_fields_the_adapter_maps() -> None:
     decoder.processOpenOrder(iter([f.encode() for f in _wire("openOrder")[1:]]))
     order_id, contract, order, state = wrapper.openOrder.call_args.args
     assert order_id == 12 and contract.conId == 756733
-    assert (order.action, order.totalQuantity, order.orderType, order.lmtPrice) == ("BUY", Decimal(10), "LMT", 470.25)
-    assert (order.tif, order.account, order.orderRef, order.outsideRth) == ("DAY", "DU1234567", "O-1:12", True)
+    assert (order.action, order.totalQuantity, order.orderType, order.lmtPrice) == (
+        "BUY",
+        Decimal(10),
+        "LMT",
+        470.25,
+    )
+    assert (order.tif, order.account, order.orderRef, order.outsideRth) == (
+        "DAY",
+        "DU1234567",
+        "O-1:12",
+        True,
+    )
     assert (order.clientId, order.permId, state.status) == (3, 1000001, "Submitted")
 
 
@@ -183,10 +227,21 @@ def test_ib_insync_reads_open_order_and_execution_values() -> None:
     decoder.logger = MagicMock()
     decoder.handlers[5](_wire("openOrder"))
     order_id, contract, order, state = wrapper.openOrder.call_args.args
-    assert (order_id, order.lmtPrice, order.totalQuantity, order.outsideRth, state.status) == (12, 470.25, 10.0, True, "Submitted")
+    assert (order_id, order.lmtPrice, order.totalQuantity, order.outsideRth, state.status) == (
+        12,
+        470.25,
+        10.0,
+        True,
+        "Submitted",
+    )
     decoder.handlers[11](_wire("execDetails"))
     req_id, contract, execution = wrapper.execDetails.call_args.args
-    assert (execution.execId, execution.shares, execution.price, execution.cumQty) == (EXECUTION.exec_id, 4.0, 470.2, 4.0)
+    assert (execution.execId, execution.shares, execution.price, execution.cumQty) == (
+        EXECUTION.exec_id,
+        4.0,
+        470.2,
+        4.0,
+    )
     assert execution.time.isoformat() == "2024-01-02T14:40:00+00:00"
     decoder.handlers[59](_wire("commissionReport"))
     [report] = wrapper.commissionReport.call_args.args

@@ -20,9 +20,15 @@ import pytest
 from nautilus_trader.adapters.interactive_brokers.common import IB
 from nautilus_trader.adapters.interactive_brokers.config import InteractiveBrokersDataClientConfig
 from nautilus_trader.adapters.interactive_brokers.config import InteractiveBrokersExecClientConfig
-from nautilus_trader.adapters.interactive_brokers.config import InteractiveBrokersInstrumentProviderConfig
-from nautilus_trader.adapters.interactive_brokers.factories import InteractiveBrokersLiveDataClientFactory
-from nautilus_trader.adapters.interactive_brokers.factories import InteractiveBrokersLiveExecClientFactory
+from nautilus_trader.adapters.interactive_brokers.config import (
+    InteractiveBrokersInstrumentProviderConfig,
+)
+from nautilus_trader.adapters.interactive_brokers.factories import (
+    InteractiveBrokersLiveDataClientFactory,
+)
+from nautilus_trader.adapters.interactive_brokers.factories import (
+    InteractiveBrokersLiveExecClientFactory,
+)
 from nautilus_trader.config import LiveExecEngineConfig
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.config import TradingNodeConfig
@@ -55,7 +61,9 @@ class NodeRun:
     sim_position: Decimal
 
 
-def run_node(catalog: Path, scenario: Callable[[GatewayThread, TradingNode, BuyOnce], None]) -> NodeRun:
+def run_node(
+    catalog: Path, scenario: Callable[[GatewayThread, TradingNode, BuyOnce], None]
+) -> NodeRun:
     """Run a TradingNode with the IB clients against a fresh simulator while ``scenario`` runs
     in another thread; the node stops when the scenario returns."""
     # 30x replay: a new quote every third of a second, a minute bar every two seconds
@@ -129,7 +137,11 @@ def run_node(catalog: Path, scenario: Callable[[GatewayThread, TradingNode, BuyO
                 instrument_venue=instrument.id.venue.value if instrument else None,
                 net_position=node.portfolio.net_position(SPY),
                 executions=sim.call(lambda: list(gateway.broker.executions)),
-                sim_position=sim.call(lambda: gateway.broker.positions["SPY"].quantity if "SPY" in gateway.broker.positions else Decimal(0)),
+                sim_position=sim.call(
+                    lambda: gateway.broker.positions["SPY"].quantity
+                    if "SPY" in gateway.broker.positions
+                    else Decimal(0)
+                ),
             )
             node.dispose()
     if failures:
@@ -155,7 +167,7 @@ def test_trading_node_trades_through_the_ib_adapter(tmp_path: Path) -> None:
     assert strategy.quotes and all(q.bid_price < q.ask_price for q in strategy.quotes)
     # bars arrive in order, one minute apart, with the catalog's volume
     closes = [b.ts_event for b in strategy.bars]
-    assert all(b - a == 60_000_000_000 for a, b in zip(closes, closes[1:]))
+    assert all(b - a == 60_000_000_000 for a, b in zip(closes, closes[1:], strict=False))
     assert all(b.volume == 1000 for b in strategy.bars)
     [fill] = strategy.fills
     [execution] = run.executions

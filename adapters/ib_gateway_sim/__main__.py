@@ -26,8 +26,12 @@ def _timestamp(text: str) -> pd.Timestamp:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m adapters.ib_gateway_sim", description=__doc__)
     parser.add_argument("--catalog", type=Path, required=True, help="Parquet catalog to replay")
-    parser.add_argument("--port", type=int, default=4002, help="loopback port (IB Gateway paper: 4002)")
-    parser.add_argument("--speed", type=float, default=1.0, help="replay speed (60 = a minute per second)")
+    parser.add_argument(
+        "--port", type=int, default=4002, help="loopback port (IB Gateway paper: 4002)"
+    )
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="replay speed (60 = a minute per second)"
+    )
     parser.add_argument("--start", type=_timestamp, help="replay start (exchange time if no zone)")
     parser.add_argument("--end", type=_timestamp, help="last instant of data to load")
     parser.add_argument("--symbols", nargs="*", help="load only these symbols")
@@ -43,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     history_start = args.start - pd.Timedelta(days=10) if args.start is not None else None
     market = Market.from_catalog(args.catalog, history_start, args.end, args.symbols)
     start_ns = args.start.value if args.start is not None else market.first_ts()
-    gateway = Gateway(market, ReplayClock(start_ns, args.speed), GatewayConfig(args.account, args.cash))
+    gateway = Gateway(
+        market, ReplayClock(start_ns, args.speed), GatewayConfig(args.account, args.cash)
+    )
 
     async def serve() -> None:
         await gateway.start(args.port)

@@ -194,7 +194,11 @@ class Broker:
         if problem is None and self._next_rejection is not None:
             problem, self._next_rejection = self._next_rejection, None
         if problem is not None:
-            return [OrderError(request.order_id, request.client_id, 201, f"Order rejected - reason:{problem}")]
+            return [
+                OrderError(
+                    request.order_id, request.client_id, 201, f"Order rejected - reason:{problem}"
+                )
+            ]
         order = SimOrder(request, next(self._perm_ids))
         if self._next_plan is not None:
             order.plan, self._next_plan = self._next_plan, None
@@ -219,15 +223,28 @@ class Broker:
 
     def _modify(self, order: SimOrder, request: OrderRequest, now_ns: int) -> list[Event]:
         if order.status == "Filled":
-            return [OrderError(request.order_id, request.client_id, 104, "Can't modify a filled order.")]
+            return [
+                OrderError(request.order_id, request.client_id, 104, "Can't modify a filled order.")
+            ]
         if not order.is_open:
             # an id that already named an order: IB refuses to reuse it
             return [OrderError(request.order_id, request.client_id, 103, "Duplicate order id")]
         problem = self._validate(request)
         if problem is not None:
-            return [OrderError(request.order_id, request.client_id, 201, f"Order rejected - reason:{problem}")]
+            return [
+                OrderError(
+                    request.order_id, request.client_id, 201, f"Order rejected - reason:{problem}"
+                )
+            ]
         if request.quantity < order.filled:
-            return [OrderError(request.order_id, request.client_id, 201, "Order rejected - reason:quantity below filled")]
+            return [
+                OrderError(
+                    request.order_id,
+                    request.client_id,
+                    201,
+                    "Order rejected - reason:quantity below filled",
+                )
+            ]
         order.request = replace(request, client_id=order.request.client_id)
         order.status = "Submitted" if self._may_trade(order, now_ns) else "PreSubmitted"
         return [OrderUpdate(order.view())] + self.match(request.spec.symbol, now_ns)
@@ -237,7 +254,14 @@ class Broker:
         if order is None:
             return [OrderError(order_id, client_id, 135, f"Can't find order with id ={order_id}")]
         if not order.is_open:
-            return [OrderError(order_id, client_id, 161, f"Cancel attempted when order is not in a cancellable state.  Order permId ={order.perm_id}")]
+            return [
+                OrderError(
+                    order_id,
+                    client_id,
+                    161,
+                    f"Cancel attempted when order is not in a cancellable state.  Order permId ={order.perm_id}",
+                )
+            ]
         order.status = "Cancelled"
         events: list[Event] = [
             OrderUpdate(order.view()),
@@ -379,8 +403,11 @@ class Broker:
         self.executions.append(execution)
         return [Execution(execution), OrderUpdate(order.view())]
 
-    def _book(self, symbol: str, action: str, shares: Decimal, price: Decimal, commission: Decimal) -> Decimal | None:
-        """Update cash and the position; the realized P&L (net of this commission) if it closed any."""
+    def _book(
+        self, symbol: str, action: str, shares: Decimal, price: Decimal, commission: Decimal
+    ) -> Decimal | None:
+        """Update cash and the position; return the realized P&L (net of this commission) when
+        the trade closed shares, else None."""
         signed = shares if action == "BUY" else -shares
         self.cash -= signed * price + commission
         pos = self.positions.setdefault(symbol, Position())

@@ -68,10 +68,14 @@ def load_fault_script(path: Path) -> list[FaultStep]:
             raise FaultScriptError(f"{where}: each step must be an object")
         fault = entry.get("fault")
         if fault not in FAULTS:
-            raise FaultScriptError(f"{where}: fault must be one of {', '.join(FAULTS)}, got {fault!r}")
+            raise FaultScriptError(
+                f"{where}: fault must be one of {', '.join(FAULTS)}, got {fault!r}"
+            )
         after = entry.get("after")
-        if not isinstance(after, (int, float)) or after < 0:
-            raise FaultScriptError(f"{where}: after must be a number of seconds >= 0, got {after!r}")
+        if not isinstance(after, int | float) or after < 0:
+            raise FaultScriptError(
+                f"{where}: after must be a number of seconds >= 0, got {after!r}"
+            )
         args = {k: v for k, v in entry.items() if k not in ("fault", "after")}
         steps.append(FaultStep(float(after), fault, args))
     return sorted(steps, key=lambda s: s.after)
@@ -108,7 +112,9 @@ async def apply_fault(gateway: Gateway, step: FaultStep) -> None:
             gateway.broker.reject_next_order(str(a.get("reason", "simulated rejection")))
         case "partial_fill_next":
             parts = [Decimal(str(p)) for p in a["parts"]]
-            gateway.broker.plan_next_fill(FillPlan(parts=parts, part_interval_seconds=float(a.get("interval", 1.0))))
+            gateway.broker.plan_next_fill(
+                FillPlan(parts=parts, part_interval_seconds=float(a.get("interval", 1.0)))
+            )
         case "delay_next_fill":
             gateway.broker.plan_next_fill(FillPlan(delay_seconds=float(a["seconds"])))
 

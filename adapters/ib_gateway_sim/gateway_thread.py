@@ -20,7 +20,9 @@ class GatewayThread:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="ib-gateway-sim", daemon=True)
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="ib-gateway-sim", daemon=True
+        )
         self.port = 0
 
     def __enter__(self) -> GatewayThread:

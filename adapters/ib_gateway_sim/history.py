@@ -71,7 +71,9 @@ def aggregate(
 ) -> list[tuple[int, BarRow]]:
     """(close time ns, IB bar row) pairs, oldest first."""
     if bar_size not in BAR_MINUTES:
-        raise HistoryRequestError(f"barSizeSetting {bar_size!r} is not served (served: {', '.join(BAR_MINUTES)})")
+        raise HistoryRequestError(
+            f"barSizeSetting {bar_size!r} is not served (served: {', '.join(BAR_MINUTES)})"
+        )
     size = BAR_MINUTES[bar_size]
     groups: dict[object, list[MinuteBar]] = {}
     for bar in minutes:
@@ -120,4 +122,7 @@ def aggregate(
 
 def ib_datetime(ts_ns: int) -> str:
     """The start/end strings of a historicalData message."""
-    return pd.Timestamp(ts_ns, tz="UTC").tz_convert(EXCHANGE_TZ).strftime("%Y%m%d %H:%M:%S ") + EXCHANGE_TZ
+    return (
+        pd.Timestamp(ts_ns, tz="UTC").tz_convert(EXCHANGE_TZ).strftime("%Y%m%d %H:%M:%S ")
+        + EXCHANGE_TZ
+    )

@@ -207,7 +207,9 @@ class Market:
                     q.bid_size.as_decimal(),
                     q.ask_size.as_decimal(),
                 )
-                for q in catalog.quote_ticks(instrument_ids=[instrument.id.value], start=start, end=end)
+                for q in catalog.quote_ticks(
+                    instrument_ids=[instrument.id.value], start=start, end=end
+                )
             ]
             bars = [
                 MinuteBar(

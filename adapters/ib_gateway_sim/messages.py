@@ -157,11 +157,16 @@ def current_time(epoch_seconds: int) -> list[Field]:
 
 # -- contracts -------------------------------------------------------------------------------
 
-TRADING_HOURS = "20240102:0400-20240102:2000"
 
 
-def contract_data(req_id: int, spec: ContractSpec, trading_hours: str, liquid_hours: str) -> list[Field]:
-    order_types = "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AON,AVGCOST,BASKET,COND,CONDORDER,DAY,DEACT,GAT,GTC,GTD,GTT,HID,IOC,LIT,LMT,MIT,MKT,MOC,MTL,NONALGO,OCA,OPG,PAON,PEGBENCH,POSTONLY,REL,SCALE,STP,STPLMT,TRAIL,WHATIF"
+def contract_data(
+    req_id: int, spec: ContractSpec, trading_hours: str, liquid_hours: str
+) -> list[Field]:
+    order_types = (
+        "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AON,AVGCOST,BASKET,COND,CONDORDER,DAY,"
+        "DEACT,GAT,GTC,GTD,GTT,HID,IOC,LIT,LMT,MIT,MKT,MOC,MTL,NONALGO,OCA,OPG,PAON,"
+        "PEGBENCH,POSTONLY,REL,SCALE,STP,STPLMT,TRAIL,WHATIF"
+    )
     fields: list[Field] = [
         Out.CONTRACT_DATA,
         req_id,
@@ -227,7 +232,9 @@ def tick_req_params(req_id: int, min_tick: Decimal, bbo_exchange: str) -> list[F
     return [Out.TICK_REQ_PARAMS, req_id, min_tick, bbo_exchange, 3]
 
 
-def tick_price(req_id: int, tick_type: int, price: Decimal, size: Decimal, attrib_mask: int = 0) -> list[Field]:
+def tick_price(
+    req_id: int, tick_type: int, price: Decimal, size: Decimal, attrib_mask: int = 0
+) -> list[Field]:
     return [Out.TICK_PRICE, 6, req_id, tick_type, price, size, attrib_mask]
 
 
@@ -568,8 +575,17 @@ def completed_orders_end() -> list[Field]:
 # -- account and portfolio -------------------------------------------------------------------
 
 
-def position_data(account: str, spec: ContractSpec, position: Decimal, avg_cost: Decimal) -> list[Field]:
-    return [Out.POSITION_DATA, 3, account, *spec.short_fields(spec.primary_exchange), position, avg_cost]
+def position_data(
+    account: str, spec: ContractSpec, position: Decimal, avg_cost: Decimal
+) -> list[Field]:
+    return [
+        Out.POSITION_DATA,
+        3,
+        account,
+        *spec.short_fields(spec.primary_exchange),
+        position,
+        avg_cost,
+    ]
 
 
 def position_end() -> list[Field]:
@@ -621,7 +637,9 @@ def account_download_end(account: str) -> list[Field]:
     return [Out.ACCT_DOWNLOAD_END, 1, account]
 
 
-def account_update_multi(req_id: int, account: str, key: str, value: str, currency: str) -> list[Field]:
+def account_update_multi(
+    req_id: int, account: str, key: str, value: str, currency: str
+) -> list[Field]:
     return [Out.ACCOUNT_UPDATE_MULTI, 1, req_id, account, "", key, value, currency]
 
 

@@ -48,7 +48,9 @@ def encode_field(value: Field) -> str:
             return "Infinity"
         return format(Decimal(repr(value)).normalize(), "f")
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+        return (
+            format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+        )
     if "\0" in value:
         raise ProtocolError(f"a field cannot contain NUL: {value!r}")
     return value
@@ -151,7 +153,9 @@ class FieldReader:
         try:
             return int(raw)
         except ValueError:
-            raise ProtocolError(f"{self.message}: field {name!r} must be an integer, got {raw!r}") from None
+            raise ProtocolError(
+                f"{self.message}: field {name!r} must be an integer, got {raw!r}"
+            ) from None
 
     def decimal(self, name: str) -> Decimal | None:
         raw = self._next(name)
@@ -160,7 +164,9 @@ class FieldReader:
         try:
             return Decimal(raw)
         except ArithmeticError:
-            raise ProtocolError(f"{self.message}: field {name!r} must be a number, got {raw!r}") from None
+            raise ProtocolError(
+                f"{self.message}: field {name!r} must be a number, got {raw!r}"
+            ) from None
 
     def bool(self, name: str) -> bool:
         return self.int(name) != 0

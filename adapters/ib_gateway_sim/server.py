@@ -77,7 +77,9 @@ class GatewayConfig:
         if self.starting_cash <= 0:
             raise ValueError(f"starting_cash must be positive, got {self.starting_cash}")
         if self.pump_interval_seconds <= 0:
-            raise ValueError(f"pump_interval_seconds must be positive, got {self.pump_interval_seconds}")
+            raise ValueError(
+                f"pump_interval_seconds must be positive, got {self.pump_interval_seconds}"
+            )
 
 
 @dataclass
@@ -103,7 +105,9 @@ class FaultState:
 
 
 class Session:
-    def __init__(self, gateway: Gateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, gateway: Gateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.gateway = gateway
         self.reader = reader
         self.writer = writer
@@ -161,7 +165,9 @@ class Session:
 class Gateway:
     """The simulated IB Gateway."""
 
-    def __init__(self, market: Market, clock: ReplayClock, config: GatewayConfig | None = None) -> None:
+    def __init__(
+        self, market: Market, clock: ReplayClock, config: GatewayConfig | None = None
+    ) -> None:
         self.market = market
         self.clock = clock
         self.config = config or GatewayConfig()
@@ -430,7 +436,9 @@ class Gateway:
         else:
             session.subscriptions[req_id] = sub
 
-    def _send_mkt_snapshot(self, session: Session, req_id: int, sub: Subscription, now: int) -> None:
+    def _send_mkt_snapshot(
+        self, session: Session, req_id: int, sub: Subscription, now: int
+    ) -> None:
         tape = self.market.tapes.get(sub.spec.symbol)
         quote = self.market.quote(sub.spec.symbol, now)
         if quote is not None:
@@ -475,7 +483,11 @@ class Gateway:
         tick_type = r.str("tickType")
         kinds = {"BidAsk": "bidask", "Last": "last", "AllLast": "last", "MidPoint": "midpoint"}
         if tick_type not in kinds:
-            session.error(req_id, 10_189, f"Failed to request tick-by-tick data: unknown tickType {tick_type!r}")
+            session.error(
+                req_id,
+                10_189,
+                f"Failed to request tick-by-tick data: unknown tickType {tick_type!r}",
+            )
             return
         now = self.clock.now_ns()
         sub = Subscription(kinds[tick_type], spec, last_ns=now, bar_size=tick_type)
@@ -521,7 +533,11 @@ class Gateway:
         format_date = r.int("formatDate", 1)
         keep_up = r.bool("keepUpToDate")
         if self.faults.hmds_down:
-            session.error(req_id, 162, "Historical Market Data Service error message:HMDS data farm connection is broken:ushmds")
+            session.error(
+                req_id,
+                162,
+                "Historical Market Data Service error message:HMDS data farm connection is broken:ushmds",
+            )
             return
         now = self.clock.now_ns()
         try:
@@ -535,7 +551,11 @@ class Gateway:
         if keep_up and rows:
             # the last row may still be forming at IB; it arrives as the first update instead
             rows = rows[:-1]
-        session.send(m.historical_data(req_id, ib_datetime(start_ns), ib_datetime(end_ns), [row for _, row in rows]))
+        session.send(
+            m.historical_data(
+                req_id, ib_datetime(start_ns), ib_datetime(end_ns), [row for _, row in rows]
+            )
+        )
         if keep_up:
             session.subscriptions[req_id] = Subscription(
                 "keepup",
@@ -577,10 +597,16 @@ class Gateway:
             session.error(order_id, 200, "No security definition has been found for the request")
             return
         if account and account != self.config.account:
-            session.error(order_id, 321, f"Error validating request.-'bN' : cause - The account code {account} is not managed here")
+            session.error(
+                order_id,
+                321,
+                f"Error validating request.-'bN' : cause - The account code {account} is not managed here",
+            )
             return
         if self.faults.connectivity_lost:
-            session.error(order_id, 1100, "Connectivity between IB and Trader Workstation has been lost.")
+            session.error(
+                order_id, 1100, "Connectivity between IB and Trader Workstation has been lost."
+            )
         request = OrderRequest(
             order_id=order_id,
             client_id=session.client_id or 0,
@@ -690,7 +716,9 @@ class Gateway:
         for tag, value in self.broker.account_values(self.clock.now_ns()).items():
             if not tags or tag in tags:
                 session.send(m.account_summary(req_id, self.config.account, tag, str(value), "USD"))
-        session.send(m.account_summary(req_id, self.config.account, "AccountType", "INDIVIDUAL", ""))
+        session.send(
+            m.account_summary(req_id, self.config.account, "AccountType", "INDIVIDUAL", "")
+        )
         session.send(m.account_summary_end(req_id))
 
     def _req_account_updates(self, session: Session, r: FieldReader) -> None:
@@ -705,7 +733,9 @@ class Gateway:
         req_id = r.int("reqId")
         session.account_multi_req = req_id
         for key, value in self.broker.account_values(self.clock.now_ns()).items():
-            session.send(m.account_update_multi(req_id, self.config.account, key, str(value), "USD"))
+            session.send(
+                m.account_update_multi(req_id, self.config.account, key, str(value), "USD")
+            )
         session.send(m.account_update_multi_end(req_id))
 
     def _send_account_update(self, session: Session) -> None:
@@ -762,7 +792,9 @@ class Gateway:
             for req_id, sub in list(session.subscriptions.items()):
                 self._stream(session, req_id, sub, previous, now)
 
-    def _stream(self, session: Session, req_id: int, sub: Subscription, previous: int, now: int) -> None:
+    def _stream(
+        self, session: Session, req_id: int, sub: Subscription, previous: int, now: int
+    ) -> None:
         tape = self.market.tapes.get(sub.spec.symbol)
         if tape is None:
             return
@@ -800,7 +832,7 @@ class Gateway:
             if not closed:
                 return
             rows = aggregate(closed, sub.bar_size, sub.use_rth, sub.format_date)
-            for close_ns, row in rows:
+            for _close_ns, row in rows:
                 session.send(m.historical_data_update(req_id, row))
             sub.last_ns = closed[-1].ts_close_ns
 
@@ -815,5 +847,3 @@ class Gateway:
         if not mids:
             return None
         return m.BarRow("", mids[0], max(mids), min(mids), mids[-1], Decimal(0), mids[-1], 0)
-
-
