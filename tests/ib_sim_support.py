@@ -71,6 +71,7 @@ from nautilus_trader.model.data import BarType  # noqa: E402
 from nautilus_trader.model.data import QuoteTick  # noqa: E402
 from nautilus_trader.model.enums import OrderSide  # noqa: E402
 from nautilus_trader.model.events import OrderFilled  # noqa: E402
+from nautilus_trader.model.events import OrderRejected  # noqa: E402
 from nautilus_trader.model.identifiers import InstrumentId  # noqa: E402
 from nautilus_trader.model.objects import Quantity  # noqa: E402
 from nautilus_trader.trading.strategy import Strategy  # noqa: E402
@@ -90,6 +91,7 @@ class BuyOnce(Strategy):
         self.quotes: list[QuoteTick] = []
         self.bars: list[Bar] = []
         self.fills: list[OrderFilled] = []
+        self.rejections: list[OrderRejected] = []
 
     def on_start(self) -> None:
         self.subscribe_quote_ticks(self.config.instrument_id)
@@ -113,3 +115,6 @@ class BuyOnce(Strategy):
 
     def on_order_filled(self, event: OrderFilled) -> None:
         self.fills.append(event)
+
+    def on_order_rejected(self, event: OrderRejected) -> None:
+        self.rejections.append(event)

@@ -36,6 +36,7 @@ from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.identifiers import InstrumentId
 
+from adapters.ib_gateway_sim.broker import FillPlan
 from adapters.ib_gateway_sim.gateway_thread import GatewayThread
 from adapters.ib_gateway_sim.market import Market
 from adapters.ib_gateway_sim.market import ReplayClock
@@ -62,16 +63,21 @@ class NodeRun:
 
 
 def run_node(
-    catalog: Path, scenario: Callable[[GatewayThread, TradingNode, BuyOnce], None]
+    catalog: Path,
+    scenario: Callable[[GatewayThread, TradingNode, BuyOnce], None],
+    before: Callable[[Gateway], None] | None = None,
 ) -> NodeRun:
     """Run a TradingNode with the IB clients against a fresh simulator while ``scenario`` runs
-    in another thread; the node stops when the scenario returns."""
+    in another thread; the node stops when the scenario returns. ``before`` scripts faults
+    on the gateway before anything connects."""
     # 30x replay: a new quote every third of a second, a minute bar every two seconds
     gateway = Gateway(
         Market.from_catalog(catalog),
         ReplayClock((OPEN + pd.Timedelta(minutes=10)).value, 30.0),
         GatewayConfig(pump_interval_seconds=0.02),
     )
+    if before is not None:
+        before(gateway)
     with GatewayThread(gateway) as sim:
         provider = InteractiveBrokersInstrumentProviderConfig(
             load_ids=frozenset([SPY.value]),
@@ -197,6 +203,27 @@ def test_node_reconnects_after_the_nightly_restart_and_keeps_trading(tmp_path: P
     assert [f.trade_id.value for f in run.strategy.fills] == [e.exec_id for e in run.executions]
     assert len({e.order_id for e in run.executions}) == 2
     assert run.net_position == Decimal(6) == run.sim_position
+
+
+def test_node_sees_a_rejection_and_a_partial_fill(tmp_path: Path) -> None:
+    def reject_first_order(gateway: Gateway) -> None:
+        gateway.broker.reject_next_order("simulated margin check")
+
+    def scenario(sim: GatewayThread, node: TradingNode, strategy: BuyOnce) -> None:
+        wait_for(lambda: len(strategy.rejections) == 1, "the rejection")
+        parts = FillPlan(parts=[Decimal(1), Decimal(2)], part_interval_seconds=0.3)
+        sim.call(sim.gateway.broker.plan_next_fill, parts)
+        node.kernel.loop.call_soon_threadsafe(strategy.buy)
+        wait_for(lambda: len(strategy.fills) == 2, "two partial fills")
+
+    run = run_node(build_catalog(tmp_path / "catalog"), scenario, before=reject_first_order)
+    [rejection] = run.strategy.rejections
+    assert "simulated margin check" in rejection.reason
+    first, second = run.strategy.fills
+    assert first.client_order_id == second.client_order_id
+    assert (first.last_qty.as_decimal(), second.last_qty.as_decimal()) == (Decimal(1), Decimal(2))
+    assert [f.trade_id.value for f in run.strategy.fills] == [e.exec_id for e in run.executions]
+    assert run.net_position == Decimal(3) == run.sim_position
 
 
 @pytest.fixture(autouse=True)
