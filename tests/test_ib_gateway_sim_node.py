@@ -226,6 +226,28 @@ def test_node_sees_a_rejection_and_a_partial_fill(tmp_path: Path) -> None:
     assert run.net_position == Decimal(3) == run.sim_position
 
 
+def test_node_rides_out_a_data_farm_outage(tmp_path: Path) -> None:
+    marks: dict[str, int] = {}
+
+    def scenario(sim: GatewayThread, node: TradingNode, strategy: BuyOnce) -> None:
+        wait_for(lambda: len(strategy.quotes) >= 3 and len(strategy.bars) >= 1, "data flowing")
+        sim.call(sim.gateway.market_farm_outage)
+        sim.call(sim.gateway.hmds_outage)
+        time.sleep(0.5)  # let anything already in flight arrive
+        marks["quotes"], marks["bars"] = len(strategy.quotes), len(strategy.bars)
+        time.sleep(2.0)  # a replay minute: a bar and six quotes would have come
+        marks["quotes_during"], marks["bars_during"] = len(strategy.quotes), len(strategy.bars)
+        sim.call(sim.gateway.market_farm_restored)
+        sim.call(sim.gateway.hmds_restored)
+        wait_for(lambda: len(strategy.quotes) > marks["quotes"] + 3, "quotes after the outage")
+        wait_for(lambda: len(strategy.bars) > marks["bars"] + 1, "bars after the outage")
+
+    run = run_node(build_catalog(tmp_path / "catalog"), scenario)
+    assert marks["quotes_during"] == marks["quotes"] and marks["bars_during"] == marks["bars"]
+    closes = [b.ts_event for b in run.strategy.bars]
+    assert closes == sorted(set(closes))  # no bar twice, none out of order after the outage
+
+
 @pytest.fixture(autouse=True)
 def _fresh_loop_after() -> object:
     yield
