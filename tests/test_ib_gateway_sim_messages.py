@@ -246,3 +246,48 @@ def test_ib_insync_reads_open_order_and_execution_values() -> None:
     decoder.handlers[59](_wire("commissionReport"))
     [report] = wrapper.commissionReport.call_args.args
     assert (report.commission, report.currency) == (1.0, "USD")
+
+
+# -- historical request parsing (pure) ------------------------------------------------------------
+
+from adapters.ib_gateway_sim.history import HistoryRequestError  # noqa: E402
+from adapters.ib_gateway_sim.history import aggregate  # noqa: E402
+from adapters.ib_gateway_sim.history import duration_ns  # noqa: E402
+from adapters.ib_gateway_sim.history import parse_end  # noqa: E402
+from adapters.ib_gateway_sim.market import MinuteBar  # noqa: E402
+
+NOW = 1_704_206_400_000_000_000  # 2024-01-02 14:40 UTC
+
+
+def test_end_date_time_in_every_form_the_clients_send() -> None:
+    assert parse_end("", NOW) == NOW
+    assert parse_end("20240102 14:40:00 UTC", NOW) == NOW  # Nautilus: "%Y%m%d %H:%M:%S %Z"
+    assert parse_end("20240102-14:40:00", NOW) == NOW  # ib_insync with a UTC datetime
+    assert parse_end("20240102 09:40:00 US/Eastern", NOW) == NOW
+    with pytest.raises(HistoryRequestError, match="endDateTime 'yesterday'"):
+        parse_end("yesterday", NOW)
+
+
+def test_durations_and_bar_sizes_are_validated_by_name() -> None:
+    assert duration_ns("600 S") == 600 * 10**9
+    assert duration_ns("2 D") == 2 * 86_400 * 10**9
+    with pytest.raises(HistoryRequestError, match="durationStr"):
+        duration_ns("10 minutes")
+    with pytest.raises(HistoryRequestError, match="barSizeSetting '7 mins'"):
+        aggregate([], "7 mins", use_rth=False, format_date=2)
+
+
+def test_daily_bars_group_by_exchange_date_and_skip_extended_hours_with_rth() -> None:
+    minute = 60 * 10**9
+    d = Decimal
+
+    def bar(close_ns: int, price: str) -> MinuteBar:
+        return MinuteBar(close_ns, d(price), d(price), d(price), d(price), d(100))
+
+    open_ns = NOW - 10 * minute  # 09:30 ET
+    premarket = bar(open_ns - 30 * minute, "1.00")  # 09:00 ET, outside the regular session
+    regular = [bar(open_ns + minute, "2.00"), bar(open_ns + 2 * minute, "3.00")]
+    [(close, row)] = aggregate([premarket, *regular], "1 day", use_rth=True, format_date=1)
+    assert (row.date, row.open, row.close, row.volume, row.count) == ("20240102", 2, 3, 200, 2)
+    [(close, row)] = aggregate([premarket, *regular], "1 day", use_rth=False, format_date=1)
+    assert (row.open, row.low, row.high, row.count) == (1, 1, 3, 3)
