@@ -57,6 +57,17 @@ def wait_until(ib: IB, predicate, timeout: float = 5.0) -> None:  # type: ignore
             pass
 
 
+@pytest.fixture(autouse=True)
+def insync_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """ib_insync runs on the thread's current event loop; other modules' asyncio.run() leave
+    none behind, so each test gets its own."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield loop
+    asyncio.set_event_loop(None)
+    loop.close()
+
+
 @pytest.fixture(scope="module")
 def catalog_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_catalog(tmp_path_factory.mktemp("ibsim") / "catalog")
