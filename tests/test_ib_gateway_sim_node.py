@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -249,7 +250,9 @@ def test_node_rides_out_a_data_farm_outage(tmp_path: Path) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_loop_after() -> object:
-    yield
-    # the node closes its loop on dispose; later modules (ib_insync) need a live one
+def node_loop() -> Iterator[None]:
+    """The node runs on the thread's current event loop (other modules' asyncio.run() leave
+    none behind) and closes it on dispose."""
     asyncio.set_event_loop(asyncio.new_event_loop())
+    yield
+    asyncio.set_event_loop(None)

@@ -33,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         "--speed", type=float, default=1.0, help="replay speed (60 = a minute per second)"
     )
     parser.add_argument("--start", type=_timestamp, help="replay start (exchange time if no zone)")
-    parser.add_argument("--end", type=_timestamp, help="last instant of data to load")
+    parser.add_argument(
+        "--end",
+        type=_timestamp,
+        help="last instant of data to load (default: three days after --start)",
+    )
     parser.add_argument("--symbols", nargs="*", help="load only these symbols")
     parser.add_argument("--account", default="DU1234567")
     parser.add_argument("--cash", type=Decimal, default=Decimal("100000"))
@@ -44,8 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.catalog.is_dir():
         parser.error(f"--catalog {args.catalog} is not a directory")
     steps = load_fault_script(args.faults) if args.faults else []
+    # data is held in memory as Decimals: load a window around the replay, not a whole year,
+    # with ten days before it for warm-up history
     history_start = args.start - pd.Timedelta(days=10) if args.start is not None else None
-    market = Market.from_catalog(args.catalog, history_start, args.end, args.symbols)
+    end = args.end
+    if end is None and args.start is not None:
+        end = args.start + pd.Timedelta(days=3)
+    market = Market.from_catalog(args.catalog, history_start, end, args.symbols)
     start_ns = args.start.value if args.start is not None else market.first_ts()
     gateway = Gateway(
         market, ReplayClock(start_ns, args.speed), GatewayConfig(args.account, args.cash)
