@@ -250,13 +250,16 @@ def test_ib_insync_reads_open_order_and_execution_values() -> None:
 
 # -- historical request parsing (pure) ------------------------------------------------------------
 
+import pandas as pd  # noqa: E402
+
 from adapters.ib_gateway_sim.history import HistoryRequestError  # noqa: E402
 from adapters.ib_gateway_sim.history import aggregate  # noqa: E402
-from adapters.ib_gateway_sim.history import duration_ns  # noqa: E402
+from adapters.ib_gateway_sim.history import duration_start  # noqa: E402
 from adapters.ib_gateway_sim.history import parse_end  # noqa: E402
 from adapters.ib_gateway_sim.market import MinuteBar  # noqa: E402
 
 NOW = 1_704_206_400_000_000_000  # 2024-01-02 14:40 UTC
+TZ = "America/New_York"
 
 
 def test_end_date_time_in_every_form_the_clients_send() -> None:
@@ -269,10 +272,13 @@ def test_end_date_time_in_every_form_the_clients_send() -> None:
 
 
 def test_durations_and_bar_sizes_are_validated_by_name() -> None:
-    assert duration_ns("600 S") == 600 * 10**9
-    assert duration_ns("2 D") == 2 * 86_400 * 10**9
+    assert duration_start("600 S", NOW) == NOW - 600 * 10**9
+    # Tuesday 2024-01-02: "1 D" is today's session, "2 D" reaches back over the weekend and
+    # the New Year holiday to Friday 2023-12-29, from 04:00 exchange time
+    assert duration_start("1 D", NOW) == pd.Timestamp("2024-01-02 04:00", tz=TZ).value
+    assert duration_start("2 D", NOW) == pd.Timestamp("2023-12-29 04:00", tz=TZ).value
     with pytest.raises(HistoryRequestError, match="durationStr"):
-        duration_ns("10 minutes")
+        duration_start("10 minutes", NOW)
     with pytest.raises(HistoryRequestError, match="barSizeSetting '7 mins'"):
         aggregate([], "7 mins", use_rth=False, format_date=2)
 

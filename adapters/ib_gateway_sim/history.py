@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+import exchange_calendars as xcals
 import pandas as pd
 
 from adapters.ib_gateway_sim.market import EXCHANGE_TZ
@@ -33,18 +34,33 @@ BAR_MINUTES = {
     "1 hour": 60,
     "1 day": 0,  # by exchange date
 }
-DURATION_UNITS = {"S": 1, "D": 86_400, "W": 7 * 86_400, "M": 31 * 86_400, "Y": 366 * 86_400}
+# IB counts D/W/M/Y durations in trading sessions, not calendar days
+SESSIONS_PER_UNIT = {"D": 1, "W": 5, "M": 21, "Y": 252}
 
 
 class HistoryRequestError(ValueError):
     """A historical request the simulator cannot serve (IB answers these with error 162/321)."""
 
 
-def duration_ns(duration: str) -> int:
+def duration_start(duration: str, end_ns: int) -> int:
+    """Where a request of this duration ending at ``end_ns`` starts.
+
+    Seconds are literal; ``N D`` covers the last N NYSE sessions up to the end (today's
+    counts once it has begun), from 04:00 exchange time of the first, so pre-market is in.
+    """
     match = re.fullmatch(r"\s*(\d+)\s+([SDWMY])\s*", duration)
-    if not match:
+    if not match or int(match.group(1)) <= 0:
         raise HistoryRequestError(f"durationStr must look like '3600 S' or '2 D', got {duration!r}")
-    return int(match.group(1)) * DURATION_UNITS[match.group(2)] * NS
+    count, unit = int(match.group(1)), match.group(2)
+    if unit == "S":
+        return end_ns - count * NS
+    sessions = count * SESSIONS_PER_UNIT[unit]
+    calendar = xcals.get_calendar("XNYS")
+    end = pd.Timestamp(end_ns, tz="UTC")
+    last_day = end.tz_convert(EXCHANGE_TZ).tz_localize(None).normalize()
+    days = calendar.sessions_in_range(last_day - pd.Timedelta(days=sessions * 2 + 10), last_day)
+    first = days[-sessions] if len(days) >= sessions else days[0]
+    return pd.Timestamp(f"{first.date()} 04:00", tz=EXCHANGE_TZ).value
 
 
 def parse_end(end: str, now_ns: int) -> int:

@@ -158,7 +158,6 @@ def current_time(epoch_seconds: int) -> list[Field]:
 # -- contracts -------------------------------------------------------------------------------
 
 
-
 def contract_data(
     req_id: int, spec: ContractSpec, trading_hours: str, liquid_hours: str
 ) -> list[Field]:

@@ -30,7 +30,7 @@ from adapters.ib_gateway_sim.broker import OrderRequest
 from adapters.ib_gateway_sim.broker import OrderUpdate
 from adapters.ib_gateway_sim.history import HistoryRequestError
 from adapters.ib_gateway_sim.history import aggregate
-from adapters.ib_gateway_sim.history import duration_ns
+from adapters.ib_gateway_sim.history import duration_start
 from adapters.ib_gateway_sim.history import ib_datetime
 from adapters.ib_gateway_sim.history import parse_end
 from adapters.ib_gateway_sim.market import EXCHANGE_TZ
@@ -542,7 +542,7 @@ class Gateway:
         now = self.clock.now_ns()
         try:
             end_ns = min(parse_end(end_text, now), now)
-            start_ns = end_ns - duration_ns(duration)
+            start_ns = duration_start(duration, end_ns)
             tape = self.market.tapes[spec.symbol]
             rows = aggregate(tape.bars_between(start_ns, end_ns), bar_size, use_rth, format_date)
         except HistoryRequestError as exc:
