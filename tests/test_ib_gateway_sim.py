@@ -96,8 +96,8 @@ def ib(sim: GatewayThread) -> Iterator[IB]:
 def test_fields_are_encoded_as_ib_writes_them() -> None:
     assert encode_field(None) == ""
     assert encode_field(True) == "1"
-    assert encode_field(2**31 - 1) == ""  # UNSET_INTEGER
-    assert encode_field(1.7976931348623157e308) == ""  # UNSET_DOUBLE
+    assert encode_field(2**31 - 1) == "2147483647"  # UNSET_INTEGER, as the gateway sends it
+    assert encode_field(1.7976931348623157e308) == "1.7976931348623157E308"  # UNSET_DOUBLE
     assert encode_field(Decimal("100")) == "100"
     assert encode_field(Decimal("470.620")) == "470.620"
     assert encode_field(0.1) == "0.1"

@@ -11,6 +11,7 @@ from unittest.mock import MagicMock
 
 import pytest
 from ib_insync.decoder import Decoder as InsyncDecoder
+from ibapi.const import UNSET_DOUBLE
 from ibapi.decoder import Decoder as IbapiDecoder
 from ibapi.wrapper import EWrapper
 
@@ -208,6 +209,8 @@ def test_ibapi_reads_the_open_order_fields_the_adapter_maps() -> None:
         True,
     )
     assert (order.clientId, order.permId, state.status) == (3, 1000001, "Submitted")
+    # the adapter tells a stop from a limit by auxPrice != UNSET_DOUBLE
+    assert order.auxPrice == UNSET_DOUBLE
 
 
 @pytest.mark.parametrize("name", sorted(MESSAGES))

@@ -500,7 +500,7 @@ def order_status(o: OrderView, why_held: str = "") -> list[Field]:
         o.last_fill_price,
         o.client_id,
         why_held,
-        UNSET_DOUBLE,  # mktCapPrice
+        0.0,  # mktCapPrice
     ]
 
 

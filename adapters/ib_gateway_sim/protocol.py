@@ -25,6 +25,9 @@ MAX_MESSAGE_BYTES = 0xFFFFFF  # ibapi's MAX_MSG_LEN: larger frames are a protoco
 
 UNSET_INTEGER = 2**31 - 1
 UNSET_DOUBLE = 1.7976931348623157e308
+# How the gateway writes an unset double (Java's Double.MAX_VALUE), e.g. an LMT order's auxPrice;
+# an unset integer goes out as 2147483647. Clients write unset values as empty fields instead.
+UNSET_DOUBLE_TEXT = "1.7976931348623157E308"
 
 Field = str | int | float | Decimal | bool | None
 
@@ -34,16 +37,17 @@ class ProtocolError(ValueError):
 
 
 def encode_field(value: Field) -> str:
-    """One field as IB writes it: empty for unset, 1/0 for booleans, plain decimals."""
+    """One field as the gateway writes it: None empty, 1/0 for booleans, plain decimals,
+    unset doubles as Double.MAX_VALUE and unset integers as Integer.MAX_VALUE."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int):
-        return "" if value == UNSET_INTEGER else str(value)
+        return str(value)
     if isinstance(value, float):
         if value == UNSET_DOUBLE:
-            return ""
+            return UNSET_DOUBLE_TEXT
         if value == float("inf"):
             return "Infinity"
         return format(Decimal(repr(value)).normalize(), "f")
