@@ -1,0 +1,309 @@
+"""
+Builds the TradingNodeConfig of a live run from validated Settings.
+
+Shared with the backtest builder: the strategy registry (same strategy classes and default
+parameters), the risk actors (backtesting.builder.risk_actor_configs), the data engine
+settings (config/engine.py) and, for the replay venue, the very fill and fee models a backtest
+uses, so a replayed day fills like a backtest of that day.
+
+Brokers:
+- ib: the Interactive Brokers data and execution clients (convert_exchange_to_mic_venue, so
+  instrument ids are the catalog's live ids, SPY.ARCX), the market-data-type setting.
+- replay: adapters/replay's data client over a catalog and the sandbox execution client on the
+  catalog's venue SIM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import pandas as pd
+from nautilus_trader.config import CacheConfig
+from nautilus_trader.config import DatabaseConfig
+from nautilus_trader.config import ImportableActorConfig
+from nautilus_trader.config import ImportableStrategyConfig
+from nautilus_trader.config import LiveExecEngineConfig
+from nautilus_trader.config import LiveRiskEngineConfig
+from nautilus_trader.config import LoggingConfig
+from nautilus_trader.config import TradingNodeConfig
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+from adapters.replay.config import REPLAY_CLIENT_ID
+from adapters.replay.config import ReplayDataClientConfig
+from adapters.replay.config import ReplayExecClientConfig
+from backtesting.builder import MINUTE_BARS
+from backtesting.builder import fee_model_config
+from backtesting.builder import fill_model_config
+from backtesting.builder import risk_actor_configs
+from backtesting.registry import STRATEGIES
+from backtesting.registry import build_params
+from backtesting.registry import get_spec
+from catalog.instruments import BACKTEST_VENUE
+from catalog.instruments import backtest_instrument_id
+from catalog.instruments import live_instrument_id
+from catalog.store import DEFAULT_CATALOG
+from config.engine import live_data_engine_config
+from config.settings import Settings
+from strategies.sessions import EXCHANGE_TZ
+
+IB_CLIENT = "IB"
+IB_ACCOUNT_VENUE = "INTERACTIVE_BROKERS"  # the venue Nautilus's IB adapter files the account under
+TRADER_ID = "BOT-001"
+
+
+class LivePlanError(ValueError):
+    """Settings that validate but cannot be served (no data for the replay day, ...)."""
+
+
+@dataclass(frozen=True)
+class LivePlan:
+    """What a live run trades and where its state lives, resolved from the settings."""
+
+    settings: Settings
+    state_dir: Path
+    catalog: Path | None  # replay only
+    replay_start: pd.Timestamp | None = None
+    replay_end: pd.Timestamp | None = None
+    # Backtest-equivalent fill rules of the replay venue.
+    slippage_prob: float = 1.0
+    per_share_fee: Decimal = Decimal("0.005")
+    min_fee: Decimal = Decimal("1.00")
+
+    @property
+    def replay(self) -> bool:
+        return self.settings.broker == "replay"
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self.settings["SYMBOLS"]
+
+    def instrument_ids(self) -> list[InstrumentId]:
+        make = backtest_instrument_id if self.replay else live_instrument_id
+        return [make(symbol) for symbol in self.symbols]
+
+    @property
+    def account_venue(self) -> str:
+        return BACKTEST_VENUE.value if self.replay else IB_ACCOUNT_VENUE
+
+    def minute_bar_types(self) -> list[str]:
+        return [f"{iid}-{MINUTE_BARS}" for iid in self.instrument_ids()]
+
+
+def _ny_midnight(date: dt.date) -> pd.Timestamp:
+    return pd.Timestamp(dt.datetime.combine(date, dt.time(0), EXCHANGE_TZ)).tz_convert("UTC")
+
+
+def replay_window(settings: Settings, catalog: Path) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """REPLAY_START..REPLAY_END as UTC bounds (New York midnights); default the last day held."""
+    reader = ParquetDataCatalog(str(catalog))
+    lasts = []
+    for symbol in settings["SYMBOLS"]:
+        bar_type = f"{backtest_instrument_id(symbol)}-{MINUTE_BARS}"
+        last = reader.query_last_timestamp(data_cls=Bar, identifier=bar_type)
+        if last is None:
+            raise LivePlanError(
+                f"SYMBOLS: catalog {catalog} has no 1-minute bars for {symbol} ({bar_type})",
+            )
+        lasts.append(pd.Timestamp(last))
+    start_date = settings["REPLAY_START"] or min(lasts).tz_convert(EXCHANGE_TZ).date()
+    end_date = settings["REPLAY_END"] or start_date
+    return _ny_midnight(start_date), _ny_midnight(end_date + dt.timedelta(days=1))
+
+
+def make_plan(settings: Settings, state_dir: Path | None = None, catalog: Path | None = None) -> LivePlan:
+    state = state_dir or settings["STATE_DIR"]
+    if settings.broker != "replay":
+        return LivePlan(settings=settings, state_dir=state, catalog=None)
+    catalog = catalog or settings["REPLAY_CATALOG"] or DEFAULT_CATALOG
+    start, end = replay_window(settings, catalog)
+    return LivePlan(settings=settings, state_dir=state, catalog=catalog,
+                    replay_start=start, replay_end=end)
+
+
+def strategy_configs(plan: LivePlan) -> list[ImportableStrategyConfig]:
+    """Every strategy of the sequence on every symbol, with the registry's defaults."""
+    ids = plan.instrument_ids()
+    configs = []
+    for name in plan.settings.strategies:
+        spec = get_spec(name)
+        for instrument_id in ids:
+            configs.append(ImportableStrategyConfig(
+                strategy_path=spec.strategy_path,
+                config_path=spec.config_path,
+                config=build_params(spec, instrument_id, len(ids), {}),
+            ))
+    return configs
+
+
+def actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
+    """The risk layer (gate, kill switch, watchdog, error monitor) and e-mail alerts."""
+    settings = plan.settings
+    risk = settings.risk_config()
+    # Strategy-specific risk overrides, as the backtest applies them (one set per run).
+    overrides: dict[str, object] = {}
+    for name in settings.strategies:
+        overrides |= get_spec(name).risk_overrides
+    if overrides:
+        risk = type(risk).parse(msgspec.json.encode(msgspec.to_builtins(risk) | overrides))
+    bar_types = plan.minute_bar_types()
+    actors = risk_actor_configs(risk, bar_types, plan.account_venue)
+    actors.append(ImportableActorConfig(
+        actor_path="actors.watchdog:Watchdog",
+        config_path="actors.watchdog:WatchdogConfig",
+        config={
+            "bar_types": bar_types,
+            "heartbeat_s": settings["HEARTBEAT_SECONDS"],
+            "broker_grace_s": settings["BROKER_GRACE_SECONDS"],
+        },
+    ))
+    actors.append(ImportableActorConfig(
+        actor_path="actors.error_monitor:ErrorMonitor",
+        config_path="actors.error_monitor:ErrorMonitorConfig",
+        config={
+            "risk": msgspec.to_builtins(risk),
+            "log_path": str(plan.state_dir / "unresolved_orders.log"),
+        },
+    ))
+    if settings["NOTIFY_EMAIL"]:
+        password = settings["SMTP_PASSWORD"]
+        actors.append(ImportableActorConfig(
+            actor_path="actors.email_alerts:EmailAlerts",
+            config_path="actors.email_alerts:EmailAlertsConfig",
+            config={
+                "host": settings["SMTP_HOST"],
+                "port": settings["SMTP_PORT"],
+                "sender": settings["SMTP_SENDER"],
+                "recipients": list(settings["SMTP_RECIPIENTS"]),
+                "username": settings["SMTP_USERNAME"] or None,
+                "password": password.reveal() if password else None,
+                "starttls": settings["SMTP_STARTTLS"],
+                "notify_on_signal": settings["NOTIFY_ON_SIGNAL"],
+                "notify_on_fill": settings["NOTIFY_ON_FILL"],
+            },
+        ))
+    return actors
+
+
+def cache_config(settings: Settings) -> CacheConfig:
+    """
+    memory (default): nothing outside the process; at a restart the orders and positions come
+    back from the venue (reconciliation) and strategy state from the state folder. redis: the
+    cache is also written to Redis and loaded from it at start.
+    """
+    if settings["CACHE_BACKEND"] == "redis":
+        return CacheConfig(
+            database=DatabaseConfig(
+                type="redis", host=settings["REDIS_HOST"], port=settings["REDIS_PORT"],
+                timeout=2,
+            ),
+            buffer_interval_ms=None,
+            persist_account_events=True,
+        )
+    return CacheConfig()
+
+
+def _ib_clients(plan: LivePlan) -> tuple[dict, dict]:
+    from nautilus_trader.adapters.interactive_brokers.config import IBMarketDataTypeEnum
+    from nautilus_trader.adapters.interactive_brokers.config import InteractiveBrokersDataClientConfig
+    from nautilus_trader.adapters.interactive_brokers.config import InteractiveBrokersExecClientConfig
+    from nautilus_trader.adapters.interactive_brokers.config import (
+        InteractiveBrokersInstrumentProviderConfig,
+    )
+    from nautilus_trader.adapters.interactive_brokers.config import SymbologyMethod
+
+    settings = plan.settings
+    provider = InteractiveBrokersInstrumentProviderConfig(
+        symbology_method=SymbologyMethod.IB_SIMPLIFIED,
+        convert_exchange_to_mic_venue=True,
+        load_ids=frozenset(plan.instrument_ids()),
+    )
+    common = {
+        "ibg_host": settings["IB_HOST"],
+        "ibg_port": settings["IB_PORT"],
+        "ibg_client_id": settings["IB_CLIENT_ID"],
+        "instrument_provider": provider,
+        "connection_timeout": settings["CONNECT_TIMEOUT_SECONDS"],
+    }
+    data = InteractiveBrokersDataClientConfig(
+        **common,
+        use_regular_trading_hours=not settings["EXTENDED_HOURS"],
+        market_data_type=IBMarketDataTypeEnum[settings["IB_MARKET_DATA_TYPE"]],
+    )
+    execution = InteractiveBrokersExecClientConfig(**common, account_id=settings["IB_ACCOUNT"])
+    return {IB_CLIENT: data}, {IB_CLIENT: execution}
+
+
+def _replay_clients(plan: LivePlan) -> tuple[dict, dict]:
+    settings = plan.settings
+    needs_quotes = any(get_spec(name).needs_quotes for name in settings.strategies)
+    data = ReplayDataClientConfig(
+        catalog_path=str(plan.catalog),
+        bar_types=plan.minute_bar_types(),
+        quote_instrument_ids=[str(i) for i in plan.instrument_ids()] if needs_quotes else [],
+        start=plan.replay_start.isoformat(),
+        end=plan.replay_end.isoformat(),
+        speed=settings["REPLAY_SPEED"],
+    )
+    execution = ReplayExecClientConfig(
+        venue=BACKTEST_VENUE.value,
+        starting_balances=[f"{settings['STARTING_CAPITAL']} USD"],
+        base_currency="USD",
+        oms_type="NETTING",
+        account_type="CASH",
+        fill_model=fill_model_config(plan.slippage_prob),
+        fee_model=fee_model_config(plan.per_share_fee, plan.min_fee),
+    )
+    return {REPLAY_CLIENT_ID: data}, {BACKTEST_VENUE.value: execution}
+
+
+def build_node_config(plan: LivePlan) -> TradingNodeConfig:
+    settings = plan.settings
+    risk = settings.risk_config()
+    data_clients, exec_clients = _replay_clients(plan) if plan.replay else _ib_clients(plan)
+    log_dir = plan.state_dir / "logs"
+    return TradingNodeConfig(
+        trader_id=TRADER_ID,
+        logging=LoggingConfig(
+            log_level=settings["LOG_LEVEL"],
+            log_level_file="INFO",
+            log_directory=str(log_dir),
+            log_file_name="node",
+            log_file_format="json" if settings["LOG_FORMAT"] == "json" else None,
+            log_colors=False,
+        ),
+        cache=cache_config(settings),
+        data_engine=live_data_engine_config(),
+        risk_engine=LiveRiskEngineConfig(
+            bypass=False,
+            max_order_submit_rate=risk.max_order_submit_rate,
+            max_notional_per_order={
+                str(iid): risk.nautilus_notional_limit() for iid in plan.instrument_ids()
+            },
+        ),
+        exec_engine=LiveExecEngineConfig(
+            reconciliation=True,
+            # The replay venue starts empty every run; IB is asked about the last day.
+            reconciliation_lookback_mins=None if plan.replay else 24 * 60,
+        ),
+        strategies=strategy_configs(plan),
+        actors=actor_configs(plan),
+        data_clients=data_clients,
+        exec_clients=exec_clients,
+        timeout_connection=float(settings["CONNECT_TIMEOUT_SECONDS"]),
+        timeout_reconciliation=10.0,
+        timeout_portfolio=5.0,
+        timeout_disconnection=5.0,
+        timeout_post_stop=1.0,
+        load_state=settings["CACHE_BACKEND"] == "redis",
+        save_state=settings["CACHE_BACKEND"] == "redis",
+    )
+
+
+def known_strategies() -> list[str]:
+    return sorted(STRATEGIES)
