@@ -36,6 +36,8 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from adapters.replay.config import REPLAY_CLIENT_ID
 from adapters.replay.config import ReplayDataClientConfig
 
+IDLE_TURNS = 3
+
 
 def use_data_time_for_time_bars(data_engine: Any) -> int:
     """
@@ -119,11 +121,17 @@ class ReplayDataClient(LiveMarketDataClient):
         self._stream_task = self.create_task(self._stream(lambda: node_is_idle(kernel)))
 
     async def _wait_idle(self, is_idle: Any) -> None:
-        # Yield to the loop until the node has processed everything the last item caused.
-        await asyncio.sleep(0)
-        while not is_idle():
+        """
+        Yield to the loop until the node has processed everything the last item caused.
+
+        Nautilus's live engines enqueue with `loop.call_soon_threadsafe`, so a message can be
+        on its way (a scheduled callback) while every queue reads empty, for one loop turn per
+        hop; the node counts as idle only after IDLE_TURNS consecutive empty turns.
+        """
+        quiet = 0
+        while quiet < IDLE_TURNS:
             await asyncio.sleep(0)
-        await asyncio.sleep(0)
+            quiet = quiet + 1 if is_idle() else 0
 
     async def _stream(self, is_idle: Any) -> None:
         items = self.load_items()
