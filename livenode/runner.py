@@ -90,8 +90,12 @@ def install_dry_run(kernel: Any, log: Callable[[str], None]) -> list[str]:
     return sent
 
 
+def print_now(text: str) -> None:
+    print(text, flush=True)
+
+
 class LiveRunner:
-    def __init__(self, plan: LivePlan, out: Callable[[str], None] = print) -> None:
+    def __init__(self, plan: LivePlan, out: Callable[[str], None] = print_now) -> None:
         self.plan = plan
         self.settings = plan.settings
         self.out = out
