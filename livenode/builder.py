@@ -233,7 +233,8 @@ def _ib_clients(plan: LivePlan) -> tuple[dict, dict]:
     data = InteractiveBrokersDataClientConfig(
         **common,
         use_regular_trading_hours=not settings["EXTENDED_HOURS"],
-        market_data_type=IBMarketDataTypeEnum[settings["IB_MARKET_DATA_TYPE"]],
+        # ibapi's MarketDataTypeEnum holds plain ints as attributes (REALTIME=1 ... DELAYED_FROZEN=4).
+        market_data_type=getattr(IBMarketDataTypeEnum, settings["IB_MARKET_DATA_TYPE"]),
     )
     execution = InteractiveBrokersExecClientConfig(**common, account_id=settings["IB_ACCOUNT"])
     return {IB_CLIENT: data}, {IB_CLIENT: execution}
