@@ -251,6 +251,15 @@ def _path(raw: str) -> Path | None:
 _path.form = "path, or empty"  # type: ignore[attr-defined]
 
 
+def _trader_id(raw: str) -> str:
+    if not re.match(r"^[A-Z][A-Z0-9]*-[A-Z0-9]+$", raw):
+        raise _Invalid(f"expected NAME-TAG in capitals and digits (e.g. BOT-001), got {raw!r}")
+    return raw
+
+
+_trader_id.form = "NAME-TAG, e.g. BOT-001"  # type: ignore[attr-defined]
+
+
 def _emails(raw: str) -> tuple[str, ...]:
     if raw == "":
         return ()
@@ -386,6 +395,8 @@ SCHEMA: tuple[Key, ...] = (
        "(journal and GnuCash book)", "records"),
     _k("LOG_FORMAT", _choice(LOG_FORMATS), "text", "log lines as text or JSON", "records"),
     _k("LOG_LEVEL", _choice(LOG_LEVELS), "INFO", "engine log level", "records"),
+    _k("TRADER_ID", _trader_id, "BOT-001", "the Nautilus trader id; names the run's records "
+       "and its Redis keys (one id per bot sharing a Redis)", "records"),
     _k("STATE_DIR", _path, "live_state", "run state: control files, snapshots, strategy state, "
        "logs", "records"),
     _k("CACHE_BACKEND", _choice(CACHE_BACKENDS), "memory", "memory: orders and positions are "

@@ -54,7 +54,6 @@ from strategies.sessions import EXCHANGE_TZ
 
 IB_CLIENT = "IB"
 IB_ACCOUNT_VENUE = "INTERACTIVE_BROKERS"  # the venue Nautilus's IB adapter files the account under
-TRADER_ID = "BOT-001"
 
 
 class LivePlanError(ValueError):
@@ -118,6 +117,8 @@ def replay_window(settings: Settings, catalog: Path) -> tuple[pd.Timestamp, pd.T
 
 def make_plan(settings: Settings, state_dir: Path | None = None, catalog: Path | None = None) -> LivePlan:
     state = state_dir or settings["STATE_DIR"]
+    if settings["CACHE_BACKEND"] == "redis":
+        check_redis(settings["REDIS_HOST"], settings["REDIS_PORT"])
     if settings.broker != "replay":
         return LivePlan(settings=settings, state_dir=state, catalog=None)
     catalog = catalog or settings["REPLAY_CATALOG"] or DEFAULT_CATALOG
@@ -200,12 +201,32 @@ def cache_config(settings: Settings) -> CacheConfig:
         return CacheConfig(
             database=DatabaseConfig(
                 type="redis", host=settings["REDIS_HOST"], port=settings["REDIS_PORT"],
-                timeout=2,
             ),
             buffer_interval_ms=None,
             persist_account_events=True,
         )
     return CacheConfig()
+
+
+def check_redis(host: str, port: int, timeout: float = 2.0) -> None:
+    """CACHE_BACKEND=redis: fail in seconds with a clear message when Redis does not answer."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+            reply = sock.recv(64)
+    except OSError as exc:
+        raise LivePlanError(
+            f"CACHE_BACKEND=redis: Redis at {host}:{port} (REDIS_HOST/REDIS_PORT) does not answer "
+            f"({exc.strerror or type(exc).__name__}); start it or set CACHE_BACKEND=memory",
+        ) from None
+    if not reply.startswith(b"+PONG"):
+        raise LivePlanError(
+            f"CACHE_BACKEND=redis: {host}:{port} answered PING with {reply[:30]!r}, not +PONG "
+            "(a password-protected Redis is not supported)",
+        )
 
 
 def _ib_clients(plan: LivePlan) -> tuple[dict, dict]:
@@ -269,7 +290,7 @@ def build_node_config(plan: LivePlan) -> TradingNodeConfig:
     data_clients, exec_clients = _replay_clients(plan) if plan.replay else _ib_clients(plan)
     log_dir = plan.state_dir / "logs"
     return TradingNodeConfig(
-        trader_id=TRADER_ID,
+        trader_id=settings["TRADER_ID"],
         logging=LoggingConfig(
             log_level=settings["LOG_LEVEL"],
             log_level_file="INFO",
