@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-import pandas as pd
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.model.currencies import USD
@@ -42,7 +41,7 @@ from risk.messages import AlertKind
 from risk.messages import ControlAction
 from risk.messages import RiskControl
 from risk.sizing import HUNDRED
-from strategies.sessions import EXCHANGE_TZ
+from strategies.sessions import SessionTracker
 
 RESET_ENDPOINT = "KillSwitch.reset"
 PCT = Decimal("0.01")
@@ -79,6 +78,7 @@ class KillSwitch(Actor):
         self.halted = False
         self.reducing = False
         self.events: list[KillSwitchEvent] = []
+        self._days = SessionTracker()
 
     def on_start(self) -> None:
         if CONTROL_ENDPOINT not in self.msgbus.endpoints():
@@ -108,7 +108,8 @@ class KillSwitch(Actor):
         return equity
 
     def on_bar(self, bar: Bar) -> None:
-        day = pd.Timestamp(bar.ts_event, tz="UTC").tz_convert(EXCHANGE_TZ).date()
+        self._days.update(bar.ts_event)
+        day = self._days.day
         if day != self.session_date:
             self._new_session(day, bar.ts_event)
         self._closes[bar.bar_type.instrument_id] = bar.close.as_decimal()

@@ -16,18 +16,21 @@ from pathlib import Path
 import pandas as pd
 from nautilus_trader.analysis import MaxDrawdown
 from nautilus_trader.backtest.engine import BacktestEngine
+from nautilus_trader.backtest.config import BacktestRunConfig
 from nautilus_trader.backtest.node import BacktestNode
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from actors.kill_switch import KillSwitch
 from actors.pre_trade_gate import PreTradeGate
 from actors.pre_trade_gate import install_risk_layer
-from backtesting.builder import MINUTE_BARS
 from backtesting.builder import BacktestRequest
+from backtesting.builder import RunPlan
 from backtesting.builder import build_run_config
+from backtesting.builder import plan_run
 from backtesting.indicators import indicator_panels
 from backtesting.metrics import compute_metrics
 from backtesting.report import price_figure
+from backtesting.report import strategy_table
 from backtesting.report import write_report
 from backtesting.results import equity_curve
 from backtesting.results import fills_frame
@@ -100,6 +103,36 @@ def _engine_stats(engine: BacktestEngine) -> dict[str, object]:
     }
 
 
+def trades_per_strategy(trades: pd.DataFrame, strategy_ids: list[str]) -> pd.DataFrame:
+    """Round trips, winners, net P&L and commission per strategy (every strategy listed)."""
+    rows = []
+    for strategy_id in strategy_ids:
+        mine = trades[trades["strategy_name"] == strategy_id] if not trades.empty else trades
+        rows.append(
+            {
+                "strategy": strategy_id,
+                "trades": len(mine),
+                "winners": int((mine["pnl"] > 0).sum()) if len(mine) else 0,
+                "net_pnl": sum(mine["pnl"], Decimal(0)).quantize(Decimal("0.01")) if len(mine) else Decimal("0.00"),
+                "commission": sum(mine["commission"], Decimal(0)) if len(mine) else Decimal("0.00"),
+            },
+        )
+    return pd.DataFrame(rows, columns=["strategy", "trades", "winners", "net_pnl", "commission"])
+
+
+def _readiness_notes(engine: BacktestEngine) -> list[str]:
+    """Each session strategy's self_check() at the end of the run, loudly when not ready."""
+    notes = []
+    for strategy in engine.trader.strategies():
+        if not hasattr(strategy, "self_check"):
+            continue
+        report = strategy.self_check()
+        state = "ready" if report.ready else "NOT READY for live trading"
+        details = "; ".join([*report.problems(), *report.notes])
+        notes.append(f"{report.strategy} self_check: {state}" + (f" ({details})" if details else ""))
+    return notes
+
+
 def _risk_events(engine: BacktestEngine, gate: PreTradeGate | None) -> dict[str, object]:
     """What the risk layer did: refusals by rule (with the latest reasons) and kill-switch events."""
     if gate is None:
@@ -119,14 +152,34 @@ def _risk_events(engine: BacktestEngine, gate: PreTradeGate | None) -> dict[str,
     }
 
 
-def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
-    config = build_run_config(request)
-    out_dir.mkdir(parents=True, exist_ok=True)
+@dataclass
+class PreparedRun:
+    node: BacktestNode
+    config: BacktestRunConfig
+    plan: RunPlan
+    gate: PreTradeGate | None
+
+
+def prepare_node(request: BacktestRequest) -> PreparedRun:
+    """
+    A built BacktestNode for the request with the risk layer installed, ready to run: every
+    caller (run_backtest.py, sweeps, benchmarks) runs backtests through the same path.
+    """
+    plan = plan_run(request)
+    config = build_run_config(request, plan)
     node = BacktestNode([config])
+    node.build()
+    engine = node.get_engine(config.id)
+    gate = install_risk_layer(engine.kernel) if request.risk is not None else None
+    return PreparedRun(node, config, plan, gate)
+
+
+def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prepared = prepare_node(request)
+    node, config, plan, gate = prepared.node, prepared.config, prepared.plan, prepared.gate
     try:
-        node.build()
         engine = node.get_engine(config.id)
-        gate = install_risk_layer(engine.kernel) if request.risk is not None else None
         node.run()
         fills = fills_frame(engine)
         venue = engine.list_venues()[0]
@@ -137,12 +190,13 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
         strategy_params = {
             str(s.id): dict(s.config.dict()) for s in engine.trader.strategies()
         }
+        readiness = _readiness_notes(engine)
     finally:
         node.dispose()
 
     catalog = ParquetDataCatalog(str(request.catalog))
     start, end = pd.Timestamp(config.start), pd.Timestamp(config.end)
-    bar_types = [f"{iid}-{MINUTE_BARS}" for iid in request.instrument_ids()]
+    bar_types = list(plan.bar_types.values())
     closes = load_closes(catalog, bar_types, start, end)
     trades = round_trips(fills)
     last_prices = {iid: Decimal(str(closes[iid].dropna().iloc[-1])) for iid in closes.columns}
@@ -151,6 +205,9 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
     exposure = (positions_over_time(fills, closes) != 0).any(axis=1)
     metrics = compute_metrics(equity, trades, fills, request.capital, final, exposure)
     metrics["engine_cash_balance"] = str(balance)
+    if plan.is_universe:
+        per_strategy = trades_per_strategy(trades, list(strategy_params))
+        metrics["trades_per_strategy"] = dict(zip(per_strategy["strategy"], per_strategy["trades"].map(int)))
 
     _trades_export(trades).to_csv(out_dir / "trades.csv", index=False)
     (out_dir / "trades.json").write_text(
@@ -179,8 +236,7 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
     )
     figures = []
     for iid in closes.columns:
-        params = next(p for p in strategy_params.values() if str(p.get("instrument_id")) == iid) \
-            if strategy_params else {}
+        params = next((p for p in strategy_params.values() if str(p.get("instrument_id")) == iid), {})
         panels = indicator_panels(request.strategy, closes[iid].dropna(), params)
         figures.append(
             price_figure(
@@ -198,9 +254,17 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
         "Round trips match sells to buys first-in first-out; P&L is net of both sides' commissions.",
         f"Catalog: {request.catalog}",
     ]
+    sections = []
+    if plan.is_universe:
+        sections.append(strategy_table(per_strategy))
+        notes += [
+            "Instruments: " + ", ".join(f"{iid.symbol} ({bt.split('-', 1)[1]})" for iid, bt in plan.bar_types.items())
+            + (f"; VIX bars {plan.vix_bar_type}" if plan.vix_bar_type else "; no VIX bars in the catalog"),
+            *readiness,
+        ]
     write_report(
         out_dir / "report.html",
         f"Backtest: {request.strategy} {', '.join(request.symbols)}",
-        notes, metrics, figures, equity, trades,
+        notes, metrics, figures, equity, trades, sections,
     )
     return BacktestOutcome(out_dir, metrics, fills, trades, equity, engine_stats, balance)
