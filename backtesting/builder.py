@@ -226,7 +226,8 @@ def data_range(request: BacktestRequest, plan: RunPlan | None = None) -> tuple[p
     return start, end
 
 
-def _strategy_configs(request: BacktestRequest, plan: RunPlan) -> list[ImportableStrategyConfig]:
+def strategy_configs_for(request: BacktestRequest, plan: RunPlan) -> list[ImportableStrategyConfig]:
+    """The strategy instances a request runs (also what the live replay of the same data runs)."""
     instrument_ids = request.instrument_ids()
     configs = []
     for spec in plan.specs:
@@ -286,7 +287,7 @@ def build_run_config(request: BacktestRequest, plan: RunPlan | None = None) -> B
     start, end = data_range(request, plan)
     # Load the NYSE calendar now, not on the first bar inside the timed run.
     session_for(start.date())
-    strategies = _strategy_configs(request, plan)
+    strategies = strategy_configs_for(request, plan)
     # data_cls is passed as the class, not its path: in 1.231.0 BacktestDataConfig.query only
     # turns bar_types into catalog identifiers when `data_cls is Bar`, and with a path string
     # it silently loads every bar type in the catalog.

@@ -26,13 +26,14 @@ from decimal import InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from config.ledger import EXPORT_MODES
 from config.risk import RiskConfig
 from config.secrets import Secret
 
 MODES = ("dry-run", "paper", "live")
 BROKERS = ("ib", "replay")
-LEDGER_MODES = ("off", "sqlite", "gnucash")
-LOG_FORMATS = ("text", "json")
+TRADE_LOG_FORMATS = ("csv", "json")
+ENGINE_LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MARKET_DATA_TYPES = ("REALTIME", "FROZEN", "DELAYED", "DELAYED_FROZEN")
 CACHE_BACKENDS = ("memory", "redis")
@@ -391,9 +392,19 @@ SCHEMA: tuple[Key, ...] = (
     _k("SMTP_SENDER", _text, None, "From address of alert mails", "notifications"),
     _k("SMTP_RECIPIENTS", _emails, None, "comma-separated alert recipients", "notifications"),
     # records and logs
-    _k("LEDGER_MODE", _choice(LEDGER_MODES), "off", "off, sqlite (journal only) or gnucash "
-       "(journal and GnuCash book)", "records"),
-    _k("LOG_FORMAT", _choice(LOG_FORMATS), "text", "log lines as text or JSON", "records"),
+    _k("JOURNAL", _bool, "true", "keep the trade journal (database, trade_history, strategy logs, "
+       "daily_summary.json in STATE_DIR); dry runs keep none", "records"),
+    _k("JOURNAL_URL", _text, "", "journal database URL (sqlite:///... or postgresql+psycopg2://...); "
+       "empty: STATE_DIR/journal_<mode>.sqlite", "records"),
+    _k("JOURNAL_SCHEMA", _text, "", "PostgreSQL schema of the journal tables; empty: the default",
+       "records"),
+    _k("GNC_EXPORT_MODE", _choice(EXPORT_MODES), "auto", "GnuCash book: auto follows the mode "
+       "(gnu_paper.gnucash / gnu_live.gnucash in STATE_DIR), paper or live forces one, off: none",
+       "records"),
+    _k("LOG_FORMAT", _choice(TRADE_LOG_FORMATS), "csv", "trade_history.csv or trade_history.json "
+       "(one JSON object a line)", "records"),
+    _k("ENGINE_LOG_FORMAT", _choice(ENGINE_LOG_FORMATS), "text", "engine log file as text or JSON "
+       "lines", "records"),
     _k("LOG_LEVEL", _choice(LOG_LEVELS), "INFO", "engine log level", "records"),
     _k("TRADER_ID", _trader_id, "BOT-001", "the Nautilus trader id; names the run's records "
        "and its Redis keys (one id per bot sharing a Redis)", "records"),

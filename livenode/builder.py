@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from dataclasses import field
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,21 +35,31 @@ from nautilus_trader.model.data import Bar
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
+from actors.ledger import ledger_config_for
 from adapters.replay.config import REPLAY_CLIENT_ID
 from adapters.replay.config import ReplayDataClientConfig
 from adapters.replay.config import ReplayExecClientConfig
 from backtesting.builder import MINUTE_BARS
+from backtesting.builder import BacktestRequest
+from backtesting.builder import BacktestRequestError
+from backtesting.builder import plan_run
+from backtesting.builder import strategy_configs_for
 from backtesting.builder import fee_model_config
 from backtesting.builder import fill_model_config
 from backtesting.builder import risk_actor_configs
-from backtesting.registry import STRATEGIES
+from backtesting.registry import StrategyParameterError
+from backtesting.registry import Universe
 from backtesting.registry import build_params
-from backtesting.registry import get_spec
+from backtesting.registry import build_universe_params
+from backtesting.registry import risk_overrides_for
+from backtesting.registry import specs_for
+from backtesting.registry import strategy_names
 from catalog.instruments import BACKTEST_VENUE
 from catalog.instruments import backtest_instrument_id
 from catalog.instruments import live_instrument_id
 from catalog.store import DEFAULT_CATALOG
 from config.engine import live_data_engine_config
+from config.risk import RiskConfig
 from config.settings import Settings
 from strategies.sessions import EXCHANGE_TZ
 
@@ -67,6 +78,11 @@ class LivePlan:
     settings: Settings
     state_dir: Path
     catalog: Path | None  # replay only
+    # Every instrument the run loads (watchlist first, then extras such as inverse ETFs) and
+    # its source bar type; the gate, the kill switch and the watchdog watch these.
+    bar_types: dict[InstrumentId, str] = field(default_factory=dict)
+    vix_bar_type: str | None = None
+    strategies: tuple[ImportableStrategyConfig, ...] = ()
     replay_start: pd.Timestamp | None = None
     replay_end: pd.Timestamp | None = None
     # Backtest-equivalent fill rules of the replay venue.
@@ -83,15 +99,29 @@ class LivePlan:
         return self.settings["SYMBOLS"]
 
     def instrument_ids(self) -> list[InstrumentId]:
-        make = backtest_instrument_id if self.replay else live_instrument_id
-        return [make(symbol) for symbol in self.symbols]
+        return list(self.bar_types)
+
+    @property
+    def broker_name(self) -> str:
+        """Written into the journal and the ledger: "simulated" like a backtest, or "ib"."""
+        return "simulated" if self.replay else "ib"
 
     @property
     def account_venue(self) -> str:
         return BACKTEST_VENUE.value if self.replay else IB_ACCOUNT_VENUE
 
-    def minute_bar_types(self) -> list[str]:
-        return [f"{iid}-{MINUTE_BARS}" for iid in self.instrument_ids()]
+    def source_bar_types(self) -> list[str]:
+        return list(dict.fromkeys(self.bar_types.values()))
+
+    def risk_config(self) -> RiskConfig:
+        """The settings' limits with each strategy's own overrides, as the backtest applies them."""
+        risk = self.settings.risk_config()
+        overrides: dict[str, object] = {}
+        for name in self.settings.strategies:
+            overrides |= risk_overrides_for(name)
+        if not overrides:
+            return risk
+        return RiskConfig.parse(msgspec.json.encode(msgspec.to_builtins(risk) | overrides))
 
 
 def _ny_midnight(date: dt.date) -> pd.Timestamp:
@@ -115,44 +145,79 @@ def replay_window(settings: Settings, catalog: Path) -> tuple[pd.Timestamp, pd.T
     return _ny_midnight(start_date), _ny_midnight(end_date + dt.timedelta(days=1))
 
 
+def _replay_strategies(
+    settings: Settings, catalog: Path, start: pd.Timestamp,
+) -> tuple[dict[InstrumentId, str], str | None, list[ImportableStrategyConfig]]:
+    """
+    The backtest's own planning for each strategy of the sequence (same instruments, bar
+    types and strategy configs as run_backtest.py over the same catalog), merged.
+    """
+    bar_types: dict[InstrumentId, str] = {}
+    vix: str | None = None
+    configs: list[ImportableStrategyConfig] = []
+    for name in settings.strategies:
+        request = BacktestRequest(
+            strategy=name, symbols=settings["SYMBOLS"], catalog=catalog,
+            start=start.tz_convert(EXCHANGE_TZ).date(), progress=False,
+        )
+        try:
+            run_plan = plan_run(request)
+            configs += strategy_configs_for(request, run_plan)
+        except (BacktestRequestError, StrategyParameterError) as exc:
+            raise LivePlanError(f"STRATEGIES ({name}): {exc}") from None
+        for instrument_id, bar_type in run_plan.bar_types.items():
+            bar_types.setdefault(instrument_id, bar_type)
+        vix = vix or run_plan.vix_bar_type
+    return bar_types, vix, configs
+
+
+def _live_strategies(settings: Settings) -> tuple[dict[InstrumentId, str], list[ImportableStrategyConfig]]:
+    """The registry's defaults on the live instrument ids (SPY.ARCX), 1-minute bars."""
+    watchlist = tuple(live_instrument_id(symbol) for symbol in settings["SYMBOLS"])
+    bar_types = {iid: f"{iid}-{MINUTE_BARS}" for iid in watchlist}
+    configs = []
+    for name in settings.strategies:
+        for spec in specs_for(name):
+            if spec.is_universe:
+                extras = spec.extra_symbols(settings["SYMBOLS"], {}) if spec.extra_symbols else ()
+                for extra in extras:
+                    iid = live_instrument_id(extra)
+                    bar_types.setdefault(iid, f"{iid}-{MINUTE_BARS}")
+                params = [build_universe_params(spec, Universe(watchlist, dict(bar_types)), {})]
+            else:
+                params = [build_params(spec, iid, len(watchlist), {}) for iid in watchlist]
+            configs += [
+                ImportableStrategyConfig(strategy_path=spec.strategy_path,
+                                         config_path=spec.config_path, config=p)
+                for p in params
+            ]
+    return bar_types, configs
+
+
 def make_plan(settings: Settings, state_dir: Path | None = None, catalog: Path | None = None) -> LivePlan:
     state = state_dir or settings["STATE_DIR"]
     if settings["CACHE_BACKEND"] == "redis":
         check_redis(settings["REDIS_HOST"], settings["REDIS_PORT"])
     if settings.broker != "replay":
-        return LivePlan(settings=settings, state_dir=state, catalog=None)
+        try:
+            bar_types, configs = _live_strategies(settings)
+        except StrategyParameterError as exc:
+            raise LivePlanError(f"STRATEGIES: {exc}") from None
+        return LivePlan(settings=settings, state_dir=state, catalog=None, bar_types=bar_types,
+                        strategies=tuple(configs))
     catalog = catalog or settings["REPLAY_CATALOG"] or DEFAULT_CATALOG
     start, end = replay_window(settings, catalog)
-    return LivePlan(settings=settings, state_dir=state, catalog=catalog,
+    bar_types, vix, configs = _replay_strategies(settings, catalog, start)
+    return LivePlan(settings=settings, state_dir=state, catalog=catalog, bar_types=bar_types,
+                    vix_bar_type=vix, strategies=tuple(configs),
                     replay_start=start, replay_end=end)
-
-
-def strategy_configs(plan: LivePlan) -> list[ImportableStrategyConfig]:
-    """Every strategy of the sequence on every symbol, with the registry's defaults."""
-    ids = plan.instrument_ids()
-    configs = []
-    for name in plan.settings.strategies:
-        spec = get_spec(name)
-        for instrument_id in ids:
-            configs.append(ImportableStrategyConfig(
-                strategy_path=spec.strategy_path,
-                config_path=spec.config_path,
-                config=build_params(spec, instrument_id, len(ids), {}),
-            ))
-    return configs
 
 
 def actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
     """The risk layer (gate, kill switch, watchdog, error monitor) and e-mail alerts."""
     settings = plan.settings
-    risk = settings.risk_config()
-    # Strategy-specific risk overrides, as the backtest applies them (one set per run).
-    overrides: dict[str, object] = {}
-    for name in settings.strategies:
-        overrides |= get_spec(name).risk_overrides
-    if overrides:
-        risk = type(risk).parse(msgspec.json.encode(msgspec.to_builtins(risk) | overrides))
-    bar_types = plan.minute_bar_types()
+    risk = plan.risk_config()
+    bar_types = plan.source_bar_types()
     actors = risk_actor_configs(risk, bar_types, plan.account_venue)
     actors.append(ImportableActorConfig(
         actor_path="actors.watchdog:Watchdog",
@@ -171,6 +236,7 @@ def actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
             "log_path": str(plan.state_dir / "unresolved_orders.log"),
         },
     ))
+    actors += records_actor_configs(plan)
     if settings["NOTIFY_EMAIL"]:
         password = settings["SMTP_PASSWORD"]
         actors.append(ImportableActorConfig(
@@ -187,6 +253,39 @@ def actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
                 "notify_on_signal": settings["NOTIFY_ON_SIGNAL"],
                 "notify_on_fill": settings["NOTIFY_ON_FILL"],
             },
+        ))
+    return actors
+
+
+def journal_url(plan: LivePlan) -> str:
+    return plan.settings["JOURNAL_URL"] or f"sqlite:///{plan.state_dir / f'journal_{plan.settings.mode}.sqlite'}"
+
+
+def records_actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
+    """The journal and the GnuCash ledger, as in a backtest; a dry run keeps no records."""
+    settings = plan.settings
+    if settings.mode == "dry-run":
+        return []
+    actors = []
+    if settings["JOURNAL"]:
+        actors.append(ImportableActorConfig(
+            actor_path="actors.journal:Journal",
+            config_path="actors.journal:JournalConfig",
+            config={
+                "mode": settings.mode,
+                "database_url": journal_url(plan),
+                "database_schema": settings["JOURNAL_SCHEMA"],
+                "records_dir": str(plan.state_dir),
+                "broker": plan.broker_name,
+                "log_format": settings["LOG_FORMAT"],
+            },
+        ))
+    ledger = ledger_config_for(settings["GNC_EXPORT_MODE"], settings.mode, plan.state_dir, plan.broker_name)
+    if ledger is not None:
+        actors.append(ImportableActorConfig(
+            actor_path="actors.ledger:Ledger",
+            config_path="actors.ledger:LedgerConfig",
+            config=msgspec.to_builtins(ledger),
         ))
     return actors
 
@@ -263,10 +362,11 @@ def _ib_clients(plan: LivePlan) -> tuple[dict, dict]:
 
 def _replay_clients(plan: LivePlan) -> tuple[dict, dict]:
     settings = plan.settings
-    needs_quotes = any(get_spec(name).needs_quotes for name in settings.strategies)
+    needs_quotes = any(spec.needs_quotes for name in settings.strategies for spec in specs_for(name))
+    extra = [plan.vix_bar_type] if plan.vix_bar_type else []
     data = ReplayDataClientConfig(
         catalog_path=str(plan.catalog),
-        bar_types=plan.minute_bar_types(),
+        bar_types=plan.source_bar_types() + extra,
         quote_instrument_ids=[str(i) for i in plan.instrument_ids()] if needs_quotes else [],
         start=plan.replay_start.isoformat(),
         end=plan.replay_end.isoformat(),
@@ -286,7 +386,7 @@ def _replay_clients(plan: LivePlan) -> tuple[dict, dict]:
 
 def build_node_config(plan: LivePlan) -> TradingNodeConfig:
     settings = plan.settings
-    risk = settings.risk_config()
+    risk = plan.risk_config()
     data_clients, exec_clients = _replay_clients(plan) if plan.replay else _ib_clients(plan)
     log_dir = plan.state_dir / "logs"
     return TradingNodeConfig(
@@ -296,7 +396,7 @@ def build_node_config(plan: LivePlan) -> TradingNodeConfig:
             log_level_file="INFO",
             log_directory=str(log_dir),
             log_file_name="node",
-            log_file_format="json" if settings["LOG_FORMAT"] == "json" else None,
+            log_file_format="json" if settings["ENGINE_LOG_FORMAT"] == "json" else None,
             log_colors=False,
         ),
         cache=cache_config(settings),
@@ -313,7 +413,7 @@ def build_node_config(plan: LivePlan) -> TradingNodeConfig:
             # The replay venue starts empty every run; IB is asked about the last day.
             reconciliation_lookback_mins=None if plan.replay else 24 * 60,
         ),
-        strategies=strategy_configs(plan),
+        strategies=list(plan.strategies),
         actors=actor_configs(plan),
         data_clients=data_clients,
         exec_clients=exec_clients,
@@ -328,4 +428,4 @@ def build_node_config(plan: LivePlan) -> TradingNodeConfig:
 
 
 def known_strategies() -> list[str]:
-    return sorted(STRATEGIES)
+    return strategy_names()

@@ -10,7 +10,8 @@ Runs a built TradingNode under a supervisor.
   the replay is done.
 - Stop: SIGINT/SIGTERM, a `stop` command or the end of the replay: working orders are
   cancelled (CANCEL_ON_SHUTDOWN; a `stop` command also flattens and halts), strategy state is
-  saved, the session summary is written, the node stops, exit code 0. A second signal exits
+  saved, the journal writes the daily summary of the session(s) traded, the run's own
+  session_summary.json is written, the node stops, exit code 0. A second signal exits
   at once with 130.
 - Dry run: the execution engine's entry is taken over; every order a strategy sends after the
   gate is logged with its strategy and denied as "DRY-RUN", nothing leaves the process.
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib.util
 import json
 import os
 import signal
@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.execution.messages import SubmitOrder
 from nautilus_trader.execution.messages import SubmitOrderList
@@ -37,6 +38,7 @@ from nautilus_trader.model.events import OrderDenied
 from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import ClientId
 
+from actors.journal import Journal
 from actors.pre_trade_gate import PreTradeGate
 from actors.pre_trade_gate import install_risk_layer
 from adapters.replay.config import REPLAY_CLIENT_ID
@@ -50,6 +52,8 @@ from livenode.control import ControlChannel
 from risk.messages import CONTROL_ENDPOINT
 from risk.messages import ControlAction
 from risk.messages import RiskControl
+from strategies.sessions import EXCHANGE_TZ
+from strategies.sessions import session_for
 
 EXIT_OK = 0
 EXIT_NOT_CONNECTED = 3
@@ -106,6 +110,7 @@ class LiveRunner:
         self._flatten_on_stop = False
         self._signals = 0
         self.dry_run_orders: list[str] = []
+        self.daily_summaries: list[dict[str, Any]] = []
         self.exit_code = EXIT_OK
         self.error: str | None = None
 
@@ -234,6 +239,7 @@ class LiveRunner:
         self.control.write_state(self.snapshot(node, "stopping"))
         await self._wind_down(node)
         self._save_strategy_state(node)
+        self._write_daily_summaries(node)
         self._write_summary(node)
         await self._stop_node(node, run_task)
         self.control.write_state(self.snapshot(node, "stopped"))
@@ -286,6 +292,23 @@ class LiveRunner:
         tmp.write_text(json.dumps(states, indent=1))
         os.replace(tmp, path)
 
+    def _session_dates(self) -> list[dt.date]:
+        """The sessions this run traded: the replayed days, or today (New York) live."""
+        if self.plan.replay_start is not None and self.plan.replay_end is not None:
+            first = self.plan.replay_start.tz_convert(EXCHANGE_TZ).date()
+            last = (self.plan.replay_end.tz_convert(EXCHANGE_TZ) - pd.Timedelta(days=1)).date()
+            return [d.date() for d in pd.date_range(first, last, freq="D")]
+        return [dt.datetime.now(EXCHANGE_TZ).date()]
+
+    def _write_daily_summaries(self, node: TradingNode) -> None:
+        """The journal's daily summary of each session traded (journal: daily_summary.json)."""
+        journals = [a for a in node.trader.actors() if isinstance(a, Journal)]
+        for journal in journals:
+            for day in self._session_dates():
+                session = session_for(day)
+                if session is not None:
+                    self.daily_summaries.append(journal.write_daily_summary(session))
+
     def _write_summary(self, node: TradingNode) -> None:
         cache = node.cache
         fills = []
@@ -313,8 +336,7 @@ class LiveRunner:
             "positions_open": [str(p.instrument_id) for p in cache.positions_open()],
             "dry_run_orders": self.dry_run_orders,
             "gate": self.gate.snapshot() if self.gate else None,
-            # The journal's daily summary comes with the journal actor (another branch).
-            "journal": "present" if importlib.util.find_spec("actors.journal") else "absent",
+            "daily_summaries": self.daily_summaries,
         }
         (self.plan.state_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
 

@@ -17,6 +17,8 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import sqlite3
+
 import pandas as pd
 import pytest
 
@@ -71,12 +73,17 @@ def replayed_day(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory)
         [sys.executable, "run_live.py", "--config", str(env)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )
+    records = tmp / "backtest_records"
+    records.mkdir()
     backtest = run_backtest(
         BacktestRequest(strategy="ma_cross", symbols=SYMBOLS, catalog=sample_catalog,
-                        start=DAY, end=DAY, progress=False),
+                        start=DAY, end=DAY, progress=False,
+                        journal_url=f"sqlite:///{records / 'journal_backtest.sqlite'}",
+                        records_dir=records),
         tmp / "backtest",
     )
     return {
+        "backtest_records": records,
         "result": result,
         "summary": json.loads((state / "session_summary.json").read_text()),
         "state": state,
@@ -189,3 +196,36 @@ def test_control_commands_are_validated(tmp_path: Path) -> None:
     ])
     assert (channel.root / "rejected" / "bad.reason").read_text().startswith("bad.json: command")
     assert not list(channel.inbox.glob("*.json"))
+
+
+JOURNAL_QUERIES = {
+    "fills": "SELECT ts_ns, instrument_id, side, quantity, price, commission, strategy FROM fills",
+    "lots": "SELECT symbol, opened_ns, quantity, price, commission, strategy FROM lots",
+    "lot_closings": "SELECT quantity, commission FROM lot_closings",
+    "trades": "SELECT symbol, side, quantity, entry_ns, exit_ns, entry_price, exit_price, cost, "
+              "gross_pnl, charges, net_pnl, net_pnl_pct, exit_reason, strategy FROM trades",
+}
+
+
+def journal_rows(path: Path) -> dict[str, list[tuple]]:
+    with sqlite3.connect(path) as db:
+        return {name: sorted(db.execute(query).fetchall()) for name, query in JOURNAL_QUERIES.items()}
+
+
+def test_replay_journal_matches_the_backtest_journal(replayed_day: dict) -> None:
+    live = journal_rows(replayed_day["state"] / "journal_paper.sqlite")
+    backtest = journal_rows(replayed_day["backtest_records"] / "journal_backtest.sqlite")
+    assert len(live["fills"]) == 8 and len(live["trades"]) == 4
+    for table in JOURNAL_QUERIES:
+        assert live[table] == backtest[table], table
+
+
+def test_replay_daily_summary_matches_the_backtest(replayed_day: dict) -> None:
+    live = json.loads((replayed_day["state"] / "daily_summary.json").read_text())[DAY.isoformat()]
+    backtest = json.loads(
+        (replayed_day["backtest_records"] / "daily_summary.json").read_text(),
+    )[DAY.isoformat()]
+    for key in ("equity", "cash", "pnl_by_strategy", "pnl", "trades", "win_rate", "fees",
+                "open_positions", "risk_events"):
+        assert live[key] == backtest[key], key
+    assert live["mode"] == "paper" and backtest["mode"] == "backtest"

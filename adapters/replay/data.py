@@ -117,8 +117,7 @@ class ReplayDataClient(LiveMarketDataClient):
         """Start streaming into `kernel`'s node (call once the trader is running)."""
         if self._stream_task is not None:
             raise RuntimeError("the replay has already begun")
-        use_data_time_for_time_bars(kernel.data_engine)
-        self._stream_task = self.create_task(self._stream(lambda: node_is_idle(kernel)))
+        self._stream_task = self.create_task(self._stream(kernel))
 
     async def _wait_idle(self, is_idle: Any) -> None:
         """
@@ -133,7 +132,15 @@ class ReplayDataClient(LiveMarketDataClient):
             await asyncio.sleep(0)
             quiet = quiet + 1 if is_idle() else 0
 
-    async def _stream(self, is_idle: Any) -> None:
+    async def _stream(self, kernel: Any) -> None:
+        def is_idle() -> bool:
+            return node_is_idle(kernel)
+
+        # The strategies' subscriptions are commands on the data engine's queue: the time-bar
+        # aggregators exist only once those are processed.
+        await self._wait_idle(is_idle)
+        switched = use_data_time_for_time_bars(kernel.data_engine)
+        self._log.info(f"{switched} time-bar aggregator(s) now follow the data's time")
         items = self.load_items()
         self._log.info(f"Replaying {len(items)} items at speed {self._config.speed or 'max'}")
         speed = self._config.speed
@@ -148,6 +155,8 @@ class ReplayDataClient(LiveMarketDataClient):
                     await asyncio.sleep(delay)
             if previous_ts is not None and item.ts_init != previous_ts:
                 await self._wait_idle(is_idle)
+                # A strategy may subscribe to built bars mid-session (cheap: a few aggregators).
+                use_data_time_for_time_bars(kernel.data_engine)
             self._handle_data(item)
             self.items_sent += 1
             self.last_ts = item.ts_init
