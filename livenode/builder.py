@@ -64,7 +64,9 @@ from config.settings import Settings
 from strategies.sessions import EXCHANGE_TZ
 
 IB_CLIENT = "IB"
-IB_ACCOUNT_VENUE = "INTERACTIVE_BROKERS"  # the venue Nautilus's IB adapter files the account under
+# Nautilus's IB factory names the account "<client name>-<account id>", so the account's
+# venue (what the kill switch asks the portfolio for) is the client name.
+IB_ACCOUNT_VENUE = IB_CLIENT
 
 
 class LivePlanError(ValueError):

@@ -36,6 +36,7 @@ from nautilus_trader.execution.messages import SubmitOrderList
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.events import OrderDenied
 from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.identifiers import AccountId
 from nautilus_trader.model.identifiers import ClientId
 
 from actors.journal import Journal
@@ -133,9 +134,20 @@ class LiveRunner:
                 InteractiveBrokersLiveExecClientFactory,
             )
 
+            exec_factory = InteractiveBrokersLiveExecClientFactory
+            if self.settings["EXTENDED_HOURS"]:
+                from adapters.ib.execution import ExtendedHoursExecClientFactory
+
+                exec_factory = ExtendedHoursExecClientFactory
             node.add_data_client_factory(IB_CLIENT, InteractiveBrokersLiveDataClientFactory)
-            node.add_exec_client_factory(IB_CLIENT, InteractiveBrokersLiveExecClientFactory)
+            node.add_exec_client_factory(IB_CLIENT, exec_factory)
         node.build()
+        if not self.plan.replay:
+            # IB files the account under the client's name ("IB-<account>"); strategies look
+            # their account up by their instruments' venues (SPY.ARCX -> ARCX).
+            account_id = AccountId(f"{IB_CLIENT}-{self.settings['IB_ACCOUNT']}")
+            for venue in {iid.venue for iid in self.plan.instrument_ids()}:
+                node.cache.set_account_id_for_venue(venue, account_id)
         self.gate = install_risk_layer(node.kernel)
         if self.settings.mode == "dry-run":
             self.dry_run_orders = install_dry_run(node.kernel, self._log_warning)
