@@ -50,6 +50,7 @@ from livenode.builder import IB_CLIENT
 from livenode.builder import LivePlan
 from livenode.builder import build_node_config
 from livenode.control import ControlChannel
+from livenode.selfcheck import self_check_report
 from risk.messages import CONTROL_ENDPOINT
 from risk.messages import ControlAction
 from risk.messages import RiskControl
@@ -57,6 +58,8 @@ from strategies.sessions import EXCHANGE_TZ
 from strategies.sessions import session_for
 
 EXIT_OK = 0
+EXIT_REFUSED = 2
+STARTUP_HOLD = "startup"
 EXIT_NOT_CONNECTED = 3
 EXIT_FORCED = 130
 EXEC_ENGINE_ENDPOINT = "ExecEngine.execute"
@@ -149,6 +152,9 @@ class LiveRunner:
             for venue in {iid.venue for iid in self.plan.instrument_ids()}:
                 node.cache.set_account_id_for_venue(venue, account_id)
         self.gate = install_risk_layer(node.kernel)
+        # No order passes until the self-checks are reported (lifted in _self_checks).
+        self._send_control(node, ControlAction.HALT, "until the self-checks are reported",
+                           source=STARTUP_HOLD)
         if self.settings.mode == "dry-run":
             self.dry_run_orders = install_dry_run(node.kernel, self._log_warning)
         if self.settings["CACHE_BACKEND"] == "memory":
@@ -232,6 +238,9 @@ class LiveRunner:
             self.out(f"error: {self.error}")
             await self._stop_node(node, run_task)
             return
+        if self._stop_reason is None and not await self._self_checks(node):
+            self.exit_code = EXIT_REFUSED
+            self.request_stop("self-checks failed in live mode")
         if self.plan.replay and self._stop_reason is None:
             replay = node.kernel.data_engine._clients[ClientId(REPLAY_CLIENT_ID)]
             replay.begin(node.kernel)
@@ -256,6 +265,25 @@ class LiveRunner:
         await self._stop_node(node, run_task)
         self.control.write_state(self.snapshot(node, "stopped"))
 
+    async def _self_checks(self, node: TradingNode) -> bool:
+        """
+        Report every strategy's self-check while trading is held (STARTUP hold), then lift the
+        hold; in live mode only when every check passed.
+        """
+        await self._settle(node, 10.0)  # the strategies' subscriptions are processed first
+        all_passed = True
+        self.out("self-checks:")
+        for strategy in node.trader.strategies():
+            passed, text = self_check_report(strategy)
+            all_passed &= passed
+            self.out(f"  {strategy.id}: {'PASS' if passed else 'FAIL'} - {text}")
+        if self.settings.mode == "live" and not all_passed:
+            self.error = "live mode needs every strategy's self-check to pass; not trading"
+            self.out(f"error: {self.error}")
+            return False
+        self._send_control(node, ControlAction.RESUME, "self-checks reported", source=STARTUP_HOLD)
+        return True
+
     def _take_commands(self, node: TradingNode) -> None:
         commands, problems = self.control.take_commands()
         for problem in problems:
@@ -271,9 +299,10 @@ class LiveRunner:
                 self._send_control(node, ControlAction.RESUME, command.reason)
 
     def _send_control(self, node: TradingNode, action: ControlAction, reason: str,
-                      exit_positions: bool = False) -> None:
+                      exit_positions: bool = False, source: str = "operator") -> None:
         node.kernel.msgbus.send(CONTROL_ENDPOINT, RiskControl(
-            action=action, reason=reason, source="operator", exit_positions=exit_positions,
+            action=action, reason=reason, source=source, exit_positions=exit_positions,
+            cancel_orders=action == ControlAction.HALT and source != STARTUP_HOLD,
         ))
 
     async def _settle(self, node: TradingNode, seconds: float) -> None:
