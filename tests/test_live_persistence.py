@@ -13,7 +13,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
 
 from tests.redis_support import delete_keys
 from tests.redis_support import redis_command

@@ -37,7 +37,8 @@ def test_report_forms() -> None:
     assert self_check_report(WithCheck(42)) == (
         False, "self-check returned int, expected a bool or a report")
     report = ReadinessReport(
-        strategy="ORB", instruments_loaded={"SPY.ARCX": True}, data_subscribed={"SPY.ARCX-1-MINUTE-LAST-EXTERNAL": False},
+        strategy="ORB", instruments_loaded={"SPY.ARCX": True},
+        data_subscribed={"SPY.ARCX-1-MINUTE-LAST-EXTERNAL": False},
         parameter_problems=(), session_date="2024-12-16", windows={"entry": ("09:30", "10:20")},
     )
     assert self_check_report(WithCheck(report)) == (
