@@ -195,3 +195,28 @@ def test_dry_run_sends_nothing(sample_catalog: Path, tmp_path: Path, mode: str) 
     assert summary["dry_run_orders"], "the strategy signalled on this day"
     assert all(line.startswith("DRY-RUN MACross-SPY: would send MarketOrder(BUY")
                for line in summary["dry_run_orders"])
+
+
+def test_settings_that_map_onto_strategy_parameters(tmp_path: Path) -> None:
+    settings = load_settings(ib_env(tmp_path, 4002, SYMBOLS="SPY,QQQ", STRATEGIES="session,ma_cross",
+                                    WEIGHTS="0.35,0.65", BEARISH_INSTRUMENT="disabled"))
+    plan = make_plan(settings)
+    session = [c.config for c in plan.strategies if "ma_cross" not in c.strategy_path]
+    assert len(session) == 3
+    # ALLOCATION (100%) x the first weight; the strategies' own default is 0.3-0.35.
+    assert {c["capital_fraction"] for c in session} == {"0.35"}
+    assert {c["bearish_instrument"] for c in session} == {"disabled"}
+    ma = [c.config for c in plan.strategies if "ma_cross" in c.strategy_path]
+    assert sorted(c["instrument_id"] for c in ma) == ["QQQ.XNAS", "SPY.ARCX"]
+    assert all("capital_fraction" not in c for c in ma)  # MA cross has no such parameter
+
+
+def test_a_mapped_value_a_strategy_refuses_is_a_plan_error(tmp_path: Path) -> None:
+    from livenode.builder import LivePlanError
+
+    settings = load_settings(ib_env(tmp_path, 4002, STRATEGIES="session,ma_cross", WEIGHTS="0.2,0.8"))
+    with pytest.raises(LivePlanError) as info:
+        make_plan(settings)
+    message = str(info.value)
+    assert message.startswith("STRATEGIES (session): ALLOCATION x WEIGHTS -> capital_fraction 0.2:")
+    assert "end-of-day momentum takes 30-40% of capital, got 0.2" in message
