@@ -88,6 +88,8 @@ class LivePlan:
     strategies: tuple[ImportableStrategyConfig, ...] = ()
     replay_start: pd.Timestamp | None = None
     replay_end: pd.Timestamp | None = None
+    # A restarted replay (CACHE_BACKEND=redis): the data time the previous run stopped at.
+    replay_resume_ns: int | None = None
     # Backtest-equivalent fill rules of the replay venue.
     slippage_prob: float = 1.0
     per_share_fee: Decimal = Decimal("0.005")
@@ -254,9 +256,44 @@ def make_plan(settings: Settings, state_dir: Path | None = None, catalog: Path |
     catalog = catalog or settings["REPLAY_CATALOG"] or DEFAULT_CATALOG
     start, end = replay_window(settings, catalog)
     bar_types, vix, configs = _replay_strategies(settings, catalog, start)
+    resume = None
+    if settings["CACHE_BACKEND"] == "redis":
+        resume = replay_resume_point(state, catalog, start, end)
     return LivePlan(settings=settings, state_dir=state, catalog=catalog, bar_types=bar_types,
                     vix_bar_type=vix, strategies=tuple(configs),
-                    replay_start=start, replay_end=end)
+                    replay_start=start, replay_end=end, replay_resume_ns=resume)
+
+
+REPLAY_STATE_FILE = "replay_state.json"
+
+
+def replay_resume_point(state_dir: Path, catalog: Path, start: pd.Timestamp, end: pd.Timestamp) -> int | None:
+    """Where an interrupted replay of the same catalog and window stopped, if one did."""
+    import json
+
+    path = state_dir / REPLAY_STATE_FILE
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    same = (saved.get("catalog"), saved.get("start"), saved.get("end")) == (
+        str(catalog), start.isoformat(), end.isoformat(),
+    )
+    return int(saved["last_ts"]) if same and saved.get("last_ts") is not None else None
+
+
+def write_replay_state(
+    plan: LivePlan, last_ts: int | None, finished: bool,
+) -> None:
+    import json
+
+    path = plan.state_dir / REPLAY_STATE_FILE
+    if finished or last_ts is None:
+        path.unlink(missing_ok=True)
+        return
+    path.write_text(json.dumps({
+        "catalog": str(plan.catalog), "start": plan.replay_start.isoformat(),
+        "end": plan.replay_end.isoformat(), "last_ts": last_ts,
+    }))
 
 
 def actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
@@ -417,6 +454,7 @@ def _replay_clients(plan: LivePlan) -> tuple[dict, dict]:
         start=plan.replay_start.isoformat(),
         end=plan.replay_end.isoformat(),
         speed=settings["REPLAY_SPEED"],
+        warm_up_until_ns=plan.replay_resume_ns,
     )
     execution = ReplayExecClientConfig(
         venue=BACKTEST_VENUE.value,

@@ -45,9 +45,12 @@ from adapters.replay.config import REPLAY_CLIENT_ID
 from adapters.replay.data import ReplayDataClientFactory
 from adapters.replay.data import node_is_idle
 from adapters.replay.execution import ReplayExecClientFactory
+from adapters.replay.execution import register_simulated_account
+from catalog.instruments import BACKTEST_VENUE
 from livenode.builder import IB_CLIENT
 from livenode.builder import LivePlan
 from livenode.builder import build_node_config
+from livenode.builder import write_replay_state
 from livenode.control import ControlChannel
 from livenode.selfcheck import self_check_report
 from risk.messages import CONTROL_ENDPOINT
@@ -122,6 +125,8 @@ class LiveRunner:
     def build(self) -> TradingNode:
         self.plan.state_dir.mkdir(parents=True, exist_ok=True)
         config = build_node_config(self.plan)
+        if self.plan.replay:
+            register_simulated_account(BACKTEST_VENUE.value)
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         node = TradingNode(config=config, loop=loop)
@@ -237,15 +242,24 @@ class LiveRunner:
             self.out(f"error: {self.error}")
             await self._stop_node(node, run_task)
             return
-        if self._stop_reason is None and not await self._self_checks(node):
+        warm_up = self.plan.replay_resume_ns is not None
+        if self._stop_reason is None and not await self._self_checks(node, resume=not warm_up):
             self.exit_code = EXIT_REFUSED
             self.request_stop("self-checks failed in live mode")
         if self.plan.replay and self._stop_reason is None:
             replay = node.kernel.data_engine._clients[ClientId(REPLAY_CLIENT_ID)]
+            if warm_up:
+                resume_at = pd.Timestamp(self.plan.replay_resume_ns, tz="UTC")
+                self.out(f"restart: replaying up to {resume_at} again with trading held, then "
+                         "resuming (orders and positions restored from the cache)")
             replay.begin(node.kernel)
         last_snapshot = 0.0
         while self._stop_reason is None:
             self._take_commands(node)
+            if warm_up and replay is not None and replay.caught_up.is_set():
+                warm_up = False
+                self._send_control(node, ControlAction.RESUME, "replay caught up",
+                                   source=STARTUP_HOLD)
             if replay is not None and replay.finished.is_set():
                 self.request_stop("replay finished")
             if run_task.done():
@@ -259,12 +273,14 @@ class LiveRunner:
         self.control.write_state(self.snapshot(node, "stopping"))
         await self._wind_down(node)
         self._save_strategy_state(node)
+        if replay is not None:
+            write_replay_state(self.plan, replay.last_ts, replay.finished.is_set())
         self._write_daily_summaries(node)
         self._write_summary(node)
         await self._stop_node(node, run_task)
         self.control.write_state(self.snapshot(node, "stopped"))
 
-    async def _self_checks(self, node: TradingNode) -> bool:
+    async def _self_checks(self, node: TradingNode, resume: bool = True) -> bool:
         """
         Report every strategy's self-check while trading is held (STARTUP hold), then lift the
         hold; in live mode only when every check passed.
@@ -280,7 +296,9 @@ class LiveRunner:
             self.error = "live mode needs every strategy's self-check to pass; not trading"
             self.out(f"error: {self.error}")
             return False
-        self._send_control(node, ControlAction.RESUME, "self-checks reported", source=STARTUP_HOLD)
+        if resume:
+            self._send_control(node, ControlAction.RESUME, "self-checks reported",
+                               source=STARTUP_HOLD)
         return True
 
     def _take_commands(self, node: TradingNode) -> None:
