@@ -223,6 +223,9 @@ class LiveRunner:
                 return
             await asyncio.sleep(0.05)
         kernel = node.kernel
+        if run_task.done() and not run_task.cancelled() and run_task.exception() is not None:
+            exc = run_task.exception()
+            raise NotConnectedError(f"the node failed while starting: {type(exc).__name__}: {exc}")
         raise NotConnectedError(
             f"the node's clients did not connect within {self.settings['CONNECT_TIMEOUT_SECONDS']} s "
             f"(CONNECT_TIMEOUT_SECONDS): data connected={kernel.data_engine.check_connected()}, "
