@@ -371,7 +371,7 @@ class Journal(Actor):
             by_strategy[trade["strategy"]] = by_strategy.get(trade["strategy"], Decimal(0)) + trade["net_pnl"]
         wins = sum(1 for t in trades if t["net_pnl"] > 0)
         cash = self.store.last_equity(run)
-        equity = account_equity(self.portfolio, self._venue) if self._venue is not None else None
+        equity = account_equity(self.portfolio, self.cache, self._venue) if self._venue is not None else None
         summary = {
             "session": session.date.isoformat(),
             "close_utc": session.close.isoformat(),

@@ -274,7 +274,7 @@ class SessionStrategy(Strategy):
 
     def strategy_capital(self) -> Decimal:
         venue = next(iter(self.instruments.values())).id.venue
-        return account_equity(self.portfolio, venue) * self.config.capital_fraction
+        return account_equity(self.portfolio, self.cache, venue) * self.config.capital_fraction
 
     def enter(self, signal_symbol: str, side: str, mode: str, budget: Decimal, ts_ns: int) -> bool:
         """Buy `budget` worth of the stock (bullish) or its inverse ETF (bearish)."""
