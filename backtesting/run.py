@@ -2,6 +2,9 @@
 Runs a backtest request through Nautilus's BacktestNode and writes its result folder:
 report.html, trades.csv, trades.json, fills.csv, positions.csv, metrics.json and
 risk_events.json (the gate's refusals by rule and the kill switch's events).
+
+The steps are separate so a sweep trial runs the very same path without writing a folder:
+`execute` (the node, with the risk layer installed) then `measure` (metrics, trades, equity).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 from nautilus_trader.analysis import MaxDrawdown
+from nautilus_trader.backtest.config import BacktestRunConfig
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.node import BacktestNode
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
@@ -119,9 +123,34 @@ def _risk_events(engine: BacktestEngine, gate: PreTradeGate | None) -> dict[str,
     }
 
 
-def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
+@dataclass
+class EngineRun:
+    """What the engine produced for one request, read out before the node is disposed."""
+
+    config: BacktestRunConfig
+    fills: pd.DataFrame
+    balance: Decimal  # the engine's own final cash balance
+    engine_stats: dict[str, object]
+    positions: pd.DataFrame
+    risk_events: dict[str, object]
+    strategy_params: dict[str, dict[str, object]]
+
+
+@dataclass
+class Measured:
+    """The figures of a finished run, computed from its fills and the catalog's closes."""
+
+    metrics: dict[str, object]
+    trades: pd.DataFrame
+    equity: pd.Series
+    closes: pd.DataFrame
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+
+def execute(request: BacktestRequest) -> EngineRun:
+    """Build and run the request's BacktestNode (risk layer installed when configured)."""
     config = build_run_config(request)
-    out_dir.mkdir(parents=True, exist_ok=True)
     node = BacktestNode([config])
     try:
         node.build()
@@ -139,18 +168,34 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
         }
     finally:
         node.dispose()
+    return EngineRun(config, fills, balance, engine_stats, positions, risk_events, strategy_params)
 
+
+def measure(request: BacktestRequest, run: EngineRun) -> Measured:
+    """The report's metrics, round trips and equity curve of a finished run."""
     catalog = ParquetDataCatalog(str(request.catalog))
-    start, end = pd.Timestamp(config.start), pd.Timestamp(config.end)
+    start, end = pd.Timestamp(run.config.start), pd.Timestamp(run.config.end)
     bar_types = [f"{iid}-{MINUTE_BARS}" for iid in request.instrument_ids()]
     closes = load_closes(catalog, bar_types, start, end)
+    fills = run.fills
     trades = round_trips(fills)
     last_prices = {iid: Decimal(str(closes[iid].dropna().iloc[-1])) for iid in closes.columns}
     final = final_equity(fills, last_prices, request.capital)
     equity = equity_curve(fills, closes, request.capital)
     exposure = (positions_over_time(fills, closes) != 0).any(axis=1)
     metrics = compute_metrics(equity, trades, fills, request.capital, final, exposure)
-    metrics["engine_cash_balance"] = str(balance)
+    metrics["engine_cash_balance"] = str(run.balance)
+    return Measured(metrics, trades, equity, closes, start, end)
+
+
+def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = execute(request)
+    measured = measure(request, run)
+    fills, balance, engine_stats = run.fills, run.balance, run.engine_stats
+    positions, risk_events, strategy_params = run.positions, run.risk_events, run.strategy_params
+    metrics, trades, equity, closes = measured.metrics, measured.trades, measured.equity, measured.closes
+    start, end = measured.start, measured.end
 
     _trades_export(trades).to_csv(out_dir / "trades.csv", index=False)
     (out_dir / "trades.json").write_text(
