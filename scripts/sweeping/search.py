@@ -62,27 +62,22 @@ class OptunaSearch:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._optuna = optuna
         self._sweep = sweep
-        objective = sweep.objective
-        sampler = optuna.samplers.TPESampler(
-            seed=sweep.seed,
-            constraints_func=(lambda t: t.user_attrs.get("constraints", [0.0]))
-            if objective.constraints else None,
-        )
+        sampler = optuna.samplers.TPESampler(seed=sweep.seed)
         self.study = optuna.create_study(
             study_name=study_name or sweep.study_name,
             storage=storage,
-            direction=objective.direction,
+            direction=sweep.objective.direction,
             sampler=sampler,
             load_if_exists=True,
         )
         TrialState = optuna.trial.TrialState
         # A trial left RUNNING by a sweep that was killed never reports: it is closed as
         # abandoned, and abandoned trials do not count, so the resumed study runs that many more.
-        for trial in self.study.get_trials(deep=False, states=(TrialState.RUNNING,)):
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             self.study._storage.set_trial_user_attr(trial._trial_id, "abandoned", True)
             self.study.tell(trial.number, state=TrialState.FAIL)
         self.already_done = sum(
-            1 for t in self.study.get_trials(deep=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+            1 for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
             if not t.user_attrs.get("abandoned")
         )
         self.total = sweep.samples
@@ -114,12 +109,9 @@ class OptunaSearch:
             trial.set_user_attr("error", result.error or f"no {objective.metric} (no trades?)")
             self.study.tell(trial, state=TrialState.FAIL)
             return
-        if objective.constraints:
-            # Optuna's convention: a constraint value <= 0 is satisfied.
-            trial.set_user_attr(
-                "constraints",
-                [0.0 if c.holds(result.metrics) else 1.0 for c in objective.constraints],
-            )
+        for constraint in objective.constraints:
+            # Optuna's convention: <= 0 is satisfied; a violation is its distance to the bound.
+            trial.set_constraint(str(constraint), constraint.violation(result.metrics))
         trial.set_user_attr("metrics", result.metrics)
         self.study.tell(trial, value)
 

@@ -123,6 +123,13 @@ class Constraint:
         value = metric_value(metrics, self.metric)
         return value is not None and _OPERATORS[self.op](value, self.bound)
 
+    def violation(self, metrics: dict[str, Any]) -> float:
+        """0 when the constraint holds, else how far the metric is from the bound (> 0)."""
+        if self.holds(metrics):
+            return 0.0
+        value = metric_value(metrics, self.metric)
+        return 1.0 if value is None else max(abs(value - self.bound), 1e-9)
+
     def __str__(self) -> str:
         return f"{self.metric} {self.op} {self.bound:g}"
 
@@ -413,7 +420,8 @@ def _check_fixed(sweep: Sweep, spec: Any) -> None:
     try:
         build_params(spec, sweep.request({}).instrument_ids()[0], len(sweep.symbols), sweep.fixed | probe)
     except StrategyParameterError as exc:
-        # Only a problem of a fixed value is the file's fault; bad combinations are trial failures.
+        # A problem naming a fixed value is the file's fault; other combinations are left to
+        # the trials, where a refused combination is a recorded failure.
         for name in sweep.fixed:
-            if f"--set {name}=" in str(exc):
+            if name in str(exc):
                 raise SweepFileError(sweep.path, f"fixed.{name}", str(exc)) from None
