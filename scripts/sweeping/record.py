@@ -99,7 +99,8 @@ class Recorder:
         frame = results_frame(self.results, self.sweep)
         frame.to_csv(self.out_dir / "results.csv", index=False)
         frame.to_parquet(self.out_dir / "results.parquet", index=False)
-        best = best_results(self.results, self.sweep.objective, self.top)
+        # Walk-forward trials (phases) are chosen per window in walk_forward.json instead.
+        best = best_results([r for r in self.results if not r.phase], self.sweep.objective, self.top)
         (self.out_dir / "best.json").write_text(json.dumps(
             {
                 "objective": self.sweep.objective.metric,

@@ -1,0 +1,113 @@
+"""
+Sweep scaling: trials per minute of the same grid on 1 and on 2 local worker processes.
+
+    .venv/bin/python -m scripts.bench.sweep_scaling [--workers 1,2] [--months 2]
+
+The shared SPY year is imported once into a benchmark catalog (as backtest_throughput.py
+does); the grid is 8 ma_cross configurations over the first `--months` months of it. Each
+worker count runs the whole grid through the sweep runner (fresh spawned workers each time,
+their start-up included, as a user sees it) with the results written to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from scripts.bench.backtest_throughput import DEFAULT_CATALOG
+from scripts.bench.backtest_throughput import SPY_YEAR
+
+GRID = """
+strategy = "ma_cross"
+symbols = ["SPY"]
+start = 2024-03-26
+end = {end}
+catalog = "{catalog}"
+
+[parameters]
+fast_period = {{ values = [5, 10, 20, 30] }}
+slow_period = {{ values = [45, 90] }}
+"""
+
+
+def ensure_catalog(catalog: Path, source: Path) -> None:
+    if (catalog / "data" / "bar" / "SPY.SIM-1-MINUTE-LAST-EXTERNAL").is_dir():
+        return
+    from catalog.importer import import_file
+    from catalog.store import open_catalog
+
+    import_file(source, open_catalog(catalog))
+
+
+def run_grid(sweep_file: Path, workers: int, out_dir: Path) -> tuple[float, int]:
+    from scripts.sweeping.executors import LocalExecutor
+    from scripts.sweeping.record import Recorder
+    from scripts.sweeping.runner import run_trials
+    from scripts.sweeping.search import make_search
+    from scripts.sweeping.space import load_sweep
+
+    sweep = load_sweep(sweep_file)
+    recorder = Recorder(out_dir, sweep)
+    started = time.perf_counter()
+    executor = LocalExecutor(workers)
+    try:
+        run = run_trials(sweep, make_search(sweep, "grid", out_dir, set()), executor, recorder, progress=True)
+    finally:
+        executor.close()
+    seconds = time.perf_counter() - started
+    failed = [r for r in run.results if r.status != "ok"]
+    if failed:
+        raise RuntimeError(f"benchmark trial failed: {failed[0].error}")
+    return seconds, len(run.results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", default="1,2", help="worker counts to compare")
+    parser.add_argument("--months", type=int, default=2, help="months of the SPY year each trial covers")
+    parser.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG)
+    parser.add_argument("--source", type=Path, default=SPY_YEAR)
+    args = parser.parse_args(argv)
+
+    from scripts.bench.machine import describe_machine
+    from scripts.bench.machine import peak_rss_mib
+
+    console = Console()
+    if not args.source.exists():
+        console.print(f"[red]error:[/red] benchmark data {args.source} not found (../shared/data/market)")
+        return 2
+    ensure_catalog(args.catalog, args.source)
+    end = (pd.Timestamp("2024-03-26") + pd.DateOffset(months=args.months) - pd.Timedelta(days=1)).date()
+    counts = [int(w) for w in args.workers.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sweep_file = Path(tmp) / "grid.toml"
+        sweep_file.write_text(GRID.format(end=end, catalog=args.catalog))
+        for workers in counts:
+            seconds, trials = run_grid(sweep_file, workers, Path(tmp) / f"out-{workers}")
+            rows.append((workers, trials, seconds, trials / seconds * 60))
+
+    base = rows[0][3]
+    table = Table(title=f"Sweep scaling: {rows[0][1]} ma_cross trials, SPY 2024-03-26 .. {end}")
+    for column in ("workers", "trials", "wall s", "trials/min", f"vs {rows[0][0]} worker"):
+        table.add_column(column, justify="right")
+    for workers, trials, seconds, rate in rows:
+        table.add_row(str(workers), str(trials), f"{seconds:.1f}", f"{rate:.1f}", f"{rate / base:.2f}")
+    console.print(table)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    console.print(f"Machine: {describe_machine()}")
+    console.print(f"Peak memory: driver {peak_rss_mib():.0f} MiB, largest worker {children:.0f} MiB")
+    console.print(f"Data: {args.source.name} (SPY 1-minute bars), catalog {args.catalog}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
