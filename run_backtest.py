@@ -5,6 +5,8 @@ Backtest a strategy over the Parquet catalog and write a report folder.
     python run_backtest.py --strategy ma_cross --symbols SPY,QQQ --start 2024-03-01 \
         --end 2024-06-30 --set fast_period=20 --set slow_period=60
     python run_backtest.py --catalog ~/my_catalog --symbols SPY
+    python run_backtest.py --strategy session --symbols SPY,QQQ,NVDA --catalog ~/my_catalog \
+        --set eod_momentum.min_vix=15          # the three session strategies on one account
 
 With no --catalog the embedded sample catalog is generated on first use (deterministic).
 """
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import os
 import sys
 from dataclasses import replace
 from decimal import Decimal
@@ -22,9 +26,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from actors.journal import new_run_id
+from actors.journal_store import default_url
+from actors.trade_files import LOG_FORMATS
 from backtesting.builder import BacktestRequest
 from backtesting.builder import BacktestRequestError
-from backtesting.registry import STRATEGIES
+from backtesting.registry import strategy_names
 from backtesting.registry import StrategyParameterError
 from backtesting.registry import parse_overrides
 from backtesting.report import METRIC_LABELS
@@ -75,7 +82,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Backtest a strategy over the Parquet catalog and write a report.",
     )
-    parser.add_argument("--strategy", default="ma_cross", help=f"one of: {', '.join(sorted(STRATEGIES))}")
+    parser.add_argument(
+        "--strategy", default="ma_cross",
+        help=f"one of: {', '.join(strategy_names())} (session: the three session strategies on one account)",
+    )
     parser.add_argument("--symbols", default="SPY", help="comma-separated symbols (default SPY)")
     parser.add_argument("--start", help="first session date, YYYY-MM-DD (default: start of data)")
     parser.add_argument("--end", help="last session date, YYYY-MM-DD, inclusive (default: end of data)")
@@ -86,6 +96,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--slippage", default="1.0",
                         help="probability that a market order fills one tick worse (default 1.0)")
     parser.add_argument("--out", type=Path, help="result folder (default backtest_results/<strategy>-<time>)")
+    parser.add_argument("--journal", metavar="URL",
+                        help="journal database URL (default: journal_backtest.sqlite beside the "
+                             "result folder, i.e. one database for all backtests in backtest_results/)")
+    parser.add_argument("--no-journal", action="store_true", help="record no journal")
+    parser.add_argument("--log-format", default=os.environ.get("LOG_FORMAT", "csv"),
+                        help="trade_history format, csv or json (default $LOG_FORMAT or csv)")
+    parser.add_argument("--ledger", action="store_true",
+                        help="export the fills to a fresh GnuCash book <out>/ledger.gnucash")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--log-level", default="ERROR", help="engine log level on the console")
     parser.add_argument("--no-risk", action="store_true",
@@ -98,8 +116,8 @@ def request_from_args(args: argparse.Namespace) -> BacktestRequest:
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
     if not symbols:
         raise CliError("--symbols: give at least one symbol, e.g. --symbols SPY")
-    if args.strategy not in STRATEGIES:
-        raise CliError(f"--strategy: unknown strategy {args.strategy!r}; choose one of {', '.join(sorted(STRATEGIES))}")
+    if args.strategy not in strategy_names():
+        raise CliError(f"--strategy: unknown strategy {args.strategy!r}; choose one of {', '.join(strategy_names())}")
     start, end = _date("--start", args.start), _date("--end", args.end)
     if start and end and start > end:
         raise CliError(f"--start {start} is after --end {end}")
@@ -119,6 +137,36 @@ def request_from_args(args: argparse.Namespace) -> BacktestRequest:
         log_level=args.log_level.upper(),
         risk=None if args.no_risk else RiskConfig(),
     )
+
+
+def records_options(args: argparse.Namespace, out_dir: Path) -> dict[str, object]:
+    """Journal and ledger settings of a run: the records go into the result folder."""
+    if args.log_format not in LOG_FORMATS:
+        raise CliError(f"--log-format: expected csv or json, got {args.log_format!r}")
+    options: dict[str, object] = {"run_id": new_run_id("backtest"), "log_format": args.log_format}
+    if not args.no_journal:
+        options["journal_url"] = args.journal or default_url("backtest", out_dir.resolve().parent)
+        options["records_dir"] = out_dir.resolve()
+    if args.ledger:
+        options["ledger_book"] = (out_dir / "ledger.gnucash").resolve()
+    return options
+
+
+def write_records_manifest(request: BacktestRequest, out_dir: Path) -> None:
+    """records.json: where this run's records are, for the reconcile and deals commands."""
+    manifest = {
+        "run_id": request.run_id,
+        "mode": "backtest",
+        "capital": str(request.capital),
+        "journal_url": request.journal_url,
+        "trade_history": None,
+        "ledger_book": str(request.ledger_book) if request.ledger_book else None,
+        "fills": str((out_dir / "fills.csv").resolve()),
+    }
+    if request.records_dir is not None:
+        found = sorted(request.records_dir.glob("trade_history.*"))
+        manifest["trade_history"] = str(found[0]) if found else None
+    (out_dir / "records.json").write_text(json.dumps(manifest, indent=1))
 
 
 def print_summary(console: Console, metrics: dict[str, object], out_dir: Path) -> None:
@@ -144,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         out_dir = args.out or new_result_dir(DEFAULT_RESULTS, request.strategy)
         if out_dir.exists():
             raise CliError(f"--out: {out_dir} already exists; an earlier run is never overwritten")
-        request = replace(request, log_directory=out_dir.resolve())
+        request = replace(request, log_directory=out_dir.resolve(), **records_options(args, out_dir))
         outcome = run_backtest(request, out_dir)
+        write_records_manifest(request, out_dir)
     except (CliError, StrategyParameterError, BacktestRequestError, ListingError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2

@@ -26,13 +26,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-import pandas as pd
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
-from nautilus_trader.model.currencies import USD
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
-from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.identifiers import Venue
 
 from config.risk import RiskConfig
@@ -42,7 +39,8 @@ from risk.messages import AlertKind
 from risk.messages import ControlAction
 from risk.messages import RiskControl
 from risk.sizing import HUNDRED
-from strategies.sessions import EXCHANGE_TZ
+from strategies.account import account_equity
+from strategies.sessions import SessionTracker
 
 RESET_ENDPOINT = "KillSwitch.reset"
 PCT = Decimal("0.01")
@@ -72,13 +70,13 @@ class KillSwitch(Actor):
         super().__init__(config)
         self.risk = config.risk
         self._venue = Venue(config.venue)
-        self._closes: dict[InstrumentId, Decimal] = {}
         self.session_date: dt.date | None = None
         self.session_start_equity: Decimal | None = None
         self.peak_equity: Decimal | None = None
         self.halted = False
         self.reducing = False
         self.events: list[KillSwitchEvent] = []
+        self._days = SessionTracker()
 
     def on_start(self) -> None:
         if CONTROL_ENDPOINT not in self.msgbus.endpoints():
@@ -95,23 +93,13 @@ class KillSwitch(Actor):
             self.msgbus.deregister(RESET_ENDPOINT, self.reset)
 
     def equity(self) -> Decimal:
-        account = self.portfolio.account(self._venue)
-        if account is None:
-            raise RuntimeError(f"no account registered for venue {self._venue}")
-        cash = account.balance_total(USD)
-        equity = cash.as_decimal() if cash is not None else Decimal(0)
-        for position in self.cache.positions_open(venue=self._venue):
-            price = self._closes.get(position.instrument_id)
-            if price is None:
-                price = Decimal(str(position.avg_px_open))
-            equity += position.signed_decimal_qty() * price
-        return equity
+        return account_equity(self.portfolio, self.cache, self._venue)
 
     def on_bar(self, bar: Bar) -> None:
-        day = pd.Timestamp(bar.ts_event, tz="UTC").tz_convert(EXCHANGE_TZ).date()
+        self._days.update(bar.ts_event)
+        day = self._days.day
         if day != self.session_date:
             self._new_session(day, bar.ts_event)
-        self._closes[bar.bar_type.instrument_id] = bar.close.as_decimal()
         equity = self.equity()
         self.peak_equity = equity if self.peak_equity is None else max(self.peak_equity, equity)
         if self.halted:

@@ -40,7 +40,6 @@ from nautilus_trader.config import ActorConfig
 from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.execution.messages import SubmitOrder
 from nautilus_trader.execution.messages import SubmitOrderList
-from nautilus_trader.model.currencies import USD
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import OrderSide
@@ -65,6 +64,7 @@ from risk.rules import build_rules
 from risk.rules import evaluate
 from risk.sizing import stop_distance
 from risk.sizing import stop_from_tags
+from strategies.account import account_equity
 from strategies.sessions import EXCHANGE_TZ
 
 RISK_ENGINE_ENDPOINT = "RiskEngine.execute"
@@ -293,16 +293,7 @@ class PreTradeGate(Actor):
         return self.halt_reason
 
     def _equity(self, instrument_id: InstrumentId) -> Decimal:
-        """Cash plus open positions marked at the gate's last prices (exact decimals)."""
-        account = self.portfolio.account(instrument_id.venue)
-        if account is None:
-            raise RuntimeError(f"no account registered for venue {instrument_id.venue}")
-        cash = account.balance_total(USD)
-        equity = cash.as_decimal() if cash is not None else Decimal(0)
-        for position in self.cache.positions_open(venue=instrument_id.venue):
-            price = self.last_price(position.instrument_id) or Decimal(str(position.avg_px_open))
-            equity += position.signed_decimal_qty() * price
-        return equity
+        return account_equity(self.portfolio, self.cache, instrument_id.venue)
 
     def _deny(self, order: Order, refusal: Refusal) -> None:
         """Deny as the RiskEngine does: the order goes to the cache and OrderDenied is emitted."""

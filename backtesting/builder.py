@@ -36,16 +36,27 @@ from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from backtesting.registry import StrategySpec
+from backtesting.registry import Universe
 from backtesting.registry import build_params
+from backtesting.registry import build_universe_params
 from backtesting.registry import get_spec
+from backtesting.registry import risk_overrides_for
+from backtesting.registry import specs_for
+from backtesting.registry import split_overrides
 from catalog.instruments import BACKTEST_VENUE
-from config.engine import data_engine_config
 from catalog.instruments import backtest_instrument_id
+from config.engine import data_engine_config
 from config.risk import RiskConfig
 from strategies.sessions import EXCHANGE_TZ
 from strategies.sessions import session_for
 
 MINUTE_BARS = "1-MINUTE-LAST-EXTERNAL"
+# Universe strategies also take 5-minute bars for symbols the catalog has only at 5 minutes
+# (the shared sample's inverse ETFs); 1-minute bars are preferred where both exist.
+FIVE_MINUTE_BARS = "5-MINUTE-LAST-EXTERNAL"
+# The VIX gate reads whichever VIX bars the catalog has: minutes (the sample) or daily closes
+# (the CBOE history, stamped at the session close by the importer).
+VIX_BAR_TYPES = (f"VIX.{BACKTEST_VENUE}-1-MINUTE-LAST-EXTERNAL", f"VIX.{BACKTEST_VENUE}-1-DAY-LAST-EXTERNAL")
 
 
 class BacktestRequestError(ValueError):
@@ -71,10 +82,20 @@ class BacktestRequest:
     run_id: str = "backtest"
     # The risk layer's settings; None runs without the gate and the kill switch.
     risk: RiskConfig | None = RiskConfig()
+    # Trade records (actors/journal.py, actors/ledger.py): a journal database URL and the
+    # folder for trade_history, strategy logs and daily_summary.json; a fresh GnuCash book.
+    journal_url: str | None = None
+    records_dir: Path | None = None
+    ledger_book: Path | None = None
+    log_format: str = "csv"  # trade_history.csv or trade_history.json
 
     @property
     def spec(self) -> StrategySpec:
         return get_spec(self.strategy)
+
+    @property
+    def specs(self) -> list[StrategySpec]:
+        return specs_for(self.strategy)
 
     def instrument_ids(self) -> list[InstrumentId]:
         return [backtest_instrument_id(symbol) for symbol in self.symbols]
@@ -84,7 +105,7 @@ class BacktestRequest:
         if self.risk is None:
             return None
         # Parsed, not replaced, so the merged settings are validated like any other config.
-        settings = msgspec.to_builtins(self.risk) | self.spec.risk_overrides
+        settings = msgspec.to_builtins(self.risk) | risk_overrides_for(self.strategy)
         return RiskConfig.parse(msgspec.json.encode(settings))
 
 
@@ -110,23 +131,64 @@ def _utc_bound(date: dt.date) -> pd.Timestamp:
     return pd.Timestamp(dt.datetime.combine(date, dt.time(0), EXCHANGE_TZ)).tz_convert("UTC")
 
 
-def data_range(request: BacktestRequest) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The UTC range to run, clipped to what the catalog holds for every symbol."""
+@dataclass(frozen=True)
+class RunPlan:
+    """What a request loads: the specs, their overrides, and each instrument's bar type."""
+
+    specs: tuple[StrategySpec, ...]
+    overrides: dict[str, dict[str, Any]]  # spec name -> its --set values
+    bar_types: dict[InstrumentId, str]  # watchlist first, then extra instruments (inverse ETFs)
+    vix_bar_type: str | None  # VIX bars, loaded for strategies with a VIX gate
+
+    @property
+    def is_universe(self) -> bool:
+        return any(spec.is_universe for spec in self.specs)
+
+
+def _has_bars(catalog: ParquetDataCatalog, bar_type: str) -> bool:
+    return catalog.query_last_timestamp(data_cls=Bar, identifier=bar_type) is not None
+
+
+def plan_run(request: BacktestRequest) -> RunPlan:
+    specs = tuple(request.specs)
+    overrides = split_overrides(request.strategy, request.overrides)
     catalog = ParquetDataCatalog(str(request.catalog))
-    firsts, lasts = [], []
-    for instrument_id in request.instrument_ids():
-        bar_type = f"{instrument_id}-{MINUTE_BARS}"
-        first = catalog.query_first_timestamp(data_cls=Bar, identifier=bar_type)
-        last = catalog.query_last_timestamp(data_cls=Bar, identifier=bar_type)
-        if first is None or last is None:
+    universe = any(spec.is_universe for spec in specs)
+    wanted: dict[str, str | None] = {symbol: None for symbol in request.symbols}  # symbol -> why
+    for spec in specs:
+        if spec.extra_symbols is not None:
+            for extra in spec.extra_symbols(request.symbols, overrides[spec.name]):
+                wanted.setdefault(extra, f"the inverse ETF {spec.name} maps a watchlist symbol to")
+    bar_types: dict[InstrumentId, str] = {}
+    for symbol, why in wanted.items():
+        instrument_id = backtest_instrument_id(symbol)
+        choices = (MINUTE_BARS, FIVE_MINUTE_BARS) if universe else (MINUTE_BARS,)
+        found = next((f"{instrument_id}-{c}" for c in choices if _has_bars(catalog, f"{instrument_id}-{c}")), None)
+        if found is None:
             held = sorted(p.name for p in (request.catalog / "data" / "bar").glob("*"))
+            kinds = "1-minute or 5-minute" if universe else "1-minute"
+            reason = (
+                f" ({why}; --set bearish_instrument=disabled trades no inverse ETF)" if why else ""
+            )
             raise BacktestRequestError(
-                f"--symbols: catalog {request.catalog} has no 1-minute bars for "
-                f"{instrument_id.symbol} (bar type {bar_type}); it holds: "
+                f"--symbols: catalog {request.catalog} has no {kinds} bars for "
+                f"{symbol}{reason} (bar type {instrument_id}-{MINUTE_BARS}); it holds: "
                 f"{', '.join(held) or 'nothing'}",
             )
-        firsts.append(pd.Timestamp(first))
-        lasts.append(pd.Timestamp(last))
+        bar_types[instrument_id] = found
+    wants_vix = universe and any("vix_bar_type" in spec.parameter_names() for spec in specs)
+    vix = next((bt for bt in VIX_BAR_TYPES if _has_bars(catalog, bt)), None) if wants_vix else None
+    return RunPlan(specs, overrides, bar_types, vix)
+
+
+def data_range(request: BacktestRequest, plan: RunPlan | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The UTC range to run, clipped to what the catalog holds for every symbol."""
+    plan = plan or plan_run(request)
+    catalog = ParquetDataCatalog(str(request.catalog))
+    firsts, lasts = [], []
+    for bar_type in plan.bar_types.values():
+        firsts.append(pd.Timestamp(catalog.query_first_timestamp(data_cls=Bar, identifier=bar_type)))
+        lasts.append(pd.Timestamp(catalog.query_last_timestamp(data_cls=Bar, identifier=bar_type)))
     start = max(firsts)
     end = min(lasts)
     if request.start is not None:
@@ -142,36 +204,85 @@ def data_range(request: BacktestRequest) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, end
 
 
-def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
-    spec = request.spec
+def _strategy_configs(request: BacktestRequest, plan: RunPlan) -> list[ImportableStrategyConfig]:
+    instrument_ids = request.instrument_ids()
+    configs = []
+    for spec in plan.specs:
+        overrides = plan.overrides[spec.name]
+        if spec.is_universe:
+            universe = Universe(tuple(instrument_ids), plan.bar_types, plan.vix_bar_type)
+            params = [build_universe_params(spec, universe, overrides)]
+        else:
+            params = [build_params(spec, iid, len(instrument_ids), overrides) for iid in instrument_ids]
+        configs += [
+            ImportableStrategyConfig(strategy_path=spec.strategy_path, config_path=spec.config_path, config=p)
+            for p in params
+        ]
+    return configs
+
+
+def records_actors(request: BacktestRequest) -> list[ImportableActorConfig]:
+    """The journal and ledger actors a request asks for (none by default: sweeps stay fast)."""
+    actors = []
+    if request.journal_url is not None:
+        if request.records_dir is None:
+            raise BacktestRequestError("records_dir: the journal needs a folder for its files")
+        actors.append(
+            ImportableActorConfig(
+                actor_path="actors.journal:Journal",
+                config_path="actors.journal:JournalConfig",
+                config={
+                    "mode": "backtest",
+                    "database_url": request.journal_url,
+                    "records_dir": str(request.records_dir),
+                    "broker": "simulated",
+                    "run_id": request.run_id,
+                    "log_format": request.log_format,
+                },
+            ),
+        )
+    if request.ledger_book is not None:
+        if request.ledger_book.exists():
+            raise BacktestRequestError(
+                f"--ledger: {request.ledger_book} exists; a backtest exports to a fresh book",
+            )
+        actors.append(
+            ImportableActorConfig(
+                actor_path="actors.ledger:Ledger",
+                config_path="actors.ledger:LedgerConfig",
+                config={"book_path": str(request.ledger_book), "broker": "simulated"},
+            ),
+        )
+    return actors
+
+
+def build_run_config(request: BacktestRequest, plan: RunPlan | None = None) -> BacktestRunConfig:
     if not request.symbols:
         raise BacktestRequestError("--symbols: at least one symbol is required")
-    instrument_ids = request.instrument_ids()
-    start, end = data_range(request)
+    plan = plan or plan_run(request)
+    instrument_ids = list(plan.bar_types)
+    start, end = data_range(request, plan)
     # Load the NYSE calendar now, not on the first bar inside the timed run.
     session_for(start.date())
-
-    strategies = [
-        ImportableStrategyConfig(
-            strategy_path=spec.strategy_path,
-            config_path=spec.config_path,
-            config=build_params(spec, instrument_id, len(instrument_ids), request.overrides),
-        )
-        for instrument_id in instrument_ids
-    ]
+    strategies = _strategy_configs(request, plan)
     # data_cls is passed as the class, not its path: in 1.231.0 BacktestDataConfig.query only
     # turns bar_types into catalog identifiers when `data_cls is Bar`, and with a path string
     # it silently loads every bar type in the catalog.
+    # Insertion order (the request's symbols first) keeps same-timestamp data in the order it had.
+    bar_groups = [list(dict.fromkeys(plan.bar_types.values()))]
+    if plan.vix_bar_type is not None:
+        bar_groups.append([plan.vix_bar_type])
     data = [
         BacktestDataConfig(
             catalog_path=str(request.catalog),
             data_cls=Bar,
-            bar_types=[f"{instrument_id}-{MINUTE_BARS}" for instrument_id in instrument_ids],
+            bar_types=bar_types,
             start_time=start.isoformat(),
             end_time=end.isoformat(),
-        ),
+        )
+        for bar_types in bar_groups
     ]
-    if spec.needs_quotes:
+    if any(spec.needs_quotes for spec in plan.specs):
         data += [
             BacktestDataConfig(
                 catalog_path=str(request.catalog),
@@ -185,7 +296,7 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
     actors = []
     risk = request.risk_config()
     if risk is not None:
-        actors += risk_actor_configs(risk, [f"{iid}-{MINUTE_BARS}" for iid in instrument_ids])
+        actors += risk_actor_configs(risk, list(plan.bar_types.values()))
     if request.progress:
         actors.append(
             ImportableActorConfig(
@@ -198,6 +309,7 @@ def build_run_config(request: BacktestRequest) -> BacktestRunConfig:
                 },
             ),
         )
+    actors.extend(records_actors(request))
     venue = BacktestVenueConfig(
         name=BACKTEST_VENUE.value,
         oms_type="NETTING",

@@ -1,8 +1,11 @@
 """
 The strategies run_backtest.py and the sweeps know by name, and how each is configured.
 
-A spec turns (symbol, instrument id, number of symbols) into a strategy config; the Nautilus
-config class validates it, so a bad `--set` fails the same way a bad live config does.
+A per-symbol spec turns (instrument id, number of symbols) into one strategy config per
+symbol; a universe spec turns the whole universe (watchlist plus the instruments it needs, e.g.
+mapped inverse ETFs, each with the bar type the catalog holds) into one config. A composite
+name (``session``) runs several universe specs together on one account. The Nautilus config
+class validates every config, so a bad `--set` fails the same way a bad live config does.
 """
 
 from __future__ import annotations
@@ -24,18 +27,36 @@ class StrategyParameterError(ValueError):
 
 
 @dataclass(frozen=True)
+class Universe:
+    """What a universe strategy instance is built from."""
+
+    watchlist: tuple[InstrumentId, ...]
+    bar_types: dict[InstrumentId, str]  # every instrument loaded for it -> its bar type
+    vix_bar_type: str | None = None  # the VIX index bars, where the catalog has them
+
+
+@dataclass(frozen=True)
 class StrategySpec:
     name: str
     strategy_path: str
     config_path: str
     summary: str
-    # Default parameters for one instance trading `symbol` among `n_symbols`.
-    defaults: Callable[[InstrumentId, int], dict[str, Any]]
+    # Per-symbol specs: default parameters for one instance trading `symbol` among `n_symbols`.
+    defaults: Callable[[InstrumentId, int], dict[str, Any]] | None = None
     minute_source: str = "1-MINUTE-LAST-EXTERNAL"
     needs_quotes: bool = False
     indicator_panels: tuple[str, ...] = field(default_factory=tuple)
     # RiskConfig fields this strategy needs changed from the defaults (a documented choice).
     risk_overrides: dict[str, Any] = field(default_factory=dict)
+    # Universe specs: one instance for the whole universe, from these defaults.
+    universe_defaults: Callable[[Universe], dict[str, Any]] | None = None
+    # Universe specs: the symbols to load beyond the watchlist, given the watchlist and the
+    # spec's overrides (e.g. the mapped inverse ETFs).
+    extra_symbols: Callable[[tuple[str, ...], dict[str, Any]], tuple[str, ...]] | None = None
+
+    @property
+    def is_universe(self) -> bool:
+        return self.universe_defaults is not None
 
     @property
     def config_class(self) -> type:
@@ -68,6 +89,36 @@ def _noop_defaults(instrument_id: InstrumentId, n_symbols: int) -> dict[str, Any
     }
 
 
+def _inverse_symbols(watchlist: tuple[str, ...], overrides: dict[str, Any]) -> tuple[str, ...]:
+    """The inverse ETFs a session strategy needs bars for (none unless bearish = inverse_etf)."""
+    from strategies.bearish import DEFAULT_INVERSE_ETFS
+
+    if overrides.get("bearish_instrument", "inverse_etf") != "inverse_etf":
+        return ()
+    mapping = overrides.get("inverse_etfs", DEFAULT_INVERSE_ETFS)
+    if not isinstance(mapping, dict):
+        raise StrategyParameterError(f"--set inverse_etfs: expected a JSON object, got {mapping!r}")
+    return tuple(mapping[s] for s in watchlist if s in mapping)
+
+
+def _session_defaults(tag: str) -> Callable[[Universe], dict[str, Any]]:
+    def defaults(universe: Universe) -> dict[str, Any]:
+        return {
+            "bar_types": list(universe.bar_types.values()),
+            "watchlist": [iid.symbol.value for iid in universe.watchlist],
+            "order_id_tag": tag,
+        }
+
+    return defaults
+
+
+def _eod_defaults(universe: Universe) -> dict[str, Any]:
+    params = _session_defaults("EOD")(universe)
+    if universe.vix_bar_type is not None:
+        params["vix_bar_type"] = universe.vix_bar_type
+    return params
+
+
 STRATEGIES: dict[str, StrategySpec] = {
     spec.name: spec
     for spec in (
@@ -90,14 +141,100 @@ STRATEGIES: dict[str, StrategySpec] = {
             summary="subscribes to minute bars and trades nothing (benchmark baseline)",
             defaults=_noop_defaults,
         ),
+        StrategySpec(
+            name="opening_range",
+            strategy_path="strategies.opening_range:OpeningRangeBreakout",
+            config_path="strategies.opening_range:OpeningRangeConfig",
+            summary="opening-range breakout 09:30-10:20 ET over the symbols (one instance)",
+            universe_defaults=_session_defaults("ORB"),
+            extra_symbols=_inverse_symbols,
+            # One candidate takes the strategy's whole 30% (the issue's 1 -> 100% weight).
+            risk_overrides={"symbol_cap_pct": "30"},
+        ),
+        StrategySpec(
+            name="vwap_reversion",
+            strategy_path="strategies.vwap_reversion:VWAPReversion",
+            config_path="strategies.vwap_reversion:VWAPReversionConfig",
+            summary="reversion to the session VWAP 10:30-14:30 ET, bearish via inverse ETFs",
+            universe_defaults=_session_defaults("VWAP"),
+            extra_symbols=_inverse_symbols,
+        ),
+        StrategySpec(
+            name="eod_momentum",
+            strategy_path="strategies.eod_momentum:EODMomentum",
+            config_path="strategies.eod_momentum:EODMomentumConfig",
+            summary="end-of-day momentum or fade 14:30-15:55 ET, bearish via inverse ETFs",
+            universe_defaults=_eod_defaults,
+            extra_symbols=_inverse_symbols,
+            # 30-40% of capital in at most max_positions (default 2) names: 17.5% each by
+            # default, up to 35% with max_positions=1.
+            risk_overrides={"symbol_cap_pct": "35"},
+        ),
     )
 }
+
+# Names that run several universe strategies together on one account, as they would live.
+COMPOSITES: dict[str, tuple[str, ...]] = {
+    "session": ("opening_range", "vwap_reversion", "eod_momentum"),
+}
+
+
+# A composite's risk settings: the most a member needs (the end-of-day strategy's 35%).
+COMPOSITE_RISK_OVERRIDES: dict[str, dict[str, Any]] = {
+    "session": {"symbol_cap_pct": "35"},
+}
+
+
+def risk_overrides_for(name: str) -> dict[str, Any]:
+    """The RiskConfig fields a --strategy name changes from the defaults."""
+    if name in COMPOSITES:
+        return dict(COMPOSITE_RISK_OVERRIDES.get(name, {}))
+    return dict(get_spec(name).risk_overrides)
+
+
+def strategy_names() -> list[str]:
+    """Every name --strategy accepts."""
+    return sorted([*STRATEGIES, *COMPOSITES])
+
+
+def specs_for(name: str) -> list[StrategySpec]:
+    """The specs a --strategy name runs: one, or a composite's members."""
+    if name in COMPOSITES:
+        return [STRATEGIES[member] for member in COMPOSITES[name]]
+    return [get_spec(name)]
+
+
+def split_overrides(name: str, overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """
+    The overrides of each spec a name runs. In a composite, `member.key=value` sets one
+    member's parameter and `key=value` every member that has `key` (at least one must).
+    """
+    specs = specs_for(name)
+    if len(specs) == 1 and name not in COMPOSITES:
+        return {specs[0].name: dict(overrides)}
+    by_member: dict[str, dict[str, Any]] = {spec.name: {} for spec in specs}
+    for key, value in overrides.items():
+        member, dot, parameter = key.partition(".")
+        if dot:
+            if member not in by_member:
+                raise StrategyParameterError(
+                    f"--set {key}: {member!r} is not part of {name}; its strategies are "
+                    f"{', '.join(by_member)}",
+                )
+            by_member[member][parameter] = value
+            continue
+        owners = [spec.name for spec in specs if key in spec.parameter_names()]
+        if not owners:
+            raise StrategyParameterError(f"--set {key}: no strategy of {name} has a parameter {key!r}")
+        for owner in owners:
+            by_member[owner][key] = value
+    return by_member
 
 
 def get_spec(name: str) -> StrategySpec:
     if name not in STRATEGIES:
         raise StrategyParameterError(
-            f"--strategy: unknown strategy {name!r}; choose one of {', '.join(sorted(STRATEGIES))}",
+            f"--strategy: unknown strategy {name!r}; choose one of {', '.join(strategy_names())}",
         )
     return STRATEGIES[name]
 
@@ -124,6 +261,17 @@ def build_params(
     overrides: dict[str, Any],
 ) -> dict[str, Any]:
     """The validated parameters of one strategy instance (raises StrategyParameterError)."""
+    assert spec.defaults is not None, f"{spec.name} is a universe strategy"
+    return _validated(spec, spec.defaults(instrument_id, n_symbols), overrides)
+
+
+def build_universe_params(spec: StrategySpec, universe: Universe, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The validated parameters of a universe strategy's single instance."""
+    assert spec.universe_defaults is not None, f"{spec.name} is a per-symbol strategy"
+    return _validated(spec, spec.universe_defaults(universe), overrides)
+
+
+def _validated(spec: StrategySpec, defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     known = spec.parameter_names()
     unknown = sorted(set(overrides) - set(known))
     if unknown:
@@ -131,7 +279,7 @@ def build_params(
             f"--set {unknown[0]}: {spec.name} has no parameter {unknown[0]!r}; "
             f"its parameters are {', '.join(spec.own_parameter_names())}",
         )
-    params = spec.defaults(instrument_id, n_symbols) | overrides
+    params = defaults | overrides
     try:
         spec.config_class.parse(json.dumps(params))
     except msgspec.ValidationError as exc:

@@ -152,6 +152,16 @@ def _trades_table(trades: pd.DataFrame, limit: int = 2000) -> str:
     return f"{note}<table class='trades'><tr>{head}</tr>{''.join(body)}</table>"
 
 
+def strategy_table(per_strategy: pd.DataFrame) -> str:
+    """The trades of each strategy in a run of several (round trips, winners, net P&L)."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in per_strategy.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+        for row in per_strategy.itertuples(index=False)
+    )
+    return f"<h2>Trades per strategy</h2><table class='trades per-strategy'><tr>{head}</tr>{body}</table>"
+
+
 def write_report(
     path: Path,
     title: str,

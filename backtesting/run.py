@@ -4,7 +4,7 @@ report.html, trades.csv, trades.json, fills.csv, positions.csv, metrics.json and
 risk_events.json (the gate's refusals by rule and the kill switch's events).
 
 The steps are separate so a sweep trial runs the very same path without writing a folder:
-`execute` (the node, with the risk layer installed) then `measure` (metrics, trades, equity).
+`execute` (prepare_node, run, read out) then `measure` (metrics, trades, equity).
 """
 
 from __future__ import annotations
@@ -18,20 +18,22 @@ from pathlib import Path
 
 import pandas as pd
 from nautilus_trader.analysis import MaxDrawdown
-from nautilus_trader.backtest.config import BacktestRunConfig
 from nautilus_trader.backtest.engine import BacktestEngine
+from nautilus_trader.backtest.config import BacktestRunConfig
 from nautilus_trader.backtest.node import BacktestNode
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from actors.kill_switch import KillSwitch
 from actors.pre_trade_gate import PreTradeGate
 from actors.pre_trade_gate import install_risk_layer
-from backtesting.builder import MINUTE_BARS
 from backtesting.builder import BacktestRequest
+from backtesting.builder import RunPlan
 from backtesting.builder import build_run_config
+from backtesting.builder import plan_run
 from backtesting.indicators import indicator_panels
 from backtesting.metrics import compute_metrics
 from backtesting.report import price_figure
+from backtesting.report import strategy_table
 from backtesting.report import write_report
 from backtesting.results import equity_curve
 from backtesting.results import fills_frame
@@ -104,6 +106,36 @@ def _engine_stats(engine: BacktestEngine) -> dict[str, object]:
     }
 
 
+def trades_per_strategy(trades: pd.DataFrame, strategy_ids: list[str]) -> pd.DataFrame:
+    """Round trips, winners, net P&L and commission per strategy (every strategy listed)."""
+    rows = []
+    for strategy_id in strategy_ids:
+        mine = trades[trades["strategy_name"] == strategy_id] if not trades.empty else trades
+        rows.append(
+            {
+                "strategy": strategy_id,
+                "trades": len(mine),
+                "winners": int((mine["pnl"] > 0).sum()) if len(mine) else 0,
+                "net_pnl": sum(mine["pnl"], Decimal(0)).quantize(Decimal("0.01")) if len(mine) else Decimal("0.00"),
+                "commission": sum(mine["commission"], Decimal(0)) if len(mine) else Decimal("0.00"),
+            },
+        )
+    return pd.DataFrame(rows, columns=["strategy", "trades", "winners", "net_pnl", "commission"])
+
+
+def _readiness_notes(engine: BacktestEngine) -> list[str]:
+    """Each session strategy's self_check() at the end of the run, loudly when not ready."""
+    notes = []
+    for strategy in engine.trader.strategies():
+        if not hasattr(strategy, "self_check"):
+            continue
+        report = strategy.self_check()
+        state = "ready" if report.ready else "NOT READY for live trading"
+        details = "; ".join([*report.problems(), *report.notes])
+        notes.append(f"{report.strategy} self_check: {state}" + (f" ({details})" if details else ""))
+    return notes
+
+
 def _risk_events(engine: BacktestEngine, gate: PreTradeGate | None) -> dict[str, object]:
     """What the risk layer did: refusals by rule (with the latest reasons) and kill-switch events."""
     if gate is None:
@@ -124,16 +156,40 @@ def _risk_events(engine: BacktestEngine, gate: PreTradeGate | None) -> dict[str,
 
 
 @dataclass
+class PreparedRun:
+    node: BacktestNode
+    config: BacktestRunConfig
+    plan: RunPlan
+    gate: PreTradeGate | None
+
+
+def prepare_node(request: BacktestRequest) -> PreparedRun:
+    """
+    A built BacktestNode for the request with the risk layer installed, ready to run: every
+    caller (run_backtest.py, sweeps, benchmarks) runs backtests through the same path.
+    """
+    plan = plan_run(request)
+    config = build_run_config(request, plan)
+    node = BacktestNode([config])
+    node.build()
+    engine = node.get_engine(config.id)
+    gate = install_risk_layer(engine.kernel) if request.risk is not None else None
+    return PreparedRun(node, config, plan, gate)
+
+
+@dataclass
 class EngineRun:
     """What the engine produced for one request, read out before the node is disposed."""
 
     config: BacktestRunConfig
+    plan: RunPlan
     fills: pd.DataFrame
     balance: Decimal  # the engine's own final cash balance
     engine_stats: dict[str, object]
     positions: pd.DataFrame
     risk_events: dict[str, object]
     strategy_params: dict[str, dict[str, object]]
+    readiness: list[str]
 
 
 @dataclass
@@ -146,36 +202,37 @@ class Measured:
     closes: pd.DataFrame
     start: pd.Timestamp
     end: pd.Timestamp
+    per_strategy: pd.DataFrame | None
 
 
 def execute(request: BacktestRequest) -> EngineRun:
-    """Build and run the request's BacktestNode (risk layer installed when configured)."""
-    config = build_run_config(request)
-    node = BacktestNode([config])
+    """Run the request's node (prepare_node: risk layer installed) and read out its results."""
+    prepared = prepare_node(request)
+    node, config = prepared.node, prepared.config
     try:
-        node.build()
         engine = node.get_engine(config.id)
-        gate = install_risk_layer(engine.kernel) if request.risk is not None else None
         node.run()
         fills = fills_frame(engine)
         venue = engine.list_venues()[0]
         balance = engine.portfolio.account(venue).balance_total().as_decimal()
         engine_stats = _engine_stats(engine)
         positions = engine.trader.generate_positions_report()
-        risk_events = _risk_events(engine, gate)
+        risk_events = _risk_events(engine, prepared.gate)
         strategy_params = {
             str(s.id): dict(s.config.dict()) for s in engine.trader.strategies()
         }
+        readiness = _readiness_notes(engine)
     finally:
         node.dispose()
-    return EngineRun(config, fills, balance, engine_stats, positions, risk_events, strategy_params)
+    return EngineRun(config, prepared.plan, fills, balance, engine_stats, positions, risk_events,
+                     strategy_params, readiness)
 
 
 def measure(request: BacktestRequest, run: EngineRun) -> Measured:
     """The report's metrics, round trips and equity curve of a finished run."""
     catalog = ParquetDataCatalog(str(request.catalog))
     start, end = pd.Timestamp(run.config.start), pd.Timestamp(run.config.end)
-    bar_types = [f"{iid}-{MINUTE_BARS}" for iid in request.instrument_ids()]
+    bar_types = list(run.plan.bar_types.values())
     closes = load_closes(catalog, bar_types, start, end)
     fills = run.fills
     trades = round_trips(fills)
@@ -185,17 +242,22 @@ def measure(request: BacktestRequest, run: EngineRun) -> Measured:
     exposure = (positions_over_time(fills, closes) != 0).any(axis=1)
     metrics = compute_metrics(equity, trades, fills, request.capital, final, exposure)
     metrics["engine_cash_balance"] = str(run.balance)
-    return Measured(metrics, trades, equity, closes, start, end)
+    per_strategy = None
+    if run.plan.is_universe:
+        per_strategy = trades_per_strategy(trades, list(run.strategy_params))
+        metrics["trades_per_strategy"] = dict(zip(per_strategy["strategy"], per_strategy["trades"].map(int)))
+    return Measured(metrics, trades, equity, closes, start, end, per_strategy)
 
 
 def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
     out_dir.mkdir(parents=True, exist_ok=True)
     run = execute(request)
     measured = measure(request, run)
-    fills, balance, engine_stats = run.fills, run.balance, run.engine_stats
+    plan, fills, balance, engine_stats = run.plan, run.fills, run.balance, run.engine_stats
     positions, risk_events, strategy_params = run.positions, run.risk_events, run.strategy_params
+    readiness = run.readiness
     metrics, trades, equity, closes = measured.metrics, measured.trades, measured.equity, measured.closes
-    start, end = measured.start, measured.end
+    start, end, per_strategy = measured.start, measured.end, measured.per_strategy
 
     _trades_export(trades).to_csv(out_dir / "trades.csv", index=False)
     (out_dir / "trades.json").write_text(
@@ -224,8 +286,7 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
     )
     figures = []
     for iid in closes.columns:
-        params = next(p for p in strategy_params.values() if str(p.get("instrument_id")) == iid) \
-            if strategy_params else {}
+        params = next((p for p in strategy_params.values() if str(p.get("instrument_id")) == iid), {})
         panels = indicator_panels(request.strategy, closes[iid].dropna(), params)
         figures.append(
             price_figure(
@@ -243,9 +304,17 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
         "Round trips match sells to buys first-in first-out; P&L is net of both sides' commissions.",
         f"Catalog: {request.catalog}",
     ]
+    sections = []
+    if plan.is_universe:
+        sections.append(strategy_table(per_strategy))
+        notes += [
+            "Instruments: " + ", ".join(f"{iid.symbol} ({bt.split('-', 1)[1]})" for iid, bt in plan.bar_types.items())
+            + (f"; VIX bars {plan.vix_bar_type}" if plan.vix_bar_type else "; no VIX bars in the catalog"),
+            *readiness,
+        ]
     write_report(
         out_dir / "report.html",
         f"Backtest: {request.strategy} {', '.join(request.symbols)}",
-        notes, metrics, figures, equity, trades,
+        notes, metrics, figures, equity, trades, sections,
     )
     return BacktestOutcome(out_dir, metrics, fills, trades, equity, engine_stats, balance)

@@ -3,6 +3,7 @@ Command line for the data catalog: ``python -m catalog SUB-COMMAND ...``.
 
     python -m catalog import PATH [PATH ...] --catalog DIR [--format NAME] [--symbol SYM]
         [--timeframe 1min|5min|1day] [--tz ZONE|aware] [--stamp open|close]
+        [--columns T=SRC,...] [--timestamp-format FMT]
         [--skip-bad-rows] [--replace] [--no-lot-conversion]
     python -m catalog list --catalog DIR
     python -m catalog formats
@@ -59,6 +60,16 @@ def _add_import(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--stamp", choices=("open", "close"), help="what a timestamp marks")
     p.add_argument(
+        "--columns",
+        type=_column_map,
+        metavar="T=SRC,...",
+        help="column mapping, targets timestamp (or date and time), open, high, low, close, "
+        "volume; e.g. 'date=Day,time=Time,volume=Vol'",
+    )
+    p.add_argument(
+        "--timestamp-format", metavar="FMT", help="strftime format, e.g. '%%Y%%m%%d %%H%%M%%S'"
+    )
+    p.add_argument(
         "--skip-bad-rows",
         action="store_true",
         help="write the good rows and list every skipped one (default: a bad row fails the file)",
@@ -77,6 +88,13 @@ def _add_import(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_import)
 
 
+def _column_map(text: str) -> dict[str, str]:
+    pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+    if any(len(pair) != 2 for pair in pairs):
+        raise argparse.ArgumentTypeError(f"expected TARGET=SOURCE pairs, got {text!r}")
+    return {target.strip(): source.strip() for target, source in pairs}
+
+
 def _add_list(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("list", help="list the catalog's bar types with counts and ranges")
     p.add_argument("--catalog", required=True, type=Path, metavar="DIR", help="catalog folder")
@@ -88,11 +106,19 @@ def _add_formats(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_formats)
 
 
-# Register new sub-commands here (the lead adds ``sample``).
+def _add_sample(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "sample", help="generate the embedded sample catalog (deterministic; skipped if present)",
+    )
+    p.add_argument("--catalog", type=Path, metavar="DIR", help="catalog folder (default: the demo's)")
+    p.set_defaults(func=_cmd_sample)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_import,
     _add_list,
     _add_formats,
+    _add_sample,
 ]
 
 
@@ -158,10 +184,12 @@ def _details(console: Console, summaries: list[ImportSummary]) -> None:
     """Everything the table cannot show: converted days, warnings, every skipped row."""
     for s in summaries:
         if s.volume_days_converted:
-            ratio = f" (measured ~{s.volume_unit_ratio:.0f}x below the share days)" if s.volume_unit_ratio else ""
+            ratio = s.volume_unit_ratio
+            measured = f"; measured ~{ratio:.0f}x below the share days" if ratio else ""
             console.print(
                 f"[bold]{s.path.name}[/]: volume x100 on {len(s.volume_days_converted)} "
-                f"block(s){ratio}: {', '.join(s.volume_days_converted)}"
+                f"block(s){measured}: {', '.join(s.volume_converted_runs)}",
+                highlight=False,
             )
         if s.volume_days_ambiguous:
             console.print(
@@ -171,7 +199,9 @@ def _details(console: Console, summaries: list[ImportSummary]) -> None:
         for warning in s.warnings:
             console.print(f"[bold]{s.path.name}[/]: [yellow]{warning}[/]")
         if s.bad_rows:
-            console.print(f"[bold]{s.path.name}[/]: [yellow]skipped {len(s.bad_rows)} bad row(s)[/]")
+            console.print(
+                f"[bold]{s.path.name}[/]: [yellow]skipped {len(s.bad_rows)} bad row(s)[/]"
+            )
             for bad in s.bad_rows:
                 console.print(f"  {bad}", highlight=False, markup=False, soft_wrap=True)
 
@@ -215,6 +245,8 @@ def _cmd_import(args: argparse.Namespace, console: Console) -> int:
                         timeframe=args.timeframe,
                         tz=args.tz,
                         stamp=args.stamp,
+                        columns=args.columns,
+                        timestamp_format=args.timestamp_format,
                         skip_bad_rows=args.skip_bad_rows,
                         replace=args.replace,
                         convert_lots=not args.no_lot_conversion,
@@ -227,8 +259,10 @@ def _cmd_import(args: argparse.Namespace, console: Console) -> int:
     if summaries:
         console.print(_summary_table(summaries))
         _details(console, summaries)
-    for path in skipped:
-        console.print(f"skipped {path}: not a bar file any preset recognises", highlight=False)
+    if skipped:
+        console.print(f"skipped {len(skipped)} file(s) that no preset recognises:")
+        for path in skipped:
+            console.print(f"  {path}", highlight=False, soft_wrap=True)
     for error in errors:
         console.print("[red]error:[/] ", end="")
         console.print(error, highlight=False, markup=False, soft_wrap=True)
@@ -258,6 +292,15 @@ def _cmd_list(args: argparse.Namespace, console: Console) -> int:
     for row in rows:
         table.add_row(row.bar_type, f"{row.count:,}", _ts(row.first), _ts(row.last), str(row.files))
     console.print(table)
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace, console: Console) -> int:
+    from catalog.sample import ensure_sample_catalog
+    from catalog.store import DEFAULT_CATALOG
+
+    path = ensure_sample_catalog(args.catalog or DEFAULT_CATALOG, progress=True)
+    console.print(f"sample catalog ready: {path}")
     return 0
 
 

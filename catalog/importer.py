@@ -34,15 +34,27 @@ Decisions, and why:
   without sharing a timestamp) merge. ``replace=True`` (CLI ``--replace``) instead deletes the
   catalog's bars of that bar type between the file's first and last bar and writes the file's.
 - Volume units. Some Interactive Brokers exports mix units: on some days the volume is ~100
-  times too small (see ``detect_lot_blocks`` for the rule and for what the shared data really
-  shows). Formats with ``detect_lots`` find those sessions (or parts of a session) and multiply
-  their volume by ``LOT_SIZE``; the summary lists every converted block.
+  times too small. Formats with ``detect_lots`` find those sessions, or the part of a session
+  after an intraday switch (``find_unit_break``), with ``detect_lot_blocks`` (its docstring
+  has the rule) and multiply their volume by ``LOT_SIZE``; the summary lists every converted
+  block, the measured ratio, and the blocks whose unit is unclear. In the shared
+  jeffreymalkus files those low sessions are not exact lots: their prices have half cents and
+  their volume is 10x-150x below the same day's 5-minute bars in shares, varying bar to bar
+  (a single-venue feed, by the look of it), so x100 restores the order of magnitude only.
+- Zones of the presets, checked against the data: the NinjaTrader (gbeced pyalgotrade) times
+  are UTC and mark the bar close (the opening-auction minute is 14:31 in January and 13:31
+  after the 2011-03-13 DST change, i.e. 09:31 New York both times, and sessions run 09:01 to
+  01:00 UTC = 04:00-20:00 New York); pixie26 is New York time stamped at the close (04:01 to
+  20:00); ADMF-PC and the IB exports stamp the open. pixie26 and ADMF-PC give identical prices
+  for the minutes they share once stamped this way.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import re
+import warnings
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -54,6 +66,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytz
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.instruments import Instrument
@@ -234,7 +247,13 @@ PRESETS: dict[str, BarFormat] = {
         BarFormat(
             name="cboe_vix_daily",
             description="CBOE VIX history: DATE (MM/DD/YYYY), OPEN, HIGH, LOW, CLOSE; no volume",
-            columns={"date": "DATE", "open": "OPEN", "high": "HIGH", "low": "LOW", "close": "CLOSE"},
+            columns={
+                "date": "DATE",
+                "open": "OPEN",
+                "high": "HIGH",
+                "low": "LOW",
+                "close": "CLOSE",
+            },
             timestamp_format="%m/%d/%Y",
             timeframe="1day",
             symbol="VIX",
@@ -265,6 +284,7 @@ class ImportSummary:
     last: pd.Timestamp | None = None
     sessions: int = 0
     volume_days_converted: list[str] = field(default_factory=list)
+    volume_converted_runs: list[str] = field(default_factory=list)  # the same, as runs
     volume_days_ambiguous: list[str] = field(default_factory=list)
     volume_unit_ratio: float | None = None  # share-day level / lot-day level, as measured
     prices_rounded: int = 0
@@ -309,7 +329,7 @@ def detect_format(path: Path | str) -> BarFormat:
 
         try:
             names = set(pq.read_schema(path).names)
-        except Exception as exc:  # pyarrow raises several types for non-Parquet files
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise BarImportError(path, [f"not a readable Parquet file: {exc}"]) from None
         for fmt in PRESETS.values():
             if fmt.kind == "parquet" and set(fmt.columns.values()) <= names:
@@ -353,27 +373,50 @@ class _Raw:
 def _read(path: Path, fmt: BarFormat) -> _Raw:
     wanted = list(dict.fromkeys(fmt.columns.values()))
     if fmt.kind == "parquet":
-        frame = pd.read_parquet(path, columns=wanted)
+        try:
+            frame = pd.read_parquet(path, columns=wanted)
+        except (OSError, ValueError, KeyError) as exc:
+            raise BarImportError(path, [f"cannot read the Parquet file: {exc}"]) from None
         return _Raw(frame.reset_index(drop=True), np.arange(1, len(frame) + 1), True)
     try:
-        frame = pd.read_csv(
-            path,
-            sep=fmt.sep,
-            header=0 if fmt.header else None,
-            names=list(fmt.names) if fmt.names else None,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            # Keep blank lines as rows so that row i is physical line i (+ header); they are
-            # dropped below as not being data.
-            skip_blank_lines=False,
-            encoding="utf-8-sig",
-            compression="infer",
-        )
+        with warnings.catch_warnings():
+            # pandas only warns (and drops fields) when a row is longer than the header.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path,
+                sep=fmt.sep,
+                header=0 if fmt.header else None,
+                index_col=False,  # never turn a surplus first field into an index
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+                # Keep blank lines as rows so that row i is physical line i (+ header); they
+                # are dropped below as not being data.
+                skip_blank_lines=False,
+                encoding="utf-8-sig",
+                compression="infer",
+            )
+    except pd.errors.ParserWarning:
+        line = _first_long_line(path, fmt.sep)
+        raise BarImportError(
+            path, [f"{path}:{line}: the line has more fields than the header"]
+        ) from None
     except pd.errors.ParserError as exc:
         raise BarImportError(path, [f"the file's structure is broken: {exc}"]) from None
     except (UnicodeDecodeError, EOFError, OSError) as exc:
         raise BarImportError(path, [f"cannot read the file: {exc}"]) from None
+    if fmt.names:
+        if len(frame.columns) != len(fmt.names):
+            raise BarImportError(
+                path,
+                [
+                    (
+                        f"{path}:1: expected {len(fmt.names)} fields "
+                        f"({fmt.sep.join(fmt.names)}), found {len(frame.columns)}"
+                    )
+                ],
+            )
+        frame.columns = list(fmt.names)
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
@@ -386,6 +429,17 @@ def _read(path: Path, fmt: BarFormat) -> _Raw:
     if blank.any():
         text, lines = text[~blank], lines[~blank]
     return _Raw(text.reset_index(drop=True), lines, False)
+
+
+def _first_long_line(path: Path, sep: str) -> int:
+    """The first line with more fields than the first (header) line."""
+    with _open_text(path) as fh:
+        rows = csv.reader(fh, delimiter=sep)
+        width = len(next(rows, []))
+        for number, row in enumerate(rows, start=2):
+            if len(row) > width:
+                return number
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,28 +497,42 @@ def _parse_times(raw: _Raw, fmt: BarFormat, path: Path) -> tuple[pd.DatetimeInde
             column = column.str.strip() + " " + raw.frame[fmt.columns["time"]].str.strip()
     if pd.api.types.is_datetime64_any_dtype(column):
         index = pd.DatetimeIndex(column)
-    else:
-        text = column.astype(str).str.strip()
-        if fmt.tz == AWARE:
-            # utc=True would read a naive string as UTC: require an explicit offset instead.
-            has_offset = text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True)
-            if not has_offset.any():
-                raise BarImportError(
-                    path, ["the timestamps have no zone: pass --tz (e.g. America/New_York)"]
-                )
-            parsed_utc = pd.to_datetime(
-                text.where(has_offset), format=time_format or "ISO8601", errors="coerce", utc=True
-            )
-            index = pd.DatetimeIndex(parsed_utc)
-        else:
-            index = pd.DatetimeIndex(
-                pd.to_datetime(text, format=time_format or "ISO8601", errors="coerce")
-            )
+        return _check_zone(index, fmt, path)
+    try:
+        index = _parse_text_times(column, fmt, time_format, path)
+    except (ValueError, TypeError) as exc:  # e.g. naive and offset strings mixed
+        raise BarImportError(path, [f"the timestamps cannot be read consistently: {exc}"]) from None
+    return _check_zone(index, fmt, path)
+
+
+def _parse_text_times(
+    column: pd.Series, fmt: BarFormat, time_format: str | None, path: Path
+) -> pd.DatetimeIndex:
+    text = column.astype(str).str.strip()
+    time_format = time_format or "ISO8601"
+    if fmt.tz != AWARE:
+        return pd.DatetimeIndex(pd.to_datetime(text, format=time_format, errors="coerce"))
+    # utc=True would read a naive string as UTC: require an explicit offset instead.
+    has_offset = text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True)
+    if not has_offset.any():
+        raise BarImportError(
+            path, ["the timestamps have no zone: pass --tz (e.g. America/New_York)"]
+        )
+    parsed = pd.to_datetime(text.where(has_offset), format=time_format, errors="coerce", utc=True)
+    return pd.DatetimeIndex(parsed)
+
+
+def _check_zone(
+    index: pd.DatetimeIndex, fmt: BarFormat, path: Path
+) -> tuple[pd.DatetimeIndex, np.ndarray]:
     if fmt.tz == AWARE and index.tz is None:
-        raise BarImportError(path, ["the timestamps have no zone: pass --tz (e.g. America/New_York)"])
+        raise BarImportError(
+            path, ["the timestamps have no zone: pass --tz (e.g. America/New_York)"]
+        )
     if fmt.tz != AWARE and index.tz is not None:
         raise BarImportError(
-            path, [f"the timestamps carry a zone ({index.tz}) but --tz says {fmt.tz}: use --tz aware"]
+            path,
+            [f"the timestamps carry a zone ({index.tz}) but --tz says {fmt.tz}: use --tz aware"],
         )
     return index, np.asarray(~index.isna())
 
@@ -476,7 +544,7 @@ def _localize(naive: pd.DatetimeIndex, tz: str) -> pd.DatetimeIndex:
     try:
         # 'infer' resolves a complete fall-back hour from the order of the rows.
         local = naive.tz_localize(tz, ambiguous="infer", nonexistent="NaT")
-    except Exception:  # pytz/pandas raise several types when 'infer' cannot decide
+    except (ValueError, pytz.exceptions.InvalidTimeError):  # 'infer' could not decide
         local = naive.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
     return local.tz_convert("UTC")
 
@@ -490,12 +558,16 @@ def _infer_timeframe(times: pd.DatetimeIndex, path: Path) -> str:
     for name, interval in BAR_INTERVALS.items():
         if mode == interval.value:
             return name
-    if mode >= pd.Timedelta(days=1).value:
+    if pd.Timedelta(days=1).value <= mode <= pd.Timedelta(days=4).value:  # weekends, holidays
         return "1day"
     raise BarImportError(
         path,
-        [f"the most common bar spacing is {pd.Timedelta(int(mode))}; pass --timeframe "
-         f"({', '.join(BAR_SPECS)})"],
+        [
+            (
+                f"the most common bar spacing is {pd.Timedelta(int(mode))}; pass --timeframe "
+                f"({', '.join(BAR_SPECS)})"
+            )
+        ],
     )
 
 
@@ -523,7 +595,9 @@ def _parse(raw: _Raw, fmt: BarFormat, path: Path, timeframe: str | None) -> _Par
 
     if timeframe == "1day":
         # The date as written (a tz-aware source is read in New York time first).
-        local = written.tz_convert(NEW_YORK).tz_localize(None) if written.tz is not None else written
+        local = (
+            written.tz_convert(NEW_YORK).tz_localize(None) if written.tz is not None else written
+        )
         dates = local.normalize()
         stamps = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)  # the NaT value
         if parsed.any():
@@ -582,7 +656,7 @@ def _parse(raw: _Raw, fmt: BarFormat, path: Path, timeframe: str | None) -> _Par
         )
 
     # Order: each stamped bar must come after every earlier one (duplicates included).
-    positions = np.flatnonzero(np.asarray(~closes.isna()))
+    positions = np.flatnonzero(has_stamp)
     order_bad = np.zeros(n, dtype=bool)
     clash_line = np.zeros(n, dtype=np.int64)  # line holding the latest earlier stamp
     clash_same = np.zeros(n, dtype=bool)
@@ -630,7 +704,10 @@ def _quote_source(raw: _Raw, fmt: BarFormat, reason: str, i: int) -> str:
         sources = [fmt.columns[k] for k in ("timestamp", "date", "time") if k in fmt.columns]
     else:
         sources = [fmt.columns[reason.split()[0]]]
-    shown = " ".join(repr(raw.frame[s].iloc[i]) if not raw.parquet else str(raw.frame[s].iloc[i]) for s in sources)
+    shown = " ".join(
+        repr(raw.frame[s].iloc[i]) if not raw.parquet else str(raw.frame[s].iloc[i])
+        for s in sources
+    )
     return f": {shown}"
 
 
@@ -767,9 +844,12 @@ class _LotResult:
     converted: list[str]
     ambiguous: list[str]
     ratio: float | None
+    runs: list[str] = field(default_factory=list)  # ``converted`` as runs of adjacent blocks
 
 
-def normalise_lot_volume(opens_et: pd.DatetimeIndex, volume: np.ndarray, interval: pd.Timedelta) -> _LotResult:
+def normalise_lot_volume(
+    opens_et: pd.DatetimeIndex, volume: np.ndarray, interval: pd.Timedelta
+) -> _LotResult:
     """Find lot blocks in intraday bars (New York open times) and the per-bar volume factor."""
     n = len(volume)
     result = _LotResult(np.ones(n), [], [], None)
@@ -777,7 +857,7 @@ def normalise_lot_volume(opens_et: pd.DatetimeIndex, volume: np.ndarray, interva
         return result
     minutes = np.asarray(opens_et.hour * 60 + opens_et.minute)
     rth = (minutes >= RTH_START_MIN) & (minutes < RTH_END_MIN)
-    day_codes, days = pd.factorize(opens_et.normalize(), sort=True)
+    day_codes, _ = pd.factorize(opens_et.normalize(), sort=True)
     block = day_codes.astype(np.int64) * 2  # even: a session; odd: its part after a break
     bounds = np.flatnonzero(np.diff(day_codes)) + 1
     starts = np.concatenate([[0], bounds])
@@ -805,20 +885,34 @@ def normalise_lot_volume(opens_et: pd.DatetimeIndex, volume: np.ndarray, interva
     if not found.lots.any() and not found.ambiguous.any():
         return result
     result.factor = np.where(found.lots[codes], float(LOT_SIZE), 1.0)
+    run: list[str] = []
     for j in range(len(blocks)):
+        if not found.lots[j] and run:
+            result.runs.append(_run_label(run))
+            run = []
         if not (found.lots[j] or found.ambiguous[j]):
             continue
         members = np.flatnonzero(codes == j)
         day = opens_et[members[0]].strftime("%Y-%m-%d")
         whole = len(members) == np.count_nonzero(day_codes == day_codes[members[0]])
-        label = day if whole else (
-            f"{day} {opens_et[members[0]].strftime('%H:%M')}-{opens_et[members[-1]].strftime('%H:%M')}"
-        )
+        label = day
+        if not whole:
+            first, last = opens_et[members[0]], opens_et[members[-1]]
+            label = f"{day} {first:%H:%M}-{last:%H:%M}"
         if found.lots[j]:
             result.converted.append(label)
+            run.append(label)
         if found.ambiguous[j]:
             result.ambiguous.append(label + (" (converted)" if found.lots[j] else " (left as is)"))
+    if run:
+        result.runs.append(_run_label(run))
     return result
+
+
+def _run_label(labels: list[str]) -> str:
+    if len(labels) == 1:
+        return labels[0]
+    return f"{labels[0]} .. {labels[-1]} ({len(labels)} blocks)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -851,7 +945,9 @@ def _write_bars(
     identifier = str(bar_type)
     first, last = frame.index[0], frame.index[-1]
     overlaps = [
-        (a, b) for a, b in catalog.get_intervals(Bar, identifier) if a <= last.value and b >= first.value
+        (a, b)
+        for a, b in catalog.get_intervals(Bar, identifier)
+        if a <= last.value and b >= first.value
     ]
     if not overlaps:
         catalog.write_data(bars_from_frame(instrument, bar_type, frame))
@@ -864,8 +960,10 @@ def _write_bars(
         summary.existing_replaced = len(existing)
     else:
         a, b = frame.loc[common], existing.loc[common]
-        differs = (np.round(a[["open", "high", "low", "close"]].to_numpy(), 2)
-                   != np.round(b[["open", "high", "low", "close"]].to_numpy(), 2)).any(axis=1)
+        differs = (
+            np.round(a[["open", "high", "low", "close"]].to_numpy(), 2)
+            != np.round(b[["open", "high", "low", "close"]].to_numpy(), 2)
+        ).any(axis=1)
         differs |= np.rint(a["volume"].to_numpy()) != np.rint(b["volume"].to_numpy())
         if differs.any():
             problems = [
@@ -911,11 +1009,18 @@ def import_file(
     timeframe: str | None = None,
     tz: str | None = None,
     stamp: str | None = None,
+    columns: dict[str, str] | None = None,
+    timestamp_format: str | None = None,
     skip_bad_rows: bool = False,
     replace: bool = False,
     convert_lots: bool = True,
 ) -> ImportSummary:
-    """Import one bar file into ``catalog``; raises ``BarImportError`` with every problem."""
+    """Import one bar file into ``catalog``; raises ``BarImportError`` with every problem.
+
+    ``fmt`` is a preset name or a ``BarFormat`` (default: detected). ``columns`` (target ->
+    source column, targets ``timestamp`` or ``date``/``time``, ``open high low close
+    volume``) and ``timestamp_format`` adjust it, as do ``tz``, ``stamp`` and ``timeframe``.
+    """
     path = Path(path)
     if not path.is_file():
         raise BarImportError(path, ["no such file"])
@@ -926,12 +1031,30 @@ def import_file(
     fmt = fmt or detect_format(path)
     if tz is not None:
         fmt = fmt.with_options(tz=AWARE if tz == AWARE else _resolve_tz(tz))
+    if columns:
+        unknown = set(columns) - {"timestamp", "date", "time", *TARGETS}
+        if unknown:
+            raise BarImportError(path, [f"unknown column target(s) {sorted(unknown)}"])
+        mapping = dict(fmt.columns)
+        if {"date", "time"} & set(columns):
+            mapping.pop("timestamp", None)
+        if "timestamp" in columns:
+            mapping.pop("date", None)
+            mapping.pop("time", None)
+        mapping.update(columns)
+        if not mapping.get("volume"):  # "volume=" means the file has none
+            mapping.pop("volume", None)
+        fmt = dc_replace(fmt, columns=mapping)
+    if timestamp_format is not None:
+        fmt = dc_replace(fmt, timestamp_format=timestamp_format)
     if stamp is not None:
         if stamp not in ("open", "close"):
             raise BarImportError(path, [f"stamp must be 'open' or 'close', got {stamp!r}"])
         fmt = fmt.with_options(stamp=stamp)
     if timeframe is not None and timeframe not in BAR_SPECS:
-        raise BarImportError(path, [f"timeframe must be one of {', '.join(BAR_SPECS)}, got {timeframe!r}"])
+        raise BarImportError(
+            path, [f"timeframe must be one of {', '.join(BAR_SPECS)}, got {timeframe!r}"]
+        )
     symbol = symbol or symbol_from_path(path, fmt)
     try:
         instrument = make_instrument(symbol)
@@ -953,16 +1076,19 @@ def import_file(
     frame = parsed.frame
     opens_et = parsed.opens_et
     if fmt.detect_lots and parsed.timeframe != "1day" and len(frame):
-        lots = normalise_lot_volume(opens_et, frame["volume"].to_numpy(), BAR_INTERVALS[parsed.timeframe])
+        lots = normalise_lot_volume(
+            opens_et, frame["volume"].to_numpy(), BAR_INTERVALS[parsed.timeframe]
+        )
         summary.volume_unit_ratio = lots.ratio
         summary.volume_days_ambiguous = lots.ambiguous
         if convert_lots:
             summary.volume_days_converted = lots.converted
+            summary.volume_converted_runs = lots.runs
             frame = frame.assign(volume=frame["volume"].to_numpy() * lots.factor)
         elif lots.converted:
             summary.warnings.append(
-                f"volume looks {LOT_SIZE}x too small on {len(lots.converted)} block(s), left as is: "
-                + ", ".join(lots.converted[:10])
+                f"volume looks {LOT_SIZE}x too small on {len(lots.converted)} block(s), left "
+                "as is: " + ", ".join(lots.runs)
             )
     frame, summary.prices_rounded, summary.volumes_rounded, tick_bad, fine = _round_to_tick(
         frame, parsed.lines, path, raw.parquet
@@ -979,7 +1105,9 @@ def import_file(
     _write_bars(catalog, instrument, bar_type, frame, replace, path, summary)
     summary.rows_written = len(frame)
     summary.first, summary.last = frame.index[0], frame.index[-1]
-    summary.sessions = int(opens_et.normalize().nunique()) if parsed.timeframe != "1day" else len(frame)
+    summary.sessions = (
+        int(opens_et.normalize().nunique()) if parsed.timeframe != "1day" else len(frame)
+    )
     return summary
 
 

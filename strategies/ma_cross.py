@@ -103,7 +103,7 @@ class MACross(Strategy):
             self.close_all_positions(self.config.instrument_id, tags=["signal"])
 
     def _buy(self, bar: Bar) -> None:
-        equity = account_equity(self.portfolio, self.config.instrument_id.venue)
+        equity = account_equity(self.portfolio, self.cache, self.config.instrument_id.venue)
         budget = equity * Decimal(str(self.config.position_fraction))
         shares = (budget / bar.close.as_decimal()).to_integral_value(rounding=ROUND_DOWN)
         if shares < 1:

@@ -102,6 +102,7 @@ class SessionTracker:
 
     def __init__(self) -> None:
         self.session: Session | None = None
+        self.day: dt.date | None = None  # the New York calendar date of the last update
         self._day_start_ns = -1
         self._day_end_ns = -1
         self._open_ns = 0
@@ -110,6 +111,7 @@ class SessionTracker:
     def update(self, ts_ns: int) -> Session | None:
         if not self._day_start_ns <= ts_ns < self._day_end_ns:
             day = dt.datetime.fromtimestamp(ts_ns / 1e9, EXCHANGE_TZ).date()
+            self.day = day
             start = dt.datetime.combine(day, dt.time(0), EXCHANGE_TZ)
             end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), EXCHANGE_TZ)
             self._day_start_ns = int(start.timestamp()) * 1_000_000_000

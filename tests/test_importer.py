@@ -1,4 +1,5 @@
-"""Tests for the bar importer: validation, zones, stamping, volume units, re-import, CLI, real data."""
+"""Tests for the bar importer: validation, zones, stamping, volume units, re-import, CLI, real
+data."""
 
 from __future__ import annotations
 
@@ -48,14 +49,15 @@ def _write(path: Path, lines: list[str], header: str | None = HEADER) -> Path:
 
 
 def _bars(catalog, bar_type: str) -> pd.DataFrame:
+    """The catalog's bars as cents-rounded prices and whole-share volumes."""
     bars = catalog.bars(bar_types=[bar_type])
     return pd.DataFrame(
         {
-            "open": [b.open.as_double() for b in bars],
-            "high": [b.high.as_double() for b in bars],
-            "low": [b.low.as_double() for b in bars],
-            "close": [b.close.as_double() for b in bars],
-            "volume": [b.volume.as_double() for b in bars],
+            "open": np.round([b.open.as_double() for b in bars], 2),
+            "high": np.round([b.high.as_double() for b in bars], 2),
+            "low": np.round([b.low.as_double() for b in bars], 2),
+            "close": np.round([b.close.as_double() for b in bars], 2),
+            "volume": np.rint([b.volume.as_double() for b in bars]),
         },
         index=pd.DatetimeIndex([b.ts_event for b in bars]).tz_localize("UTC"),
     )
@@ -84,7 +86,10 @@ BAD_ROW_CASES = [
     ("2024-03-04 09:32:00,100.50,101.00,100.25,100.75,-5", "volume is negative"),
     ("2024-03-04 09:32:00,abc,101.00,100.25,100.75,1200", "open is missing or not a number: 'abc'"),
     ("2024-03-04 09:32:00,100.50,,100.25,100.75,1200", "high is missing or not a number"),
-    ("2024-03-04 9h32,100.50,101.00,100.25,100.75,1200", "timestamp cannot be parsed: '2024-03-04 9h32'"),
+    (
+        "2024-03-04 9h32,100.50,101.00,100.25,100.75,1200",
+        "timestamp cannot be parsed: '2024-03-04 9h32'",
+    ),
     ("2024-03-04 09:31:00,100.50,101.00,100.25,100.75,1200", "repeats the bar on line 3"),
     ("2024-03-04 09:30:30,100.50,101.00,100.25,100.75,1200", "is before the bar on line 3"),
 ]
@@ -112,6 +117,18 @@ def test_nonexistent_local_time_at_dst_change_is_a_bad_row(tmp_path, catalog):
     path = _write(tmp_path / "dst.csv", rows)
     with pytest.raises(BarImportError, match=r"dst.csv:3: local time does not exist"):
         _import(path, catalog)
+
+
+def test_the_repeated_fall_back_hour_is_resolved_and_a_lone_one_reported(tmp_path, catalog):
+    rows = ["2024-11-03 01:30:00,100,101,99,100,10", "2024-11-03 01:30:00,100,101,99,100,10"]
+    summary = _import(_write(tmp_path / "fall.csv", rows), catalog)
+    assert list(_bars(catalog, summary.bar_type).index) == [
+        pd.Timestamp("2024-11-03 05:31", tz="UTC"),  # EDT
+        pd.Timestamp("2024-11-03 06:31", tz="UTC"),  # EST, an hour later
+    ]
+    lone = _write(tmp_path / "lone.csv", [rows[0]])
+    with pytest.raises(BarImportError, match=r"lone.csv:2: local time does not exist or is ambig"):
+        _import(lone, catalog)
 
 
 def test_blank_lines_keep_physical_line_numbers(tmp_path, catalog):
@@ -243,7 +260,11 @@ def test_daily_bars_are_stamped_at_the_nyse_close(tmp_path, catalog):
 
 
 def test_weekend_dates_are_bad_rows(tmp_path, catalog):
-    path = _write(tmp_path / "spy.us.txt", ["20240106,1,1,1,1,1"], header="Date,Open,High,Low,Close,Volume,OpenInt")
+    path = _write(
+        tmp_path / "spy.us.txt",
+        ["20240106,1,1,1,1,1"],
+        header="Date,Open,High,Low,Close,Volume,OpenInt",
+    )
     with pytest.raises(BarImportError, match=r"spy.us.txt:2: the date is a Saturday or Sunday"):
         import_file(path, catalog)
 
@@ -318,8 +339,14 @@ def test_unknown_symbol_is_refused_with_the_listing_hint(tmp_path, catalog):
 FIRST_LINES = {
     "ib_alert_overlay": ("SPY_1min.csv", "datetime,open,high,low,close,volume"),
     "pixie26_et_ext": ("SPY_1min_x.csv", "\ufeffDateTime,Symbol,Open,High,Low,Close,Volume,Trades"),
-    "ninjatrader_utc": ("nt-spy-minute-2011.csv", "20110103 090100;126.35;126.39;126.35;126.39;1579"),
-    "stooq_etf_daily": ("spy.us.txt", "<TICKER>,<PER>,<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>,<OPENINT>"),
+    "ninjatrader_utc": (
+        "nt-spy-minute-2011.csv",
+        "20110103 090100;126.35;126.39;126.35;126.39;1579",
+    ),
+    "stooq_etf_daily": (
+        "spy.us.txt",
+        "<TICKER>,<PER>,<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>,<OPENINT>",
+    ),
     "stooq_daily": ("aapl.us.txt", "Date,Open,High,Low,Close,Volume,OpenInt"),
     "cboe_vix_daily": ("VIX_History.csv", "DATE,OPEN,HIGH,LOW,CLOSE"),
 }
@@ -416,7 +443,18 @@ def test_cli_reports_a_bad_row_with_file_and_line_and_fails(tmp_path):
     rows = list(GOOD_ROWS)
     rows[1] = "2024-03-04 09:31:00,100.25,100.00,100.00,100.50,1100"
     path = _write(tmp_path / "bad.csv", rows)
-    code, out = _run(["import", str(path), "--catalog", str(tmp_path / "c"), "--format", "generic_csv", "--symbol", "SPY"])
+    code, out = _run(
+        [
+            "import",
+            str(path),
+            "--catalog",
+            str(tmp_path / "c"),
+            "--format",
+            "generic_csv",
+            "--symbol",
+            "SPY",
+        ]
+    )
     assert code == 1
     assert f"error: {path}: import failed (1 problem)" in out
     assert f"{path}:3: high is below max(open, close)" in out
@@ -427,7 +465,17 @@ def test_cli_skip_bad_rows_lists_every_skipped_row(tmp_path):
     rows = list(GOOD_ROWS)
     rows[1] = "2024-03-04 09:31:00,100.25,100.00,100.00,100.50,1100"
     path = _write(tmp_path / "bad.csv", rows)
-    argv = ["import", str(path), "--catalog", str(tmp_path / "c"), "--format", "generic_csv", "--symbol", "SPY", "--skip-bad-rows"]
+    argv = [
+        "import",
+        str(path),
+        "--catalog",
+        str(tmp_path / "c"),
+        "--format",
+        "generic_csv",
+        "--symbol",
+        "SPY",
+        "--skip-bad-rows",
+    ]
     code, out = _run(argv)
     assert code == 0
     assert "skipped 1 bad row(s)" in out and f"{path}:3: high is below" in out
@@ -451,8 +499,19 @@ def test_cli_undetectable_explicit_file_fails_clearly(tmp_path):
 
 def test_cli_usage_errors_exit_2(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "catalog", "import", "x.csv", "--catalog", str(tmp_path), "--timeframe", "2min"],
+        [
+            sys.executable,
+            "-m",
+            "catalog",
+            "import",
+            "x.csv",
+            "--catalog",
+            str(tmp_path),
+            "--timeframe",
+            "2min",
+        ],
         cwd=REPO,
+        check=False,
         capture_output=True,
         text=True,
     )
@@ -473,7 +532,11 @@ NEEDS_SKIP = {"ge.us.txt.gz", "ibm.us.txt.gz", "CBOE_VIX_History_1990-01-02_2026
 
 
 def _data_lines(path: Path) -> int:
-    """Non-empty lines after the header, counted straight from the raw file."""
+    """Non-empty lines after the header (rows of a Parquet file), counted from the raw file."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8-sig") as fh:
         lines = [line for line in fh if line.strip()]
@@ -501,13 +564,19 @@ def real(market_data, tmp_path_factory):
     pixie_catalog = open_catalog(tmp_path_factory.mktemp("pixie") / "catalog")
     pixie = next(p for p in files if p.name == CONFLICTS_WITH_ADMF)
     summaries[pixie.name] = import_file(pixie, pixie_catalog)
-    return {"catalog": catalog, "pixie": pixie_catalog, "files": files, "summaries": summaries, "errors": errors}
+    return {
+        "catalog": catalog,
+        "pixie": pixie_catalog,
+        "files": files,
+        "summaries": summaries,
+        "errors": errors,
+    }
 
 
 def test_every_real_bar_file_imports(real, market_data):
     files = real["files"]
     counts = {f: sum(1 for p in files if f in p.parts) for f in FAMILIES}
-    assert counts == {"intraday_1min": 34, "intraday_5min": 19, "daily": 103, "vix": 1}
+    assert counts == {"intraday_1min": 35, "intraday_5min": 19, "daily": 103, "vix": 1}
     assert set(real["errors"]) == {CONFLICTS_WITH_ADMF}
     for path in files:
         summary = real["summaries"][path.name]
@@ -543,23 +612,60 @@ def test_real_row_counts_and_first_bars(real):
         return (row.open, row.high, row.low, row.close, row.volume)
 
     # ADMF-PC parquet row 1: 13:30 UTC open-stamped, 521.23/521.26/520.92/521.01, 342898.
-    assert bar_at("SPY.SIM-1-MINUTE-LAST-EXTERNAL", "2024-03-26 13:31") == (521.23, 521.26, 520.92, 521.01, 342898)
+    assert bar_at("SPY.SIM-1-MINUTE-LAST-EXTERNAL", "2024-03-26 13:31") == (
+        521.23,
+        521.26,
+        520.92,
+        521.01,
+        342898,
+    )
     # IB SPY line 2: 659.58,660.01,659.4750,659.96, 10377 lots -> 1,037,700 shares.
-    assert bar_at("SPY.SIM-1-MINUTE-LAST-EXTERNAL", "2025-09-15 13:31") == (659.58, 660.01, 659.48, 659.96, 1037700)
+    assert bar_at("SPY.SIM-1-MINUTE-LAST-EXTERNAL", "2025-09-15 13:31") == (
+        659.58,
+        660.01,
+        659.48,
+        659.96,
+        1037700,
+    )
     # IB SPY line 34290, 2026-01-22 09:30 ET, already in shares: 823588.
     assert bar_at("SPY.SIM-1-MINUTE-LAST-EXTERNAL", "2026-01-22 14:31")[4] == 823588
     # NinjaTrader line 1: 20110103 090100;126.35;126.39;126.35;126.39;1579 (UTC, close-stamped).
-    assert bar_at("SPY.SIM-1-MINUTE-LAST-EXTERNAL", "2011-01-03 09:01") == (126.35, 126.39, 126.35, 126.39, 1579)
+    assert bar_at("SPY.SIM-1-MINUTE-LAST-EXTERNAL", "2011-01-03 09:01") == (
+        126.35,
+        126.39,
+        126.35,
+        126.39,
+        1579,
+    )
     # IB SPY 5-min line 17267, 2026-03-10 09:30 ET: 19085 lots -> 1,908,500.
     assert bar_at("SPY.SIM-5-MINUTE-LAST-EXTERNAL", "2026-03-10 13:35")[4] == 1908500
     # Stooq SPY: 96.1403,97.2558,96.052,97.0723, 76530081.487282 -> the tick and whole shares.
-    assert bar_at("SPY.SIM-1-DAY-LAST-EXTERNAL", "2005-02-25 21:00") == (96.14, 97.26, 96.05, 97.07, 76530081)
+    assert bar_at("SPY.SIM-1-DAY-LAST-EXTERNAL", "2005-02-25 21:00") == (
+        96.14,
+        97.26,
+        96.05,
+        97.07,
+        76530081,
+    )
     # Stooq AAPL 1984-09-07: 0.41142,0.41642,0.40644,0.41142 (adjusted, below a cent of precision).
-    assert bar_at("AAPL.SIM-1-DAY-LAST-EXTERNAL", "1984-09-07 20:00")[:4] == (0.41, 0.42, 0.41, 0.41)
+    assert bar_at("AAPL.SIM-1-DAY-LAST-EXTERNAL", "1984-09-07 20:00")[:4] == (
+        0.41,
+        0.42,
+        0.41,
+        0.41,
+    )
     # CBOE VIX 01/02/1990: 17.24 all four, no volume.
-    assert bar_at("VIX.SIM-1-DAY-LAST-EXTERNAL", "1990-01-02 21:00") == (17.24, 17.24, 17.24, 17.24, 0)
+    assert bar_at("VIX.SIM-1-DAY-LAST-EXTERNAL", "1990-01-02 21:00") == (
+        17.24,
+        17.24,
+        17.24,
+        17.24,
+        0,
+    )
     # pixie26 line 2: 5/31/2024 4:01 ET close-stamped, 521.98 x4, 150.
-    assert bar_at("SPY.SIM-1-MINUTE-LAST-EXTERNAL", "2024-05-31 08:01", real["pixie"]) == (521.98,) * 4 + (150,)
+    assert bar_at("SPY.SIM-1-MINUTE-LAST-EXTERNAL", "2024-05-31 08:01", real["pixie"]) == (
+        521.98,
+    ) * 4 + (150,)
 
 
 def test_spy_lot_days_match_the_known_ranges(real):
@@ -576,7 +682,15 @@ def test_spy_lot_days_match_the_known_ranges(real):
 
 def test_ib_files_without_mixed_units_are_untouched(real):
     s = real["summaries"]
-    for name in ("GS_1min.csv.gz", "META_1min.csv.gz", "SMH_1min.csv.gz", "AVGO_1min.csv.gz", "TQQQ_5min.csv.gz", "META_5min.csv.gz", "SQQQ_5min.csv.gz"):
+    for name in (
+        "GS_1min.csv.gz",
+        "META_1min.csv.gz",
+        "SMH_1min.csv.gz",
+        "AVGO_1min.csv.gz",
+        "TQQQ_5min.csv.gz",
+        "META_5min.csv.gz",
+        "SQQQ_5min.csv.gz",
+    ):
         assert s[name].volume_days_converted == [], name
     for name in ("SPY_1m_2024-03-26_2025-04-02.parquet", "spy.us.txt.gz", CONFLICTS_WITH_ADMF):
         assert s[name].volume_unit_ratio is None and not s[name].volume_days_converted
@@ -613,7 +727,7 @@ def test_lot_days_are_not_exact_lots(real):
 
 
 def test_pixie_and_admf_agree_on_prices_which_fixes_their_stamping(real):
-    """pixie26 (close-stamped, ET) and ADMF-PC (open-stamped, UTC) must line up minute for minute."""
+    """pixie26 (close-stamped, ET) and ADMF-PC (open-stamped, UTC) line up minute for minute."""
     err = real["errors"][CONFLICTS_WITH_ADMF]
     assert "already holds different SPY.SIM-1-MINUTE-LAST-EXTERNAL bars" in str(err)
     admf = _bars(real["catalog"], "SPY.SIM-1-MINUTE-LAST-EXTERNAL").loc["2024-05-31":"2024-07-17"]
@@ -623,11 +737,14 @@ def test_pixie_and_admf_agree_on_prices_which_fixes_their_stamping(real):
     prices = ["open", "high", "low", "close"]
     same = (admf.loc[common, prices] == pixie.loc[common, prices]).all(axis=1)
     assert same.mean() > 0.99
-    assert (admf.loc[common, "volume"] != pixie.loc[common, "volume"]).mean() > 0.9  # vendors differ
+    assert (
+        admf.loc[common, "volume"] != pixie.loc[common, "volume"]
+    ).mean() > 0.9  # vendors differ
 
 
 def test_ninjatrader_times_are_utc_and_close_stamped(real):
-    """The opening auction lands on 09:31 New York both before and after the 2011-03-13 DST change."""
+    """The opening auction lands on 09:31 New York both before and after the 2011-03-13 DST
+    change: the times are UTC (not ET, which would move it by an hour) and mark the bar close."""
     bars = _bars(real["catalog"], "SPY.SIM-1-MINUTE-LAST-EXTERNAL").loc["2011-01-01":"2011-04-01"]
     local = bars.index.tz_convert("America/New_York")
     morning = (local.hour == 9) | ((local.hour == 10) & (local.minute == 0))
@@ -642,10 +759,16 @@ def test_real_data_problems_are_reported(real, market_data, tmp_path):
     assert len(vix.bad_rows) == 47
     lines = [b.line for b in vix.bad_rows]
     assert lines[:3] == [535, 540, 670] and lines[-2:] == [3745, 4060]
-    assert all("above min(open, close)" in b.reason or "below max(open, close)" in b.reason for b in vix.bad_rows)
+    assert all(
+        "above min(open, close)" in b.reason or "below max(open, close)" in b.reason
+        for b in vix.bad_rows
+    )
     assert vix.warnings[0].startswith("33 weekday date(s) are not NYSE sessions")
     with pytest.raises(BarImportError, match=r"import failed \(47 problems\)"):
-        import_file(market_data / "vix" / "CBOE_VIX_History_1990-01-02_2026-07-07.csv", open_catalog(tmp_path))
+        import_file(
+            market_data / "vix" / "CBOE_VIX_History_1990-01-02_2026-07-07.csv",
+            open_catalog(tmp_path),
+        )
     ge = real["summaries"]["ge.us.txt.gz"]
     assert len(ge.bad_rows) == 1986 and all("before 1970-01-01" in b.reason for b in ge.bad_rows)
     assert real["summaries"]["aapl.us.txt.gz"].warnings == [
@@ -659,3 +782,86 @@ def test_catalog_listing_counts_every_bar(real):
     assert spy.count == 102236 + 49885 + 14180 + 17577
     assert spy.first == pd.Timestamp("2011-01-03 09:01", tz="UTC")
     assert rows["VIX.SIM-1-DAY-LAST-EXTERNAL"].count == 9223 - 47
+
+
+# --- column mappings ------------------------------------------------------------------------
+
+
+def test_separate_date_and_time_columns_with_a_mapping(tmp_path, catalog):
+    path = _write(
+        tmp_path / "dt.csv",
+        ["03/04/2024,0930,100,101,99,100.5,10", "03/04/2024,0931,100.5,101,100,100.75,12"],
+        header="Day,Time,O,H,L,C,Vol",
+    )
+    summary = import_file(
+        path,
+        catalog,
+        fmt="generic_csv",
+        symbol="SPY",
+        columns={
+            "date": "Day",
+            "time": "Time",
+            "open": "O",
+            "high": "H",
+            "low": "L",
+            "close": "C",
+            "volume": "Vol",
+        },
+        timestamp_format="%m/%d/%Y %H%M",
+    )
+    assert summary.first == pd.Timestamp("2024-03-04 14:31", tz="UTC")
+    assert summary.rows_written == 2
+
+
+def test_cli_column_mapping_without_volume(tmp_path):
+    path = _write(
+        tmp_path / "idx.csv", ["2024-03-04 09:30:00,100,101,99,100"], header="when,o,h,l,c"
+    )
+    argv = [
+        "import",
+        str(path),
+        "--catalog",
+        str(tmp_path / "c"),
+        "--format",
+        "generic_csv",
+        "--symbol",
+        "VIX",
+        "--timeframe",
+        "1min",
+        "--columns",
+        "timestamp=when,open=o,high=h,low=l,close=c,volume=",
+    ]
+    code, out = _run(argv)
+    assert code == 0, out
+    bars = _bars(open_catalog(tmp_path / "c"), "VIX.SIM-1-MINUTE-LAST-EXTERNAL")
+    assert bars["volume"].tolist() == [0]
+
+
+def test_a_surplus_field_in_the_first_row_is_not_taken_for_an_index(tmp_path, catalog):
+    path = _write(tmp_path / "shift.csv", [GOOD_ROWS[0] + ",999", GOOD_ROWS[1]])
+    with pytest.raises(
+        BarImportError, match=r"shift.csv:2: the line has more fields than the header"
+    ):
+        _import(path, catalog)
+
+
+def test_run_backtest_over_an_imported_real_catalog(real, tmp_path):
+    """The shared SPY year, imported, backtests end to end and reconciles with the engine."""
+    import json
+
+    import run_backtest
+
+    out = tmp_path / "spy"
+    code = run_backtest.main(
+        ["--catalog", real["catalog"].path, "--symbols", "SPY", "--start", "2024-04-01",
+         "--end", "2024-06-28", "--out", str(out), "--no-progress", "--no-journal"],
+    )
+    assert code == 0
+    summary = json.loads((out / "metrics.json").read_text())
+    metrics = summary["metrics"]
+    assert summary["start"].startswith("2024-04-01") and summary["end"].startswith("2024-06-29")
+    assert metrics["trades"] > 10
+    fills = (out / "fills.csv").read_text().splitlines()[1:]
+    first, last = fills[0].split(",")[0], fills[-1].split(",")[0]
+    # Regular hours only, inside the requested sessions (EDT: 13:30-20:00 UTC).
+    assert "2024-04-01 13:30" < first and last <= "2024-06-28 20:00"

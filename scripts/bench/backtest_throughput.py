@@ -36,24 +36,22 @@ DEFAULT_CATALOG = Path(tempfile.gettempdir()) / "nautilus-equities-bench-catalog
 def ensure_catalog(catalog: Path, source: Path) -> None:
     if (catalog / "data" / "bar" / "SPY.SIM-1-MINUTE-LAST-EXTERNAL").is_dir():
         return
-    from catalog.importer import import_files
+    from catalog.importer import import_file
+    from catalog.store import open_catalog
 
-    import_files([source], catalog=catalog, progress=True)
+    import_file(source, open_catalog(catalog))
 
 
 def run_child(strategy: str, catalog: Path) -> dict[str, float]:
     """One measured backtest in this process (called in a fresh interpreter)."""
-    from nautilus_trader.backtest.node import BacktestNode
-
     from backtesting.builder import BacktestRequest
-    from backtesting.builder import build_run_config
+    from backtesting.run import prepare_node
     from scripts.bench.machine import peak_rss_mib
 
     request = BacktestRequest(
         strategy=strategy, symbols=("SPY",), catalog=catalog, progress=False, log_level="ERROR",
     )
-    config = build_run_config(request)
-    node = BacktestNode([config])
+    node = prepare_node(request).node
     started = time.perf_counter()
     result = node.run()[0]
     wall = time.perf_counter() - started

@@ -49,9 +49,11 @@ from pathlib import Path
 from typing import Any
 
 from backtesting.builder import BacktestRequest
-from backtesting.registry import STRATEGIES
 from backtesting.registry import StrategyParameterError
-from backtesting.registry import get_spec
+from backtesting.registry import build_params
+from backtesting.registry import specs_for
+from backtesting.registry import split_overrides
+from backtesting.registry import strategy_names
 from backtesting.report import METRIC_LABELS
 from catalog.instruments import ListingError
 from catalog.instruments import backtest_instrument_id
@@ -326,8 +328,8 @@ def load_sweep(path: Path) -> Sweep:
         raise SweepFileError(path, unknown[0], f"unknown key; known keys: {', '.join(sorted(known))}")
 
     strategy = _require(data, "strategy", path, str)
-    if strategy not in STRATEGIES:
-        raise SweepFileError(path, "strategy", f"unknown strategy {strategy!r}; one of {', '.join(sorted(STRATEGIES))}")
+    if strategy not in strategy_names():
+        raise SweepFileError(path, "strategy", f"unknown strategy {strategy!r}; one of {', '.join(strategy_names())}")
     symbols = _require(data, "symbols", path, list)
     if not symbols or not all(isinstance(s, str) and s.strip() for s in symbols):
         raise SweepFileError(path, "symbols", f"expected a non-empty list of symbols, got {symbols!r}")
@@ -362,14 +364,18 @@ def load_sweep(path: Path) -> Sweep:
     if not raw_parameters:
         raise SweepFileError(path, "parameters", "name at least one parameter to sweep")
     parameters = tuple(_parameter(name, entry, path) for name, entry in raw_parameters.items())
-    spec = get_spec(strategy)
-    own = spec.parameter_names()
+    specs = specs_for(strategy)
     for name in [*fixed, *raw_parameters]:
         table = "fixed" if name in fixed else "parameters"
-        if name not in own:
+        if len(specs) == 1 and name not in specs[0].parameter_names():
             raise SweepFileError(path, f"{table}.{name}",
                                  f"{strategy} has no parameter {name!r}; its parameters are "
-                                 f"{', '.join(spec.own_parameter_names())}")
+                                 f"{', '.join(specs[0].own_parameter_names())}")
+        try:
+            # A composite (e.g. session) takes `member.key` or a key some member has.
+            split_overrides(strategy, {name: None})
+        except StrategyParameterError as exc:
+            raise SweepFileError(path, f"{table}.{name}", str(exc)) from None
     both = sorted(set(fixed) & set(raw_parameters))
     if both:
         raise SweepFileError(path, f"fixed.{both[0]}", "is also a swept parameter")
@@ -408,17 +414,22 @@ def load_sweep(path: Path) -> Sweep:
         seed=seed,
         study_name=study_name,
     )
-    _check_fixed(sweep, spec)
+    _check_fixed(sweep)
     return sweep
 
 
-def _check_fixed(sweep: Sweep, spec: Any) -> None:
-    """The fixed parameters alone must satisfy the config class (trial values are checked per trial)."""
-    from backtesting.registry import build_params
-
+def _check_fixed(sweep: Sweep) -> None:
+    """
+    The fixed values must satisfy the per-symbol config classes (with each swept parameter at
+    its first value); universe strategies are checked when their trials build.
+    """
     probe = {p.name: (p.grid() or (p.low,))[0] for p in sweep.parameters}
+    instrument_id = sweep.request({}).instrument_ids()[0]
     try:
-        build_params(spec, sweep.request({}).instrument_ids()[0], len(sweep.symbols), sweep.fixed | probe)
+        by_spec = split_overrides(sweep.strategy, sweep.fixed | probe)
+        for spec in specs_for(sweep.strategy):
+            if spec.defaults is not None:
+                build_params(spec, instrument_id, len(sweep.symbols), by_spec[spec.name])
     except StrategyParameterError as exc:
         # A problem naming a fixed value is the file's fault; other combinations are left to
         # the trials, where a refused combination is a recorded failure.

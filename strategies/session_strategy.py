@@ -1,0 +1,395 @@
+"""
+The shared shape of the intraday session strategies (opening range, VWAP reversion, end of
+day): a watchlist universe in one instance, a trading window in exchange time cut at an early
+close, candidate filters, bullish trades in the stock and bearish ones in a mapped 1x inverse
+ETF, a protective stop placed on each fill, a hard exit at the window end, the same-session
+blocklist, and ``self_check()``.
+
+Subclasses keep only their signal: ``on_session_start`` and ``on_session_bar``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import ROUND_DOWN
+from decimal import Decimal
+from typing import ClassVar
+
+import msgspec
+import pandas as pd
+from nautilus_trader.common.events import TimeEvent
+from nautilus_trader.config import PositiveInt
+from nautilus_trader.config import StrategyConfig
+from nautilus_trader.model.currencies import USD
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import BarType
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import TimeInForce
+from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.events import PositionClosed
+from nautilus_trader.model.identifiers import ClientOrderId
+from nautilus_trader.model.instruments import Instrument
+from nautilus_trader.trading.strategy import Strategy
+
+from strategies import blocklist
+from strategies.account import account_equity
+from strategies.bearish import DEFAULT_INVERSE_ETFS
+from strategies.bearish import bearish_choice_problems
+from strategies.bearish import inverse_map_problems
+from strategies.bearish import leveraged_problems
+from strategies.candidates import CandidateFilter
+from strategies.candidates import DailyVolumeTracker
+from strategies.readiness import ReadinessReport
+from strategies.sessions import EXCHANGE_TZ
+from strategies.sessions import Session
+from strategies.sessions import SessionTracker
+from strategies.sessions import session_for
+
+# Cash kept back from each buy for slippage and commission so a cash account never goes short.
+CASH_CUSHION = Decimal("0.99")
+
+
+class NotYetSupportedError(ValueError):
+    """A configuration choice that is named but not implemented yet."""
+
+
+class SessionStrategyConfig(StrategyConfig, frozen=True):
+    """
+    Parameters shared by the session strategies.
+
+    bar_types: the bars of every instrument the strategy reads or buys (watchlist and inverse
+        ETFs), one bar type per instrument (1-minute, or 5-minute where only that exists).
+    watchlist: symbols whose bars generate signals.
+    capital_fraction: share of account equity this strategy may commit in total.
+    bearish_instrument: inverse_etf, long_put (not yet supported) or disabled.
+    inverse_etfs: underlying symbol -> 1x inverse ETF symbol; leveraged ETFs are refused.
+    allow_leveraged_for_test: TEST ONLY: accept leveraged inverse ETFs (the shared sample data
+        has only 3x ones); logged as a warning and reported by self_check() as not ready.
+    stop_fraction: protective stop distance below the fill price.
+    min_price, max_price, min_average_daily_volume (0 = off), average_volume_sessions,
+    max_spread_fraction: the candidate filters.
+    """
+
+    bar_types: tuple[BarType, ...]
+    watchlist: tuple[str, ...]
+    capital_fraction: Decimal = Decimal("0.3")
+    bearish_instrument: str = "inverse_etf"
+    inverse_etfs: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_INVERSE_ETFS))
+    allow_leveraged_for_test: bool = False
+    stop_fraction: Decimal = Decimal("0.02")
+    min_price: Decimal = Decimal("5")
+    max_price: Decimal = Decimal("2000")
+    min_average_daily_volume: Decimal = Decimal("1000000")
+    average_volume_sessions: PositiveInt = 20
+    max_spread_fraction: Decimal = Decimal("0.015")
+
+    def __post_init__(self) -> None:
+        if self.bearish_instrument == "long_put":
+            raise NotYetSupportedError(
+                "bearish_instrument='long_put' is not yet supported (long puts come in a later "
+                "issue); use 'inverse_etf' or 'disabled'",
+            )
+        problems = self.validation_problems()
+        if not self.allow_leveraged_for_test:
+            problems += self.leveraged_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def symbols(self) -> list[str]:
+        return [bar_type.instrument_id.symbol.value for bar_type in self.bar_types]
+
+    def leveraged_problems(self) -> list[str]:
+        # The whole map is checked, used or not: a leveraged entry is a mistake wherever it is.
+        return leveraged_problems(self.inverse_etfs, self.symbols())
+
+    def active_inverse_etfs(self) -> dict[str, str]:
+        """The inverse map restricted to the watchlist (the pairs this strategy may use)."""
+        if self.bearish_instrument != "inverse_etf":
+            return {}
+        return {u: i for u, i in self.inverse_etfs.items() if u in self.watchlist}
+
+    def validation_problems(self) -> list[str]:
+        problems = bearish_choice_problems(self.bearish_instrument)
+        problems += inverse_map_problems(self.inverse_etfs)
+        symbols = self.symbols()
+        if len(set(symbols)) != len(symbols):
+            problems.append(f"bar_types: one bar type per instrument, got {', '.join(symbols)}")
+        if not self.watchlist:
+            problems.append("watchlist: at least one symbol is required")
+        for symbol in self.watchlist:
+            if symbol not in symbols:
+                problems.append(f"watchlist: {symbol} has no bar type in bar_types")
+        for underlying, inverse in self.active_inverse_etfs().items():
+            if inverse not in symbols:
+                problems.append(
+                    f"inverse_etfs: {underlying} -> {inverse} but bar_types has no {inverse} bars",
+                )
+        for name in ("capital_fraction", "stop_fraction", "max_spread_fraction"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                problems.append(f"{name}: must be in (0, 1], got {value}")
+        if not 0 < self.min_price < self.max_price:
+            problems.append(
+                f"min_price, max_price: need 0 < min_price < max_price, got {self.min_price}, {self.max_price}",
+            )
+        if self.min_average_daily_volume < 0:
+            problems.append(f"min_average_daily_volume: must be >= 0, got {self.min_average_daily_volume}")
+        return problems
+
+
+def parse_hhmm(field: str, text: str) -> dt.time:
+    try:
+        return dt.time.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{field}: expected a time HH:MM, got {text!r}") from None
+
+
+@dataclass
+class Holding:
+    """A position this strategy opened today and still manages."""
+
+    signal_symbol: str  # the watchlist symbol whose signal it came from
+    traded_symbol: str  # what was bought: the stock or its inverse ETF
+    side: str  # "bullish" or "bearish"
+    mode: str  # the rule that fired, e.g. "breakout", "reversion", "fade", "continuation"
+    entered_ns: int
+    stop_order_id: ClientOrderId | None = None
+    closing: bool = False  # an exit was sent; never send a second one
+
+
+class SessionStrategy(Strategy):
+    """Base of the session strategies: universe, window, filters, orders, stops, blocklist."""
+
+    # Exchange times "HH:MM": new positions only strictly inside ENTRY_WINDOW (and before
+    # EXIT_TIME); everything still held is sold at EXIT_TIME. Both are cut at an early close.
+    ENTRY_WINDOW: ClassVar[tuple[str, str]]
+    EXIT_TIME: ClassVar[str]
+
+    def __init__(self, config: SessionStrategyConfig) -> None:
+        super().__init__(config)
+        self._sessions = SessionTracker()
+        self._filter = CandidateFilter(
+            config.min_price, config.max_price, config.min_average_daily_volume,
+            config.max_spread_fraction,
+        )
+        self.instruments: dict[str, Instrument] = {}
+        self.bar_type_of: dict[str, BarType] = {bt.instrument_id.symbol.value: bt for bt in config.bar_types}
+        self.volumes = {symbol: DailyVolumeTracker(config.average_volume_sessions) for symbol in self.bar_type_of}
+        self.last_close: dict[str, Decimal] = {}
+        self.holdings: dict[str, Holding] = {}
+        self.session: Session | None = None
+        self.entry_start_ns = 0
+        self.entry_end_ns = 0
+        self.exit_ns = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        missing = []
+        for symbol, bar_type in self.bar_type_of.items():
+            instrument = self.cache.instrument(bar_type.instrument_id)
+            if instrument is None:
+                missing.append(str(bar_type.instrument_id))
+                continue
+            self.instruments[symbol] = instrument
+        if missing:
+            self.log.error(f"Instruments not in the cache: {', '.join(missing)}")
+            self.stop()
+            return
+        if self.config.allow_leveraged_for_test:
+            for problem in self.config.leveraged_problems():
+                self.log.warning(f"TEST-ONLY OVERRIDE allow_leveraged_for_test: {problem}")
+        for bar_type in self.config.bar_types:
+            self.subscribe_bars(bar_type)
+            self.subscribe_quote_ticks(bar_type.instrument_id)
+
+    def on_stop(self) -> None:
+        for instrument in self.instruments.values():
+            self.cancel_all_orders(instrument.id)
+
+    # -- schedule ---------------------------------------------------------------------------
+
+    def windows_for(self, session: Session) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+        start, end = (parse_hhmm("window", t) for t in self.ENTRY_WINDOW)
+        return {
+            "entries": session.window(start, end),
+            "exit": session.window(start, parse_hhmm("exit", self.EXIT_TIME)),
+        }
+
+    def _start_session(self, session: Session, now_ns: int) -> None:
+        self.session = session
+        windows = self.windows_for(session)
+        self.entry_start_ns, self.entry_end_ns = (t.value for t in windows["entries"])
+        self.exit_ns = windows["exit"][1].value
+        if self.exit_ns > now_ns and self.exit_ns > self.entry_start_ns:
+            self.clock.set_time_alert_ns(
+                name=f"{self.id}-hard-exit-{session.date}",
+                alert_time_ns=self.exit_ns,
+                callback=self._on_hard_exit,
+            )
+        self.on_session_start(session)
+
+    def in_entry_window(self, ts_ns: int) -> bool:
+        return self.entry_start_ns < ts_ns < min(self.entry_end_ns, self.exit_ns)
+
+    # -- data -------------------------------------------------------------------------------
+
+    def on_bar(self, bar: Bar) -> None:
+        ts = bar.ts_event
+        if not self._sessions.in_regular_hours(ts):
+            return
+        session = self._sessions.session
+        assert session is not None
+        if self.session is None or session.date != self.session.date:
+            self._start_session(session, ts)
+        symbol = bar.bar_type.instrument_id.symbol.value
+        self.volumes[symbol].add(session.date, bar.volume.as_decimal())
+        self.last_close[symbol] = bar.close.as_decimal()
+        self.on_session_bar(symbol, bar)
+
+    def on_session_start(self, session: Session) -> None:
+        """Reset the per-day state (subclasses)."""
+
+    def on_session_bar(self, symbol: str, bar: Bar) -> None:
+        """One regular-hours bar of any configured instrument (subclasses)."""
+
+    # -- candidates and orders -------------------------------------------------------------
+
+    def rejection(self, symbol: str) -> str | None:
+        """Why `symbol` may not be bought now, or None."""
+        if self.session is not None and blocklist.is_blocked(self.cache, self.session.date, symbol):
+            return "already traded this session (blocklist)"
+        price = self.last_close.get(symbol)
+        if price is None:
+            return "no price yet"
+        quote = self.cache.quote_tick(self.bar_type_of[symbol].instrument_id)
+        return self._filter.rejection(price, self.volumes[symbol].average(), quote)
+
+    def bearish_symbol(self, signal_symbol: str) -> str | None:
+        """The instrument a bearish signal on `signal_symbol` buys, or None when it has none."""
+        if self.config.bearish_instrument != "inverse_etf":
+            return None
+        return self.config.active_inverse_etfs().get(signal_symbol)
+
+    def strategy_capital(self) -> Decimal:
+        venue = next(iter(self.instruments.values())).id.venue
+        return account_equity(self.portfolio, self.cache, venue) * self.config.capital_fraction
+
+    def enter(self, signal_symbol: str, side: str, mode: str, budget: Decimal, ts_ns: int) -> bool:
+        """Buy `budget` worth of the stock (bullish) or its inverse ETF (bearish)."""
+        traded = signal_symbol if side == "bullish" else self.bearish_symbol(signal_symbol)
+        if traded is None:
+            self.log.info(f"{mode} {side} signal on {signal_symbol}: no bearish instrument, skipped")
+            return False
+        if traded in self.holdings:
+            return False
+        for symbol in {signal_symbol, traded}:
+            reason = self.rejection(symbol)
+            if reason is not None:
+                self.log.info(f"{mode} {side} signal on {signal_symbol}: {symbol} {reason}")
+                return False
+        instrument = self.instruments[traded]
+        price = self.last_close[traded]
+        free = self.portfolio.account(instrument.id.venue).balance_free(USD)
+        cash = free.as_decimal() * CASH_CUSHION if free is not None else Decimal(0)
+        shares = (min(budget, cash) / price).to_integral_value(rounding=ROUND_DOWN)
+        if shares < 1:
+            self.log.warning(f"{mode} {side} on {signal_symbol}: budget {budget} buys no {traded} at {price}")
+            return False
+        assert self.session is not None
+        # Blocked as the order is sent: a rejected entry still counts as today's trade, so a
+        # ticker is never tried twice in a session.
+        blocklist.block(self.cache, self.session.date, signal_symbol, traded)
+        self.holdings[traded] = Holding(signal_symbol, traded, side, mode, ts_ns)
+        order = self.order_factory.market(
+            instrument_id=instrument.id,
+            order_side=OrderSide.BUY,
+            quantity=instrument.make_qty(shares),
+            time_in_force=TimeInForce.DAY,
+            tags=[f"{mode}:{side}:{signal_symbol}"],
+        )
+        self.submit_order(order)
+        return True
+
+    def exit(self, traded_symbol: str, reason: str) -> None:
+        holding = self.holdings.get(traded_symbol)
+        if holding is None or holding.closing:
+            return
+        holding.closing = True
+        instrument = self.instruments[traded_symbol]
+        self.cancel_all_orders(instrument.id)
+        self.close_all_positions(instrument.id, tags=[reason])
+
+    def on_order_filled(self, event: OrderFilled) -> None:
+        symbol = event.instrument_id.symbol.value
+        holding = self.holdings.get(symbol)
+        if holding is None or event.order_side != OrderSide.BUY:
+            return
+        position = next(iter(self.cache.positions_open(instrument_id=event.instrument_id, strategy_id=self.id)), None)
+        if position is None:
+            return
+        instrument = self.instruments[symbol]
+        if holding.stop_order_id is not None:
+            stop = self.cache.order(holding.stop_order_id)
+            if stop is not None and stop.is_open:
+                self.cancel_order(stop)
+        trigger = Decimal(str(position.avg_px_open)) * (1 - self.config.stop_fraction)
+        stop = self.order_factory.stop_market(
+            instrument_id=instrument.id,
+            order_side=OrderSide.SELL,
+            quantity=position.quantity,
+            trigger_price=instrument.make_price(trigger.quantize(Decimal("0.01"), rounding=ROUND_DOWN)),
+            time_in_force=TimeInForce.GTC,
+            reduce_only=True,
+            tags=["stop"],
+        )
+        holding.stop_order_id = stop.client_order_id
+        self.submit_order(stop)
+
+    def on_position_closed(self, event: PositionClosed) -> None:
+        symbol = event.instrument_id.symbol.value
+        if self.holdings.pop(symbol, None) is not None:
+            self.cancel_all_orders(event.instrument_id)
+
+    def _on_hard_exit(self, event: TimeEvent) -> None:
+        for symbol in list(self.holdings):
+            self.exit(symbol, "window_end")
+
+    # -- readiness --------------------------------------------------------------------------
+
+    def self_check(self, today: dt.date | None = None) -> ReadinessReport:
+        """Instruments loaded, bars subscribed, parameters valid, and today's windows (ET)."""
+        config: SessionStrategyConfig = self.config
+        # Leveraged pairs only get here through the test-only override: never ready for live.
+        problems = config.validation_problems() + config.leveraged_problems()
+        problems += self.extra_readiness_problems()
+        instruments = {str(bt.instrument_id): self.cache.instrument(bt.instrument_id) is not None for bt in config.bar_types}
+        subscribed = {
+            str(bt): self.msgbus.is_subscribed(f"data.bars.{bt}", self.handle_bar) for bt in config.bar_types
+        }
+        if today is None:
+            today = pd.Timestamp(self.clock.timestamp_ns(), tz="UTC").tz_convert(EXCHANGE_TZ).date()
+        session = session_for(today)
+        windows = {}
+        if session is not None:
+            for name, (start, end) in self.windows_for(session).items():
+                windows[name] = (
+                    start.tz_convert(EXCHANGE_TZ).strftime("%H:%M"),
+                    end.tz_convert(EXCHANGE_TZ).strftime("%H:%M"),
+                ) if start < end else ("closed", "closed")
+        return ReadinessReport(
+            strategy=str(self.id),
+            instruments_loaded=instruments,
+            data_subscribed=subscribed,
+            parameter_problems=tuple(problems),
+            session_date=session.date.isoformat() if session else None,
+            windows=windows,
+            notes=tuple(self.readiness_notes()),
+        )
+
+    def extra_readiness_problems(self) -> list[str]:
+        return []
+
+    def readiness_notes(self) -> list[str]:
+        return []
