@@ -24,6 +24,7 @@ from rich.table import Table
 
 from scripts.bench.backtest_throughput import DEFAULT_CATALOG
 from scripts.bench.backtest_throughput import SPY_YEAR
+from scripts.bench.backtest_throughput import ensure_catalog
 
 GRID = """
 strategy = "ma_cross"
@@ -36,15 +37,6 @@ catalog = "{catalog}"
 fast_period = {{ values = [5, 10, 20, 30] }}
 slow_period = {{ values = [45, 90] }}
 """
-
-
-def ensure_catalog(catalog: Path, source: Path) -> None:
-    if (catalog / "data" / "bar" / "SPY.SIM-1-MINUTE-LAST-EXTERNAL").is_dir():
-        return
-    from catalog.importer import import_file
-    from catalog.store import open_catalog
-
-    import_file(source, open_catalog(catalog))
 
 
 def run_grid(sweep_file: Path, workers: int, out_dir: Path) -> tuple[float, int]:
