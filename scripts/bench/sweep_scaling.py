@@ -1,17 +1,21 @@
 """
 Sweep scaling: trials per minute of the same grid on 1 and on 2 local worker processes.
 
-    .venv/bin/python -m scripts.bench.sweep_scaling [--workers 1,2] [--months 2]
+    .venv/bin/python -m scripts.bench.sweep_scaling [--workers 1,2] [--months 6]
 
 The shared SPY year is imported once into a benchmark catalog (as backtest_throughput.py
-does); the grid is 8 ma_cross configurations over the first `--months` months of it. Each
+does); the grid is 12 ma_cross configurations over the first `--months` months of it. Each
 worker count runs the whole grid through the sweep runner (fresh spawned workers each time,
 their start-up included, as a user sees it) with the results written to a temporary folder.
+Besides trials per minute it prints each trial's wall and CPU seconds inside the worker: on a
+shared machine, CPU per trial staying put while wall time grows is contention, not the sweep.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import datetime as dt
 import resource
 import sys
 import tempfile
@@ -35,11 +39,11 @@ catalog = "{catalog}"
 
 [parameters]
 fast_period = {{ values = [5, 10, 20, 30] }}
-slow_period = {{ values = [45, 90] }}
+slow_period = {{ values = [45, 90, 120] }}
 """
 
 
-def run_grid(sweep_file: Path, workers: int, out_dir: Path) -> tuple[float, int]:
+def run_grid(sweep_file: Path, workers: int, out_dir: Path) -> tuple[float, int, float, float]:
     from scripts.sweeping.executors import LocalExecutor
     from scripts.sweeping.record import Recorder
     from scripts.sweeping.runner import run_trials
@@ -58,13 +62,14 @@ def run_grid(sweep_file: Path, workers: int, out_dir: Path) -> tuple[float, int]
     failed = [r for r in run.results if r.status != "ok"]
     if failed:
         raise RuntimeError(f"benchmark trial failed: {failed[0].error}")
-    return seconds, len(run.results)
+    n = len(run.results)
+    return seconds, n, sum(r.seconds for r in run.results) / n, sum(r.cpu_seconds for r in run.results) / n
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", default="1,2", help="worker counts to compare")
-    parser.add_argument("--months", type=int, default=2, help="months of the SPY year each trial covers")
+    parser.add_argument("--months", type=int, default=6, help="months of the SPY year each trial covers")
     parser.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG)
     parser.add_argument("--source", type=Path, default=SPY_YEAR)
     args = parser.parse_args(argv)
@@ -77,26 +82,29 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]error:[/red] benchmark data {args.source} not found (../shared/data/market)")
         return 2
     ensure_catalog(args.catalog, args.source)
-    end = (pd.Timestamp("2024-03-26") + pd.DateOffset(months=args.months) - pd.Timedelta(days=1)).date()
+    end = (pd.Timestamp("2024-03-26") + pd.DateOffset(months=args.months)).date() - dt.timedelta(days=1)
     counts = [int(w) for w in args.workers.split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         sweep_file = Path(tmp) / "grid.toml"
         sweep_file.write_text(GRID.format(end=end, catalog=args.catalog))
         for workers in counts:
-            seconds, trials = run_grid(sweep_file, workers, Path(tmp) / f"out-{workers}")
-            rows.append((workers, trials, seconds, trials / seconds * 60))
+            seconds, trials, wall, cpu = run_grid(sweep_file, workers, Path(tmp) / f"out-{workers}")
+            rows.append((workers, trials, seconds, trials / seconds * 60, wall, cpu))
 
     base = rows[0][3]
     table = Table(title=f"Sweep scaling: {rows[0][1]} ma_cross trials, SPY 2024-03-26 .. {end}")
-    for column in ("workers", "trials", "wall s", "trials/min", f"vs {rows[0][0]} worker"):
+    for column in ("workers", "trials", "wall s", "trials/min", f"vs {rows[0][0]} worker",
+                   "trial wall s", "trial CPU s"):
         table.add_column(column, justify="right")
-    for workers, trials, seconds, rate in rows:
-        table.add_row(str(workers), str(trials), f"{seconds:.1f}", f"{rate:.1f}", f"{rate / base:.2f}")
+    for workers, trials, seconds, rate, wall, cpu in rows:
+        table.add_row(str(workers), str(trials), f"{seconds:.1f}", f"{rate:.1f}", f"{rate / base:.2f}",
+                      f"{wall:.2f}", f"{cpu:.2f}")
     console.print(table)
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     console.print(f"Machine: {describe_machine()}")
     console.print(f"Peak memory: driver {peak_rss_mib():.0f} MiB, largest worker {children:.0f} MiB")
+    console.print(f"Load average (1, 5, 15 min) at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     console.print(f"Data: {args.source.name} (SPY 1-minute bars), catalog {args.catalog}")
     return 0
 

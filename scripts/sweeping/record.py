@@ -153,6 +153,7 @@ def results_frame(results: list[TrialResult], sweep: Sweep) -> pd.DataFrame:
             row[key] = Decimal(value) if key in MONEY_METRICS and isinstance(value, str) else value
         row["error"] = r.error
         row["seconds"] = round(r.seconds, 3)
+        row["cpu_seconds"] = round(r.cpu_seconds, 3)
         row["worker"] = r.worker
         rows.append(row)
     return pd.DataFrame(rows)

@@ -49,6 +49,8 @@ class TrialResult:
     error: str | None = None
     traceback: str | None = None
     seconds: float = 0.0
+    # CPU time the worker spent on the trial: against `seconds`, how contended the machine was.
+    cpu_seconds: float = 0.0
     worker: str = ""
 
 
@@ -71,6 +73,7 @@ def run_trial(task: TrialTask) -> TrialResult:
     from backtesting.run import measure
 
     started = time.perf_counter()
+    cpu_started = time.process_time()
     worker = f"{os.uname().nodename}:{os.getpid()}"
     try:
         measured = measure(task.request, execute(task.request))
@@ -78,7 +81,8 @@ def run_trial(task: TrialTask) -> TrialResult:
         return TrialResult(
             number=task.number, params=task.params, status=FAILED, phase=task.phase,
             error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
-            seconds=time.perf_counter() - started, worker=worker,
+            seconds=time.perf_counter() - started, cpu_seconds=time.process_time() - cpu_started,
+            worker=worker,
         )
     return TrialResult(
         number=task.number,
@@ -88,6 +92,7 @@ def run_trial(task: TrialTask) -> TrialResult:
         metrics={k: plain(v) for k, v in measured.metrics.items()},
         equity=session_equity(measured.equity),
         seconds=time.perf_counter() - started,
+        cpu_seconds=time.process_time() - cpu_started,
         worker=worker,
     )
 
