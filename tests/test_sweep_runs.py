@@ -164,3 +164,41 @@ seed = 11
         assert t.params == results[t.number].params
     best = json.loads((out / "best.json").read_text())["best"][0]
     assert best["metrics"]["total_return_pct"] == study.best_value
+
+
+def test_a_killed_worker_fails_its_trial_and_the_sweep_goes_on(week_catalog: Path, tmp_path: Path) -> None:
+    from concurrent.futures import wait as wait_for
+
+    from scripts.sweeping.executors import LocalExecutor
+    from scripts.sweeping.record import Recorder
+    from scripts.sweeping.runner import run_trials
+    from scripts.sweeping.search import ListSearch
+    from scripts.sweeping.space import load_sweep
+
+    killed: list[int] = []
+
+    class KillsTheSecondTrialsWorker(LocalExecutor):
+        def submit(self, task):
+            future = super().submit(task)
+            if task.number == 1:
+                killed.extend(self.worker_pids())
+                for pid in killed:
+                    os.kill(pid, signal.SIGKILL)
+                wait_for([future])  # the pool has noticed: the next submit finds it broken
+            return future
+
+    file = _sweep_file(tmp_path, week_catalog, "fast_period = { values = [2, 3, 4] }\nslow_period = { values = [15] }")
+    sweep = load_sweep(file)
+    recorder = Recorder(tmp_path / "out", sweep)
+    executor = KillsTheSecondTrialsWorker(1)
+    try:
+        run = run_trials(sweep, ListSearch(sweep.grid()), executor, recorder, progress=False)
+    finally:
+        executor.close()
+    results = {r.number: r for r in run.results}
+    assert sorted(results) == [0, 1, 2] and killed
+    assert results[0].status == "ok"
+    assert results[1].status == "failed" and results[1].error.startswith("BrokenProcessPool")
+    # The third trial ran on a fresh pool, in a new process.
+    assert results[2].status == "ok" and int(results[2].worker.split(":")[1]) not in killed
+    assert [r.number for r in load_results(tmp_path / "out" / "trials.jsonl")] == [0, 1, 2]

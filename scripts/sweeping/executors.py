@@ -14,6 +14,7 @@ import multiprocessing
 import os
 from concurrent.futures import Future
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 from typing import Protocol
@@ -54,14 +55,28 @@ class LocalExecutor:
     def __init__(self, workers: int | None = None) -> None:
         self.slots = workers or os.cpu_count() or 1
         self.description = f"{self.slots} local worker process{'es' if self.slots != 1 else ''}"
-        self._pool = ProcessPoolExecutor(
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
             max_workers=self.slots,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=worker_init,
         )
 
+    def worker_pids(self) -> list[int]:
+        return [p.pid for p in getattr(self._pool, "_processes", {}).values()]
+
     def submit(self, task: TrialTask) -> Future[TrialResult]:
-        return self._pool.submit(run_trial, task)
+        try:
+            return self._pool.submit(run_trial, task)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory, a crash in native code): the trials it
+            # and its siblings were running come back failed with that error, and the sweep
+            # goes on with a fresh pool.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            return self._pool.submit(run_trial, task)
 
     def abandon(self) -> None:
         # The pool has no public way to end running work; the processes are ours to end.

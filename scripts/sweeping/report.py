@@ -51,7 +51,7 @@ def heatmap_figure(scores: pd.DataFrame, sweep: Sweep, x: str, y: str) -> go.Fig
         text=[[f"{v:.3g}" if pd.notna(v) else "" for v in row] for row in table.values],
         texttemplate="%{text}", colorbar={"title": metric},
     ))
-    fig.update_layout(title=f"{metric} by {x} and {y} ({reduce} over the other parameters)",
+    fig.update_layout(title=f"{metric} by {x} and {y} ({reduce} over the other parameters; all finished trials)",
                       xaxis_title=x, yaxis_title=y, height=480)
     return fig
 
