@@ -7,8 +7,10 @@ The shared SPY year is imported once into a benchmark catalog (as backtest_throu
 does); the grid is 12 ma_cross configurations over the first `--months` months of it. Each
 worker count runs the whole grid through the sweep runner (fresh spawned workers each time,
 their start-up included, as a user sees it) with the results written to a temporary folder.
-Besides trials per minute it prints each trial's wall and CPU seconds inside the worker: on a
-shared machine, CPU per trial staying put while wall time grows is contention, not the sweep.
+Besides trials per minute it prints each trial's wall and CPU seconds inside the worker, and a
+machine control (a fixed pure-Python loop on the same worker counts): on a shared machine, CPU
+per trial staying put while wall time grows, with the control not scaling either, is
+contention from other work, not the sweep.
 """
 
 from __future__ import annotations
@@ -66,6 +68,26 @@ def run_grid(sweep_file: Path, workers: int, out_dir: Path) -> tuple[float, int,
     return seconds, n, sum(r.seconds for r in run.results) / n, sum(r.cpu_seconds for r in run.results) / n
 
 
+def spin(_: int) -> float:
+    """A fixed pure-Python CPU load (the machine control)."""
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return float(total)
+
+
+def control_rate(workers: int, tasks: int = 4) -> float:
+    """Spin tasks per minute on `workers` spawned processes: what the machine itself scales to."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(spin, range(workers)))  # start-up out of the timing
+        started = time.perf_counter()
+        list(pool.map(spin, range(tasks)))
+        return tasks / (time.perf_counter() - started) * 60
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", default="1,2", help="worker counts to compare")
@@ -91,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         for workers in counts:
             seconds, trials, wall, cpu = run_grid(sweep_file, workers, Path(tmp) / f"out-{workers}")
             rows.append((workers, trials, seconds, trials / seconds * 60, wall, cpu))
+    controls = [control_rate(workers) for workers in counts]
 
     base = rows[0][3]
     table = Table(title=f"Sweep scaling: {rows[0][1]} ma_cross trials, SPY 2024-03-26 .. {end}")
@@ -101,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(str(workers), str(trials), f"{seconds:.1f}", f"{rate:.1f}", f"{rate / base:.2f}",
                       f"{wall:.2f}", f"{cpu:.2f}")
     console.print(table)
+    console.print(
+        "Machine control (the same worker counts running a fixed pure-Python loop): "
+        + ", ".join(f"{w} worker(s) {c / controls[0]:.2f}x" for w, c in zip(counts, controls, strict=True))
+        + ". Below 2x for 2 workers, the cores are busy with other work.",
+    )
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     console.print(f"Machine: {describe_machine()}")
     console.print(f"Peak memory: driver {peak_rss_mib():.0f} MiB, largest worker {children:.0f} MiB")
