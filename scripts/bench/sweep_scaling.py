@@ -1,10 +1,10 @@
 """
 Sweep scaling: trials per minute of the same grid on 1 and on 2 local worker processes.
 
-    .venv/bin/python -m scripts.bench.sweep_scaling [--workers 1,2] [--months 6]
+    .venv/bin/python -m scripts.bench.sweep_scaling [--strategy core_rsi] [--workers 1,2] [--months 6]
 
 The shared SPY year is imported once into a benchmark catalog (as backtest_throughput.py
-does); the grid is 12 ma_cross configurations over the first `--months` months of it. Each
+does); the grid is 12 configurations of core_rsi (or ma_cross) over the first `--months` months of it. Each
 worker count runs the whole grid through the sweep runner (fresh spawned workers each time,
 their start-up included, as a user sees it) with the results written to a temporary folder.
 Besides trials per minute it prints each trial's wall and CPU seconds inside the worker, and a
@@ -32,17 +32,27 @@ from scripts.bench.backtest_throughput import DEFAULT_CATALOG
 from scripts.bench.backtest_throughput import SPY_YEAR
 from scripts.bench.backtest_throughput import ensure_catalog
 
-GRID = """
-strategy = "ma_cross"
+HEADER = """
+strategy = "{strategy}"
 symbols = ["SPY"]
 start = 2024-03-26
 end = {end}
 catalog = "{catalog}"
-
-[parameters]
-fast_period = {{ values = [5, 10, 20, 30] }}
-slow_period = {{ values = [45, 90, 120] }}
 """
+# 12 configurations each.
+GRIDS = {
+    "core_rsi": """
+[parameters]
+rsi_period = { values = [5, 7, 14] }
+buy_rsi = { values = [30.0, 35.0] }
+profit_target = { values = [0.005, 0.01] }
+""",
+    "ma_cross": """
+[parameters]
+fast_period = { values = [5, 10, 20, 30] }
+slow_period = { values = [45, 90, 120] }
+""",
+}
 
 
 def run_grid(sweep_file: Path, workers: int, out_dir: Path) -> tuple[float, int, float, float]:
@@ -91,6 +101,7 @@ def control_rate(workers: int, tasks: int = 4) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", default="1,2", help="worker counts to compare")
+    parser.add_argument("--strategy", choices=sorted(GRIDS), default="core_rsi")
     parser.add_argument("--months", type=int, default=6, help="months of the SPY year each trial covers")
     parser.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG)
     parser.add_argument("--source", type=Path, default=SPY_YEAR)
@@ -109,14 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         sweep_file = Path(tmp) / "grid.toml"
-        sweep_file.write_text(GRID.format(end=end, catalog=args.catalog))
+        sweep_file.write_text(HEADER.format(strategy=args.strategy, end=end, catalog=args.catalog)
+                              + GRIDS[args.strategy])
         for workers in counts:
             seconds, trials, wall, cpu = run_grid(sweep_file, workers, Path(tmp) / f"out-{workers}")
             rows.append((workers, trials, seconds, trials / seconds * 60, wall, cpu))
     controls = [control_rate(workers) for workers in counts]
 
     base = rows[0][3]
-    table = Table(title=f"Sweep scaling: {rows[0][1]} ma_cross trials, SPY 2024-03-26 .. {end}")
+    table = Table(title=f"Sweep scaling: {rows[0][1]} {args.strategy} trials, SPY 2024-03-26 .. {end}")
     for column in ("workers", "trials", "wall s", "trials/min", f"vs {rows[0][0]} worker",
                    "trial wall s", "trial CPU s"):
         table.add_column(column, justify="right")
