@@ -20,7 +20,11 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from rich.console import Console
+if __package__ in (None, ""):
+    # Run as `python scripts/sweep.py`: make the project importable like `python -m scripts.sweep`.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.console import Console  # noqa: E402
 
 from backtesting.builder import BacktestRequestError
 from backtesting.registry import StrategyParameterError
