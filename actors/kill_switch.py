@@ -39,6 +39,7 @@ from risk.messages import AlertKind
 from risk.messages import ControlAction
 from risk.messages import RiskControl
 from risk.sizing import HUNDRED
+from strategies.account import MarkedEquity
 from strategies.account import account_equity
 from strategies.sessions import SessionTracker
 
@@ -77,6 +78,7 @@ class KillSwitch(Actor):
         self.reducing = False
         self.events: list[KillSwitchEvent] = []
         self._days = SessionTracker()
+        self._equity: MarkedEquity | None = None
 
     def on_start(self) -> None:
         if CONTROL_ENDPOINT not in self.msgbus.endpoints():
@@ -85,15 +87,23 @@ class KillSwitch(Actor):
                 f"{CONTROL_ENDPOINT}); add and install the gate before starting",
             )
         self.msgbus.register(RESET_ENDPOINT, self.reset)
+        self._equity = MarkedEquity(self.portfolio, self.cache, self._venue)
+        self.msgbus.subscribe("events.account.*", self._equity.invalidate)
+        self.msgbus.subscribe("events.position.*", self._equity.invalidate)
         for bar_type in self.config.bar_types:
             self.subscribe_bars(bar_type)
 
     def on_stop(self) -> None:
         if RESET_ENDPOINT in self.msgbus.endpoints():
             self.msgbus.deregister(RESET_ENDPOINT, self.reset)
+        if self._equity is not None:
+            self.msgbus.unsubscribe("events.account.*", self._equity.invalidate)
+            self.msgbus.unsubscribe("events.position.*", self._equity.invalidate)
 
     def equity(self) -> Decimal:
-        return account_equity(self.portfolio, self.cache, self._venue)
+        if self._equity is None:
+            return account_equity(self.portfolio, self.cache, self._venue)
+        return self._equity.value()
 
     def on_bar(self, bar: Bar) -> None:
         self._days.update(bar.ts_event)

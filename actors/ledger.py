@@ -28,7 +28,6 @@ from decimal import ROUND_HALF_EVEN
 from decimal import Decimal
 from pathlib import Path
 
-import pandas as pd
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.model.events import AccountState
@@ -42,7 +41,7 @@ from actors.lots import LotBook
 from actors.lots import Sale
 from config.ledger import ChartOfAccounts
 from config.ledger import export_mode_book
-from strategies.sessions import EXCHANGE_TZ
+from strategies.sessions import ny_date
 
 from sqlalchemy.exc import SAWarning
 
@@ -99,7 +98,7 @@ def _memo_field(memo: str, name: str) -> str:
 
 def trade_date(ts_ns: int) -> dt.date:
     """The New York calendar date of an instant: the trading day a fill belongs to."""
-    return pd.Timestamp(ts_ns, tz="UTC").tz_convert(EXCHANGE_TZ).date()
+    return ny_date(ts_ns)
 
 
 class GnuCashLedger:

@@ -65,7 +65,7 @@ from risk.rules import evaluate
 from risk.sizing import stop_distance
 from risk.sizing import stop_from_tags
 from strategies.account import account_equity
-from strategies.sessions import EXCHANGE_TZ
+from strategies.sessions import ny_date
 
 RISK_ENGINE_ENDPOINT = "RiskEngine.execute"
 EXIT_TAG = "risk-exit"
@@ -158,7 +158,7 @@ class PreTradeGate(Actor):
             self.day_trades.record_fill(
                 symbol=str(event.instrument_id),
                 side="BUY" if event.order_side == OrderSide.BUY else "SELL",
-                session_date=_ny_date(event.ts_event),
+                session_date=ny_date(event.ts_event),
                 order_id=event.client_order_id.value,
             )
             if self.portfolio.is_flat(event.instrument_id):
@@ -274,7 +274,7 @@ class PreTradeGate(Actor):
             has_quote=quote is not None,
             avg_volume=avg_volume,
             volume_bars=len(volumes) if volumes else 0,
-            day_trades=self.day_trades.count(_ny_date(now_ns), self.risk.pdt_window_sessions),
+            day_trades=self.day_trades.count(ny_date(now_ns), self.risk.pdt_window_sessions),
             trading_state=self._state_for(str(instrument_id), now_ns),
             halt_reason=self._reason_for(str(instrument_id), now_ns),
             is_live=not isinstance(self.clock, TestClock),
@@ -426,14 +426,10 @@ def day_trades_from_orders(orders: list[Order]) -> DayTradeCounter:
         counter.record_fill(
             symbol=str(fill.instrument_id),
             side="BUY" if fill.order_side == OrderSide.BUY else "SELL",
-            session_date=_ny_date(fill.ts_event),
+            session_date=ny_date(fill.ts_event),
             order_id=fill.client_order_id.value,
         )
     return counter
-
-
-def _ny_date(ts_ns: int) -> dt.date:
-    return pd.Timestamp(ts_ns, tz="UTC").tz_convert(EXCHANGE_TZ).date()
 
 
 def install_risk_layer(kernel: Any) -> PreTradeGate:

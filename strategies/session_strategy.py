@@ -44,6 +44,7 @@ from strategies.readiness import ReadinessReport
 from strategies.sessions import EXCHANGE_TZ
 from strategies.sessions import Session
 from strategies.sessions import SessionTracker
+from strategies.sessions import ny_date
 from strategies.sessions import session_for
 
 # Cash kept back from each buy for slippage and commission so a cash account never goes short.
@@ -369,7 +370,7 @@ class SessionStrategy(Strategy):
             str(bt): self.msgbus.is_subscribed(f"data.bars.{bt}", self.handle_bar) for bt in config.bar_types
         }
         if today is None:
-            today = pd.Timestamp(self.clock.timestamp_ns(), tz="UTC").tz_convert(EXCHANGE_TZ).date()
+            today = ny_date(self.clock.timestamp_ns())
         session = session_for(today)
         windows = {}
         if session is not None:

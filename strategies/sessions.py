@@ -7,6 +7,7 @@ instants, so a window such as 09:30-10:20 ET is right in summer and in winter al
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from dataclasses import dataclass
 from functools import cache
@@ -127,11 +128,18 @@ class SessionTracker:
         return self.update(ts_ns) is not None and self._open_ns < ts_ns <= self._close_ns
 
 
+@cache
+def _session_dates() -> list[dt.date]:
+    return sorted(_schedule())
+
+
 def previous_sessions(date: dt.date, count: int) -> list[dt.date]:
     """The `count` NYSE sessions ending on `date` (inclusive if it is a session), oldest first."""
-    calendar = _calendar()
-    label = pd.Timestamp(date)
-    if not calendar.is_session(label):
-        label = calendar.date_to_session(label, direction="previous")
-    sessions = calendar.sessions_window(label, -count)
-    return [ts.date() for ts in sessions]
+    dates = _session_dates()
+    end = bisect.bisect_right(dates, date)
+    return dates[max(end - count, 0):end]
+
+
+def ny_date(ts_ns: int) -> dt.date:
+    """The New York calendar date of a UTC instant (no pandas: called per order and per bar)."""
+    return dt.datetime.fromtimestamp(ts_ns / 1e9, EXCHANGE_TZ).date()
