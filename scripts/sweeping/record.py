@@ -150,6 +150,9 @@ def results_frame(results: list[TrialResult], sweep: Sweep) -> pd.DataFrame:
         row["objective"] = objective.value(r.metrics) if r.status == OK else None
         row["feasible"] = objective.feasible(r.metrics) if r.status == OK else False
         for key, value in r.metrics.items():
+            if isinstance(value, dict):  # e.g. trades_per_strategy of a composite: one column each
+                row |= {f"{key}.{name}": v for name, v in value.items()}
+                continue
             row[key] = Decimal(value) if key in MONEY_METRICS and isinstance(value, str) else value
         row["error"] = r.error
         row["seconds"] = round(r.seconds, 3)
