@@ -170,3 +170,21 @@ def test_stitch_compounds_the_test_windows() -> None:
     ], 100000.0)
     assert list(curve.index) == ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
     assert list(curve.round(2)) == [101000.0, 110000.0, 104500.0, 99000.0]
+
+
+def test_report_with_failures_and_trials_without_the_objective(folder: Path) -> None:
+    from scripts.sweeping.report import write_sweep_report
+    from scripts.sweeping.trial import FAILED
+
+    sweep = load_sweep(_file(folder, "[parameters]\nfast_period = { values = [3, 5, 40] }"))
+    results = [
+        # No trades: no Sharpe, nothing to chart for this trial.
+        TrialResult(number=0, params={"fast_period": 3}, status=OK, metrics={"sharpe": None, "trades": 0}),
+        TrialResult(number=1, params={"fast_period": 5}, status=OK, metrics={"sharpe": 1.5, "trades": 4},
+                    equity={"2024-01-02": 100000.0, "2024-01-03": 100100.0}),
+        TrialResult(number=2, params={"fast_period": 40}, status=FAILED, error="StrategyParameterError: no"),
+    ]
+    page = write_sweep_report(folder / "report.html", sweep, results).read_text()
+    assert "3 trials: 2 finished, 1 failed" in page and "1 trial(s) have a sharpe" in page
+    assert "StrategyParameterError: no" in page
+    assert "parcoords" in page and "Equity of the top 1 trials" in page

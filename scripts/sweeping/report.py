@@ -124,6 +124,8 @@ def render_page(title: str, notes: list[str], sections: list[str], figures: list
 def write_sweep_report(path: Path, sweep: Sweep, results: list[TrialResult],
                        heatmap: tuple[str, str] | None = None, top: int = 5) -> Path:
     scores = _scores(results, sweep)
+    # Trials without the objective (e.g. no Sharpe without trades) have nothing to chart.
+    scores = scores.dropna(subset=["objective"]) if not scores.empty else scores
     objective = sweep.objective
     best = best_results(results, objective, top)
     failed = [r for r in results if r.status == FAILED]
@@ -133,7 +135,7 @@ def write_sweep_report(path: Path, sweep: Sweep, results: list[TrialResult],
         f"{len(results)} trials: {len(results) - len(failed)} finished, {len(failed)} failed. "
         f"Objective: {objective.direction} {objective.metric}"
         + (f"; constraints: {', '.join(str(c) for c in objective.constraints)}" if objective.constraints else "")
-        + ".",
+        + f"; {len(scores)} trial(s) have a {objective.metric}.",
         "Every figure is the run_backtest.py figure of that configuration (same builder, risk layer and metrics).",
     ]
     sections = []

@@ -420,8 +420,8 @@ def load_sweep(path: Path) -> Sweep:
 
 def _check_fixed(sweep: Sweep) -> None:
     """
-    The fixed values must satisfy the per-symbol config classes (with each swept parameter at
-    its first value); universe strategies are checked when their trials build.
+    The fixed values must satisfy the strategy's config classes, with each swept parameter at
+    its first value (a universe strategy's run is built to check them).
     """
     probe = {p.name: (p.grid() or (p.low,))[0] for p in sweep.parameters}
     instrument_id = sweep.request({}).instrument_ids()[0]
@@ -430,6 +430,11 @@ def _check_fixed(sweep: Sweep) -> None:
         for spec in specs_for(sweep.strategy):
             if spec.defaults is not None:
                 build_params(spec, instrument_id, len(sweep.symbols), by_spec[spec.name])
+        if any(spec.is_universe for spec in specs_for(sweep.strategy)):
+            # A universe strategy's config needs the catalog's instruments: build the run.
+            from backtesting.builder import build_run_config
+
+            build_run_config(sweep.request(probe))
     except StrategyParameterError as exc:
         # A problem naming a fixed value is the file's fault; other combinations are left to
         # the trials, where a refused combination is a recorded failure.
