@@ -2,6 +2,9 @@
 Runs a backtest request through Nautilus's BacktestNode and writes its result folder:
 report.html, trades.csv, trades.json, fills.csv, positions.csv, metrics.json and
 risk_events.json (the gate's refusals by rule and the kill switch's events).
+
+The steps are separate so a sweep trial runs the very same path without writing a folder:
+`execute` (prepare_node, run, read out) then `measure` (metrics, trades, equity).
 """
 
 from __future__ import annotations
@@ -176,10 +179,41 @@ def prepare_node(request: BacktestRequest) -> PreparedRun:
     return PreparedRun(node, config, plan, gate)
 
 
-def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
-    out_dir.mkdir(parents=True, exist_ok=True)
+@dataclass
+class EngineRun:
+    """What the engine produced for one request, read out before the node is disposed."""
+
+    config: BacktestRunConfig
+    plan: RunPlan
+    fills: pd.DataFrame
+    balance: Decimal  # the engine's own final cash balance
+    engine_stats: dict[str, object]
+    positions: pd.DataFrame
+    risk_events: dict[str, object]
+    strategy_params: dict[str, dict[str, object]]
+    # What strategies and execution algorithms recorded for their own report sections.
+    strategy_states: list[object]
+    algorithm_stats: dict[str, object]
+    readiness: list[str]
+
+
+@dataclass
+class Measured:
+    """The figures of a finished run, computed from its fills and the catalog's closes."""
+
+    metrics: dict[str, object]
+    trades: pd.DataFrame
+    equity: pd.Series
+    closes: pd.DataFrame
+    start: pd.Timestamp
+    end: pd.Timestamp
+    per_strategy: pd.DataFrame | None
+
+
+def execute(request: BacktestRequest) -> EngineRun:
+    """Run the request's node (prepare_node: risk layer installed) and read out its results."""
     prepared = prepare_node(request)
-    node, config, plan, gate = prepared.node, prepared.config, prepared.plan, prepared.gate
+    node, config = prepared.node, prepared.config
     try:
         engine = node.get_engine(config.id)
         node.run()
@@ -188,11 +222,10 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
         balance = engine.portfolio.account(venue).balance_total().as_decimal()
         engine_stats = _engine_stats(engine)
         positions = engine.trader.generate_positions_report()
-        risk_events = _risk_events(engine, gate)
+        risk_events = _risk_events(engine, prepared.gate)
         strategy_params = {
             str(s.id): dict(s.config.dict()) for s in engine.trader.strategies()
         }
-        # What strategies and execution algorithms recorded for their own report sections.
         strategy_states = [
             s.report_state() for s in engine.trader.strategies() if hasattr(s, "report_state")
         ]
@@ -204,21 +237,40 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
         readiness = _readiness_notes(engine)
     finally:
         node.dispose()
+    return EngineRun(config, prepared.plan, fills, balance, engine_stats, positions, risk_events,
+                     strategy_params, strategy_states, algorithm_stats, readiness)
 
+
+def measure(request: BacktestRequest, run: EngineRun) -> Measured:
+    """The report's metrics, round trips and equity curve of a finished run."""
     catalog = ParquetDataCatalog(str(request.catalog))
-    start, end = pd.Timestamp(config.start), pd.Timestamp(config.end)
-    bar_types = list(plan.bar_types.values())
+    start, end = pd.Timestamp(run.config.start), pd.Timestamp(run.config.end)
+    bar_types = list(run.plan.bar_types.values())
     closes = load_closes(catalog, bar_types, start, end)
+    fills = run.fills
     trades = round_trips(fills)
     last_prices = {iid: Decimal(str(closes[iid].dropna().iloc[-1])) for iid in closes.columns}
     final = final_equity(fills, last_prices, request.capital)
     equity = equity_curve(fills, closes, request.capital)
     exposure = (positions_over_time(fills, closes) != 0).any(axis=1)
     metrics = compute_metrics(equity, trades, fills, request.capital, final, exposure)
-    metrics["engine_cash_balance"] = str(balance)
-    if plan.is_universe:
-        per_strategy = trades_per_strategy(trades, list(strategy_params))
+    metrics["engine_cash_balance"] = str(run.balance)
+    per_strategy = None
+    if run.plan.is_universe:
+        per_strategy = trades_per_strategy(trades, list(run.strategy_params))
         metrics["trades_per_strategy"] = dict(zip(per_strategy["strategy"], per_strategy["trades"].map(int)))
+    return Measured(metrics, trades, equity, closes, start, end, per_strategy)
+
+
+def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = execute(request)
+    measured = measure(request, run)
+    plan, fills, balance, engine_stats = run.plan, run.fills, run.balance, run.engine_stats
+    positions, risk_events, strategy_params = run.positions, run.risk_events, run.strategy_params
+    strategy_states, algorithm_stats, readiness = run.strategy_states, run.algorithm_stats, run.readiness
+    metrics, trades, equity, closes = measured.metrics, measured.trades, measured.equity, measured.closes
+    start, end, per_strategy = measured.start, measured.end, measured.per_strategy
     unquoted = []
     if any(spec.needs_quotes for spec in plan.specs):
         quoted = set(quoted_instruments(request))
