@@ -36,6 +36,8 @@ from nautilus_trader.model.events import PositionClosed
 
 from config.version import PROJECT_NAME
 from risk.messages import ALERT_TOPIC_PREFIX
+from strategies.records import SIGNAL_TOPIC
+from strategies.records import SignalRecord
 from risk.messages import Alert
 from risk.messages import AlertKind
 
@@ -216,17 +218,32 @@ class EmailAlerts(Actor):
         self.msgbus.subscribe(f"{ALERT_TOPIC_PREFIX}*", self._on_alert)
         self.msgbus.subscribe("events.order.*", self._on_order_event)
         self.msgbus.subscribe("events.position.*", self._on_position_event)
+        self.msgbus.subscribe(SIGNAL_TOPIC, self._on_signal)
 
     def on_stop(self) -> None:
         self.msgbus.unsubscribe(f"{ALERT_TOPIC_PREFIX}*", self._on_alert)
         self.msgbus.unsubscribe("events.order.*", self._on_order_event)
         self.msgbus.unsubscribe("events.position.*", self._on_position_event)
+        self.msgbus.unsubscribe(SIGNAL_TOPIC, self._on_signal)
         if self.sender is not None:
             self.sender.close()
 
     def _on_alert(self, alert: Alert) -> None:
         if self.config.wants(alert.kind):
             self.sender.submit(alert)
+
+    def _on_signal(self, record: SignalRecord) -> None:
+        """Strategies publish their decisions once, for the journal; a rebalance is its own kind."""
+        kind = AlertKind.REBALANCE if record.signal_type == "rebalance" else AlertKind.SIGNAL
+        if not self.config.wants(kind):
+            return
+        values = ", ".join(f"{name} {value}" for name, value in record.indicators.items())
+        self.sender.submit(Alert(
+            kind,
+            f"{record.signal_type} {record.instrument_id} ({record.strategy})",
+            "; ".join(part for part in (values, record.note) if part),
+            record.ts_ns,
+        ))
 
     def _on_order_event(self, event: Any) -> None:
         if isinstance(event, OrderFilled) and self.config.notify_on_fill:

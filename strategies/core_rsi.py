@@ -29,6 +29,8 @@ from strategies.account import account_equity
 from strategies.lots import LotBook
 from strategies.lots import LotKind
 from strategies.lots import SqliteLotStore
+from strategies.records import SignalRecord
+from strategies.records import publish_signal
 from strategies.rsi_signals import RsiSignals
 from strategies.rsi_signals import week_close_ns
 from strategies.sessions import SessionTracker
@@ -308,6 +310,7 @@ class CoreRSI(Strategy):
             self._maybe_rebalance(bar)
         if update.buy_signal:
             self.record.buy_signals.append(bar.ts_event)
+            self._publish_signal(bar, "rsi_cross_up", update.rsi_intraday, update.rsi_weekly)
             self._on_buy_signal(bar)
         # Progress is measured against the bankroll of the latest decision (signal or
         # rebalance): valuing the account on every bar would cost more than the strategy.
@@ -346,9 +349,29 @@ class CoreRSI(Strategy):
         order_id = self._submit(OrderSide.BUY, shares, price, mode="chase", tag=f"lot={kind.value}")
         self._buys[order_id] = _BuyIntent(order_id.value, kind, shares)
 
+    def _publish_signal(
+        self,
+        bar: Bar,
+        signal_type: str,
+        rsi_intraday: float | None,
+        rsi_weekly: float | None,
+        note: str = "",
+    ) -> None:
+        """Tell the journal and the alerts what was decided, with the RSI values behind it."""
+        indicators = {
+            name: f"{value:.2f}"
+            for name, value in (("rsi_15m", rsi_intraday), ("rsi_weekly", rsi_weekly))
+            if value is not None
+        }
+        publish_signal(
+            self.msgbus,
+            SignalRecord(bar.ts_event, str(self.id), str(self.config.instrument_id), signal_type, indicators, note),
+        )
+
     def _on_weekly(self, exit_cross: bool, rsi_weekly: float | None, bar: Bar) -> None:
         if exit_cross:
             self.record.exit_crosses.append(bar.ts_event)
+            self._publish_signal(bar, "weekly_exit_cross", None, rsi_weekly)
             core = self.book.open_quantity(LotKind.CORE)
             if core > 0 and not self._exit_active:
                 self._exit_active = True
@@ -419,6 +442,7 @@ class CoreRSI(Strategy):
             )
             self.log.info(message)
             self.record.rebalances.append((bar.ts_event, message))
+            self._publish_signal(bar, "rebalance", None, self.signals.weekly_value, message)
             order_id = self._submit(
                 OrderSide.SELL, core_trim, price, mode="rest", tag="trim-core", extended_hours=True
             )
@@ -452,6 +476,7 @@ class CoreRSI(Strategy):
             )
             self.log.info(message)
             self.record.rebalances.append((bar.ts_event, message))
+            self._publish_signal(bar, "rebalance", None, self.signals.weekly_value, message)
             order_id = self._submit(
                 OrderSide.SELL,
                 total_trim,

@@ -21,6 +21,8 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.trading.strategy import Strategy
 
 from strategies.account import account_equity
+from strategies.records import SignalRecord
+from strategies.records import publish_signal
 from strategies.sessions import SessionTracker
 
 AVERAGE_TYPES = ("SIMPLE", "EXPONENTIAL", "WILDER", "HULL", "WEIGHTED")
@@ -95,6 +97,16 @@ class MACross(Strategy):
         self._was_above = above
         if not crossed:
             return
+        publish_signal(
+            self.msgbus,
+            SignalRecord(
+                ts_ns=bar.ts_event,
+                strategy=str(self.id),
+                instrument_id=str(self.config.instrument_id),
+                signal_type="ma_cross_up" if above else "ma_cross_down",
+                indicators={"fast": f"{self.fast.value:.4f}", "slow": f"{self.slow.value:.4f}"},
+            ),
+        )
         if self.config.regular_hours_only and not self._sessions.in_regular_hours(bar.ts_event):
             return
         if above and self.portfolio.is_flat(self.config.instrument_id):

@@ -41,6 +41,8 @@ from strategies.bearish import leveraged_problems
 from strategies.candidates import CandidateFilter
 from strategies.candidates import DailyVolumeTracker
 from strategies.readiness import ReadinessReport
+from strategies.records import SignalRecord
+from strategies.records import publish_signal
 from strategies.sessions import EXCHANGE_TZ
 from strategies.sessions import Session
 from strategies.sessions import SessionTracker
@@ -303,6 +305,14 @@ class SessionStrategy(Strategy):
         # ticker is never tried twice in a session.
         blocklist.block(self.cache, self.session.date, signal_symbol, traded)
         self.holdings[traded] = Holding(signal_symbol, traded, side, mode, ts_ns)
+        publish_signal(
+            self.msgbus,
+            SignalRecord(
+                ts_ns, str(self.id), str(self.instruments[signal_symbol].id), f"{mode}:{side}",
+                {"price": str(self.last_close[signal_symbol])},
+                f"buys {shares} {traded}",
+            ),
+        )
         order = self.order_factory.market(
             instrument_id=instrument.id,
             order_side=OrderSide.BUY,

@@ -22,6 +22,9 @@ from tests.smtp_support import PASSWORD
 from tests.smtp_support import USERNAME
 from tests.smtp_support import SmtpServer
 from tests.smtp_support import free_port
+from nautilus_trader.common.actor import Actor
+from strategies.records import SignalRecord
+from strategies.records import publish_signal
 
 CRASH_CLOSES = [100.0] * 5 + [96.0, 94.0, 92.0, 91.0, 90.0, 89.0, 88.0]
 PERMISSIVE = RiskConfig(
@@ -171,3 +174,29 @@ def test_the_engine_log_shows_the_failure_but_never_the_password(tmp_path):
     assert "Alert email dropped after 2 attempts: [nautilus-equities] 5 alerts: Filled BUY 100 SPY.SIM" in output
     assert "ConnectionRefusedError" in output
     assert PASSWORD not in output
+
+
+class _SignalPublisher(Actor):
+    """Publishes what a strategy publishes when it decides: a signal and a rebalance."""
+
+    def on_start(self) -> None:
+        publish_signal(self.msgbus, SignalRecord(1, "CoreRSI-SPY", "SPY.SIM", "rsi_cross_up",
+                                                 {"rsi_15m": "31.20"}))
+        publish_signal(self.msgbus, SignalRecord(2, "CoreRSI-SPY", "SPY.SIM", "rebalance", {},
+                                                 "Rebalance: core 11 shares is above 5%; trimming 1"))
+
+
+def test_strategy_signals_and_rebalances_are_mailed_each_as_its_kind(smtp):
+    config = mail_config(smtp.port, str(smtp.cert), notify_on_fill=False, notify_on_cancel=False,
+                         notify_on_exit=False, notify_on_kill_switch=False, notify_on_signal=False)
+    instrument = make_instrument("SPY")
+    engine, _, _ = build_engine(
+        minute_bars(instrument, CRASH_CLOSES[:3], "2024-03-05 09:31"), PERMISSIVE,
+        extra_actors=[EmailAlerts(config), _SignalPublisher()],
+    )
+    engine.run()
+    engine.dispose()
+    # Signals are switched off: only the rebalance goes out.
+    [message] = smtp.mailbox.wait_for(1)
+    assert message["Subject"].endswith("rebalance SPY.SIM (CoreRSI-SPY)")
+    assert "trimming 1" in message.get_content()

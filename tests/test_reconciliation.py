@@ -15,6 +15,7 @@ from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from nautilus_trader.model.data import Bar
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
@@ -153,3 +154,24 @@ def test_report_draws_every_chart_in_a_real_browser(result: Path, tmp_path: Path
     assert dom.count('class="main-svg"') >= 8  # each drawn chart holds two or more svg layers
     assert 'class="hm"' in dom, "the monthly returns heatmap was not drawn"
     assert dom.count("scatterlayer") >= 2
+
+
+def test_every_buy_follows_a_cross_recorded_in_the_journal(result: Path) -> None:
+    """The strategy publishes each cross with its averages; the journal keeps them."""
+    import sqlite3
+
+    journal = result.parent / "journal_backtest.sqlite"
+    with sqlite3.connect(journal) as db:
+        signals = {
+            (ts, instrument): (kind, json.loads(indicators))
+            for ts, instrument, kind, indicators in db.execute(
+                "SELECT ts_ns, instrument_id, signal_type, indicators FROM signals",
+            )
+        }
+    buys = [f for f in _rows(result / "fills.csv") if f["side"] == "BUY"]
+    assert buys
+    for fill in buys:
+        ts = int(pd.Timestamp(fill["ts_event"]).value)
+        kind, indicators = signals[(ts, fill["instrument_id"])]
+        assert kind == "ma_cross_up"
+        assert D(indicators["fast"]) > D(indicators["slow"])
