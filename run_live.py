@@ -1,29 +1,159 @@
 """
 Run strategies live: paper or real accounts on Interactive Brokers, or the offline replay feed.
 
-Not built yet: the live node (validated configuration, encrypted secrets, the IB preflight,
-the replay adapter) comes with the live-node issue. Until then this exits with a message
-rather than pretending to trade.
+    run_live.py --config bot.env [--mode dry-run|paper|live] [--broker ib|replay]
+                [--strategies core_rsi,ma_cross] [--confirm-live] [--state-dir DIR]
+    run_live.py stop [--state-dir DIR] [--reason TEXT]      flatten, halt and stop a running node
+    run_live.py status [--state-dir DIR]                    print the running node's snapshot
+    run_live.py --version
+
+Order of a start: settings (every problem at once) -> version banner -> IB preflight (gateway
+answers, account visible; seconds, not minutes) -> node built with the risk layer -> each
+strategy's self-check report -> live only with confirmation and every self-check passing ->
+run. Exit codes: 0 clean shutdown, 2 bad settings or refused start, 3 clients never connected,
+130 forced by a second signal.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
+from typing import Any
 
+from config.settings import SettingsError
+from config.settings import load_settings
 from config.version import version_banner
+
+EXIT_REFUSED = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run_live.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", nargs="?", choices=("run", "stop", "status"), default="run")
+    parser.add_argument("--config", type=Path, help="the env file (see config/env_bot.template)")
+    parser.add_argument("--mode", choices=("dry-run", "paper", "live"))
+    parser.add_argument("--broker", choices=("ib", "replay"))
+    parser.add_argument("--strategies", help="comma-separated strategy sequence (STRATEGIES)")
+    parser.add_argument("--symbols", help="comma-separated symbols (SYMBOLS)")
+    parser.add_argument("--state-dir", type=Path, help="overrides STATE_DIR")
+    parser.add_argument("--catalog", type=Path, help="replay catalog (REPLAY_CATALOG)")
+    parser.add_argument("--speed", help="replay speed: realtime, xN or max (REPLAY_SPEED)")
+    parser.add_argument("--confirm-live", action="store_true",
+                        help="the explicit confirmation a live run needs (or LIVE_CONFIRM=true)")
+    parser.add_argument("--key-file", type=Path, help="Fernet key file for SECRETS_FILE")
+    parser.add_argument("--reason", default="operator", help="reason recorded with stop")
+    parser.add_argument("--version", action="store_true")
+    return parser
+
+
+def self_check_report(strategy: Any) -> tuple[bool, str]:
+    """
+    A strategy's self-check: `self_check()` returning a bool, a (passed, text) pair, or an
+    object with `passed` (or `ok`) and a readable str(); strategies without one pass with
+    "no self-check".
+    """
+    check = getattr(strategy, "self_check", None)
+    if check is None:
+        return True, "no self-check"
+    try:
+        result = check()
+    except Exception as exc:  # a failing self-check is reported, and blocks a live start
+        return False, f"self-check raised {type(exc).__name__}: {exc}"
+    if isinstance(result, bool):
+        return result, "passed" if result else "failed"
+    if isinstance(result, tuple) and len(result) == 2:
+        return bool(result[0]), str(result[1])
+    passed = getattr(result, "passed", getattr(result, "ok", None))
+    if passed is None:
+        return False, f"self-check returned {type(result).__name__}, expected a bool or a report"
+    return bool(passed), str(result)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    pairs = {
+        "MODE": args.mode, "BROKER": args.broker, "STRATEGIES": args.strategies,
+        "SYMBOLS": args.symbols, "REPLAY_SPEED": args.speed,
+        "REPLAY_CATALOG": str(args.catalog) if args.catalog else None,
+        "STATE_DIR": str(args.state_dir) if args.state_dir else None,
+    }
+    return {k: v for k, v in pairs.items() if v is not None}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    print(version_banner("live"))
-    if "--version" in args:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    print(version_banner("live"), flush=True)
+    if args.version:
         return 0
-    print(
-        "run_live.py: the live node is not built yet. Backtest with run_backtest.py; "
-        "live and paper trading arrive with the live-node work (see README).",
-        file=sys.stderr,
-    )
-    return 2
+    from livenode.builder import known_strategies
+
+    try:
+        settings = load_settings(args.config, _overrides(args), known_strategies(), args.key_file)
+    except SettingsError as exc:
+        print(f"run_live.py: {len(exc.problems)} problem(s) in the settings:\n{exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    state_dir = settings["STATE_DIR"]
+
+    if args.command in ("stop", "status"):
+        from livenode.control import read_state
+        from livenode.control import send_command
+
+        if args.command == "stop":
+            path = send_command(state_dir, "stop", args.reason)
+            print(f"stop command written to {path}")
+        else:
+            try:
+                print(read_state(state_dir))
+            except FileNotFoundError:
+                print(f"no running node writes {state_dir}/control/state.json", file=sys.stderr)
+                return EXIT_REFUSED
+        return 0
+
+    print(f"mode {settings.mode}, broker {settings.broker}, strategies "
+          f"{','.join(settings.strategies)}, symbols {','.join(settings['SYMBOLS'])}", flush=True)
+    if settings.mode == "live" and not (args.confirm_live or settings["LIVE_CONFIRM"]):
+        print("run_live.py: live mode trades real money; confirm with --confirm-live or "
+              "LIVE_CONFIRM=true", file=sys.stderr)
+        return EXIT_REFUSED
+
+    if settings.broker == "ib":
+        from adapters.ib.preflight import PreflightError
+        from adapters.ib.preflight import ib_preflight
+
+        try:
+            result = ib_preflight(
+                settings["IB_HOST"], settings["IB_PORT"], settings["IB_CLIENT_ID"],
+                settings["IB_ACCOUNT"], float(settings["IB_PREFLIGHT_TIMEOUT_SECONDS"]),
+            )
+        except PreflightError as exc:
+            print(f"run_live.py: {exc}", file=sys.stderr)
+            return EXIT_REFUSED
+        print(f"IB preflight: gateway answers (server version {result.server_version}), "
+              f"account {settings['IB_ACCOUNT']} visible", flush=True)
+
+    from livenode.builder import LivePlanError
+    from livenode.builder import make_plan
+    from livenode.runner import LiveRunner
+
+    try:
+        plan = make_plan(settings)
+    except LivePlanError as exc:
+        print(f"run_live.py: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    runner = LiveRunner(plan)
+    node = runner.build()
+    all_passed = True
+    print("self-checks:", flush=True)
+    for strategy in node.trader.strategies():
+        passed, text = self_check_report(strategy)
+        all_passed &= passed
+        print(f"  {strategy.id}: {'PASS' if passed else 'FAIL'} - {text}", flush=True)
+    if settings.mode == "live" and not all_passed:
+        print("run_live.py: live mode needs every strategy's self-check to pass", file=sys.stderr)
+        node.dispose()
+        return EXIT_REFUSED
+    return runner.run()
 
 
 if __name__ == "__main__":

@@ -109,8 +109,12 @@ class BacktestRequest:
         return RiskConfig.parse(msgspec.json.encode(settings))
 
 
-def risk_actor_configs(risk: RiskConfig, bar_types: list[str]) -> list[ImportableActorConfig]:
-    """The pre-trade gate and the kill switch, configured from one RiskConfig."""
+def risk_actor_configs(
+    risk: RiskConfig,
+    bar_types: list[str],
+    venue: str = BACKTEST_VENUE.value,
+) -> list[ImportableActorConfig]:
+    """The pre-trade gate and the kill switch (watching `venue`'s account), from one RiskConfig."""
     settings = msgspec.to_builtins(risk)
     return [
         ImportableActorConfig(
@@ -121,9 +125,27 @@ def risk_actor_configs(risk: RiskConfig, bar_types: list[str]) -> list[Importabl
         ImportableActorConfig(
             actor_path="actors.kill_switch:KillSwitch",
             config_path="actors.kill_switch:KillSwitchConfig",
-            config={"risk": settings, "bar_types": bar_types, "venue": BACKTEST_VENUE.value},
+            config={"risk": settings, "bar_types": bar_types, "venue": venue},
         ),
     ]
+
+
+def fill_model_config(slippage_prob: float) -> ImportableFillModelConfig:
+    """The simulated venue's fill rules; the replay venue of a live paper run uses the same."""
+    return ImportableFillModelConfig(
+        fill_model_path="nautilus_trader.backtest.models:FillModel",
+        config_path="nautilus_trader.backtest.config:FillModelConfig",
+        # A fixed seed keeps runs reproducible: identical inputs give identical fills.
+        config={"prob_slippage": slippage_prob, "random_seed": 42},
+    )
+
+
+def fee_model_config(per_share: Decimal, minimum: Decimal) -> ImportableFeeModelConfig:
+    return ImportableFeeModelConfig(
+        fee_model_path="backtesting.fees:PerShareFeeModel",
+        config_path="backtesting.fees:PerShareFeeModelConfig",
+        config={"per_share": str(per_share), "minimum": str(minimum)},
+    )
 
 
 def _utc_bound(date: dt.date) -> pd.Timestamp:
@@ -204,7 +226,8 @@ def data_range(request: BacktestRequest, plan: RunPlan | None = None) -> tuple[p
     return start, end
 
 
-def _strategy_configs(request: BacktestRequest, plan: RunPlan) -> list[ImportableStrategyConfig]:
+def strategy_configs_for(request: BacktestRequest, plan: RunPlan) -> list[ImportableStrategyConfig]:
+    """The strategy instances a request runs (also what the live replay of the same data runs)."""
     instrument_ids = request.instrument_ids()
     configs = []
     for spec in plan.specs:
@@ -264,7 +287,7 @@ def build_run_config(request: BacktestRequest, plan: RunPlan | None = None) -> B
     start, end = data_range(request, plan)
     # Load the NYSE calendar now, not on the first bar inside the timed run.
     session_for(start.date())
-    strategies = _strategy_configs(request, plan)
+    strategies = strategy_configs_for(request, plan)
     # data_cls is passed as the class, not its path: in 1.231.0 BacktestDataConfig.query only
     # turns bar_types into catalog identifiers when `data_cls is Bar`, and with a path string
     # it silently loads every bar type in the catalog.
@@ -316,17 +339,8 @@ def build_run_config(request: BacktestRequest, plan: RunPlan | None = None) -> B
         account_type="CASH",
         base_currency="USD",
         starting_balances=[f"{request.capital} USD"],
-        fill_model=ImportableFillModelConfig(
-            fill_model_path="nautilus_trader.backtest.models:FillModel",
-            config_path="nautilus_trader.backtest.config:FillModelConfig",
-            # A fixed seed keeps runs reproducible: identical inputs give identical fills.
-            config={"prob_slippage": request.slippage_prob, "random_seed": 42},
-        ),
-        fee_model=ImportableFeeModelConfig(
-            fee_model_path="backtesting.fees:PerShareFeeModel",
-            config_path="backtesting.fees:PerShareFeeModelConfig",
-            config={"per_share": str(request.per_share_fee), "minimum": str(request.min_fee)},
-        ),
+        fill_model=fill_model_config(request.slippage_prob),
+        fee_model=fee_model_config(request.per_share_fee, request.min_fee),
     )
     logging = LoggingConfig(
         log_level=request.log_level,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from nautilus_trader.config import DataEngineConfig
+from nautilus_trader.config import LiveDataEngineConfig
+
+SHARED_DATA_ENGINE = {"time_bars_build_with_no_updates": False}
 
 
 def data_engine_config() -> DataEngineConfig:
@@ -11,4 +14,9 @@ def data_engine_config() -> DataEngineConfig:
     traded: by default Nautilus also emits a flat bar every interval through nights and
     weekends, which would feed indicators hundreds of fake bars between sessions.
     """
-    return DataEngineConfig(time_bars_build_with_no_updates=False)
+    return DataEngineConfig(**SHARED_DATA_ENGINE)
+
+
+def live_data_engine_config() -> LiveDataEngineConfig:
+    """The same settings for a live TradingNode."""
+    return LiveDataEngineConfig(**SHARED_DATA_ENGINE)

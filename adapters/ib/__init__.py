@@ -1,0 +1,1 @@
+"""Interactive Brokers wiring that Nautilus's adapter does not provide: the preflight."""

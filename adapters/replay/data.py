@@ -1,0 +1,212 @@
+"""
+The replay data client: a Nautilus live market-data client fed from a Parquet catalog.
+
+At construction it puts the catalog's instruments into the node's cache (so the sandbox venue
+and the strategies find them). Nothing streams until `begin(kernel)` is called, once the
+node's trader is running and every strategy has subscribed; `begin` also switches the node's
+time-bar aggregators (5-minute bars built from the 1-minute bars, ...) to the data's own
+time, since a replay faster than real time would otherwise close them on the wall clock.
+Each item is then handed to the node at `speed` (real time, N times faster, or as fast as the
+node takes it: the client waits until the data, risk and execution queues are empty before
+the next timestamp, so an order a bar triggers is filled before the next bar arrives).
+The node's clock stays the live clock: event timestamps of orders are wall-clock times, the
+data keeps its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pandas as pd
+from nautilus_trader.cache.cache import Cache
+from nautilus_trader.common.component import LiveClock
+from nautilus_trader.common.component import MessageBus
+from nautilus_trader.common.component import TestClock
+from nautilus_trader.common.providers import InstrumentProvider
+from nautilus_trader.data.aggregation import TimeBarAggregator
+from nautilus_trader.live.data_client import LiveMarketDataClient
+from nautilus_trader.live.factories import LiveDataClientFactory
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import QuoteTick
+from nautilus_trader.model.identifiers import ClientId
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+from adapters.replay.config import REPLAY_CLIENT_ID
+from adapters.replay.config import ReplayDataClientConfig
+
+IDLE_TURNS = 3
+
+
+def use_data_time_for_time_bars(data_engine: Any) -> int:
+    """
+    Switch every running time-bar aggregator of `data_engine` to its own clock advanced by the
+    data's timestamps (Nautilus's historical mode, the same rules a backtest applies); returns
+    how many were switched.
+    """
+    switched = 0
+    for aggregator in data_engine._bar_aggregators.values():
+        if isinstance(aggregator, TimeBarAggregator) and not aggregator.historical_mode:
+            aggregator.stop_timer()
+            aggregator.set_clock(TestClock())
+            aggregator.set_historical_mode(True, data_engine.process)
+            switched += 1
+    return switched
+
+
+def node_is_idle(kernel: Any) -> bool:
+    """True when the live data, risk and execution engines have nothing queued."""
+    return (
+        kernel.data_engine.data_qsize() == 0
+        and kernel.data_engine.cmd_qsize() == 0
+        and kernel.risk_engine.cmd_qsize() == 0
+        and kernel.risk_engine.evt_qsize() == 0
+        and kernel.exec_engine.cmd_qsize() == 0
+        and kernel.exec_engine.evt_qsize() == 0
+    )
+
+
+class ReplayDataClient(LiveMarketDataClient):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        msgbus: MessageBus,
+        cache: Cache,
+        clock: LiveClock,
+        config: ReplayDataClientConfig,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            loop=loop,
+            client_id=ClientId(name or REPLAY_CLIENT_ID),
+            venue=None,
+            msgbus=msgbus,
+            cache=cache,
+            clock=clock,
+            instrument_provider=InstrumentProvider(),
+            config=config,
+        )
+        self._config = config
+        self._catalog = ParquetDataCatalog(config.catalog_path)
+        for instrument in self._catalog.instruments():
+            if cache.instrument(instrument.id) is None:
+                cache.add_instrument(instrument)
+        self._stream_task: asyncio.Task | None = None
+        self.finished = asyncio.Event()
+        self.items_sent = 0
+        self.last_ts: int | None = None
+
+    # -- data -----------------------------------------------------------------------------------
+
+    def load_items(self) -> list[Bar | QuoteTick]:
+        """Everything replayed, in timestamp order (bars before quotes of the same time)."""
+        start, end = pd.Timestamp(self._config.start), pd.Timestamp(self._config.end)
+        items: list[Any] = []
+        for bar_type in self._config.bar_types:
+            bars = self._catalog.bars(bar_types=[bar_type], start=start, end=end)
+            items += [b for b in bars if b.ts_init < end.value]
+        for instrument_id in self._config.quote_instrument_ids:
+            quotes = self._catalog.quote_ticks(instrument_ids=[instrument_id], start=start, end=end)
+            items += [q for q in quotes if q.ts_init < end.value]
+        # A stable sort keyed by time alone keeps bars ahead of quotes, as loaded.
+        items.sort(key=lambda item: item.ts_init)
+        return items
+
+    def begin(self, kernel: Any) -> None:
+        """Start streaming into `kernel`'s node (call once the trader is running)."""
+        if self._stream_task is not None:
+            raise RuntimeError("the replay has already begun")
+        self._stream_task = self.create_task(self._stream(kernel))
+
+    async def _wait_idle(self, is_idle: Any) -> None:
+        """
+        Yield to the loop until the node has processed everything the last item caused.
+
+        Nautilus's live engines enqueue with `loop.call_soon_threadsafe`, so a message can be
+        on its way (a scheduled callback) while every queue reads empty, for one loop turn per
+        hop; the node counts as idle only after IDLE_TURNS consecutive empty turns.
+        """
+        quiet = 0
+        while quiet < IDLE_TURNS:
+            await asyncio.sleep(0)
+            quiet = quiet + 1 if is_idle() else 0
+
+    async def _stream(self, kernel: Any) -> None:
+        def is_idle() -> bool:
+            return node_is_idle(kernel)
+
+        # The strategies' subscriptions are commands on the data engine's queue: the time-bar
+        # aggregators exist only once those are processed.
+        await self._wait_idle(is_idle)
+        switched = use_data_time_for_time_bars(kernel.data_engine)
+        self._log.info(f"{switched} time-bar aggregator(s) now follow the data's time")
+        items = self.load_items()
+        self._log.info(f"Replaying {len(items)} items at speed {self._config.speed or 'max'}")
+        speed = self._config.speed
+        wall_start = time.monotonic()
+        first_ts = items[0].ts_init if items else 0
+        previous_ts: int | None = None
+        for item in items:
+            if speed > 0:
+                due = wall_start + (item.ts_init - first_ts) / 1e9 / speed
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if previous_ts is not None and item.ts_init != previous_ts:
+                await self._wait_idle(is_idle)
+                # A strategy may subscribe to built bars mid-session (cheap: a few aggregators).
+                use_data_time_for_time_bars(kernel.data_engine)
+            self._handle_data(item)
+            self.items_sent += 1
+            self.last_ts = item.ts_init
+            previous_ts = item.ts_init
+        await self._wait_idle(is_idle)
+        self._log.info(f"Replay finished: {self.items_sent} items")
+        self.finished.set()
+
+    # -- connection and subscriptions (the data is local: nothing to do) -------------------------
+
+    async def _connect(self) -> None:
+        self._log.info(f"Replay catalog {self._config.catalog_path}")
+
+    async def _disconnect(self) -> None:
+        if self._stream_task is not None and not self._stream_task.done():
+            self._stream_task.cancel()
+
+    async def _subscribe_bars(self, command: Any) -> None:
+        pass
+
+    async def _unsubscribe_bars(self, command: Any) -> None:
+        pass
+
+    async def _subscribe_quote_ticks(self, command: Any) -> None:
+        pass
+
+    async def _unsubscribe_quote_ticks(self, command: Any) -> None:
+        pass
+
+    async def _subscribe_trade_ticks(self, command: Any) -> None:
+        pass
+
+    async def _unsubscribe_trade_ticks(self, command: Any) -> None:
+        pass
+
+    async def _subscribe_instrument(self, command: Any) -> None:
+        pass
+
+    async def _subscribe_instruments(self, command: Any) -> None:
+        pass
+
+
+class ReplayDataClientFactory(LiveDataClientFactory):
+    @staticmethod
+    def create(  # type: ignore[override]
+        loop: asyncio.AbstractEventLoop,
+        name: str,
+        config: ReplayDataClientConfig,
+        msgbus: MessageBus,
+        cache: Cache,
+        clock: LiveClock,
+    ) -> ReplayDataClient:
+        return ReplayDataClient(loop, msgbus, cache, clock, config, name=name)

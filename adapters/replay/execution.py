@@ -1,0 +1,163 @@
+"""
+The replay venue: Nautilus's sandbox execution client with configurable fill and fee models.
+
+Two things differ from the stock SandboxExecutionClient, both so a replayed session fills
+exactly like a backtest of the same data:
+- the fill model and fee model come from the config (the stock client hard-codes a no-slippage
+  FillModel and maker/taker fees);
+- the simulated exchange sees each bar or quote before any strategy does (it subscribes with a
+  higher message-bus priority), as the backtest engine's exchange does, so a market order sent
+  on a bar fills against that bar, and the exchange's clock is set to the data's time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from nautilus_trader.adapters.sandbox.execution import SandboxExecutionClient
+from nautilus_trader.backtest.config import FeeModelFactory
+from nautilus_trader.backtest.config import FillModelFactory
+from nautilus_trader.backtest.engine import SimulatedExchange
+from nautilus_trader.backtest.execution_client import BacktestExecClient
+from nautilus_trader.backtest.models import FillModel
+from nautilus_trader.backtest.models import LatencyModel
+from nautilus_trader.backtest.models import MakerTakerFeeModel
+from nautilus_trader.cache.cache import Cache
+from nautilus_trader.common.component import LiveClock
+from nautilus_trader.common.component import MessageBus
+from nautilus_trader.common.component import TestClock
+from nautilus_trader.common.providers import InstrumentProvider
+from nautilus_trader.core.data import Data
+from nautilus_trader.live.execution_client import LiveExecutionClient
+from nautilus_trader.live.factories import LiveExecClientFactory
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import QuoteTick
+from nautilus_trader.model.enums import account_type_from_str
+from nautilus_trader.model.enums import book_type_from_str
+from nautilus_trader.model.enums import oms_type_from_str
+from nautilus_trader.model.identifiers import AccountId
+from nautilus_trader.model.identifiers import ClientId
+from nautilus_trader.model.identifiers import Venue
+from nautilus_trader.model.objects import Currency
+from nautilus_trader.model.objects import Money
+from nautilus_trader.portfolio.base import PortfolioFacade
+
+from adapters.replay.config import ReplayExecClientConfig
+
+# Above every strategy and actor handler (priority 0), so the exchange moves first.
+EXCHANGE_PRIORITY = 100
+
+
+class ReplayExecutionClient(SandboxExecutionClient):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        portfolio: PortfolioFacade,
+        msgbus: MessageBus,
+        cache: Cache,
+        clock: LiveClock,
+        config: ReplayExecClientConfig,
+    ) -> None:
+        # The stock __init__ builds its exchange with fixed models; this one is the same
+        # construction with the configured models (Nautilus 1.231 sandbox/execution.py).
+        venue = Venue(config.venue)
+        oms_type = oms_type_from_str(config.oms_type)
+        account_type = account_type_from_str(config.account_type)
+        base_currency = Currency.from_str(config.base_currency) if config.base_currency else None
+        self.test_clock = TestClock()
+        LiveExecutionClient.__init__(
+            self,
+            loop=loop,
+            client_id=ClientId(config.venue),
+            venue=venue,
+            oms_type=oms_type,
+            account_type=account_type,
+            base_currency=base_currency,
+            instrument_provider=InstrumentProvider(),
+            msgbus=msgbus,
+            cache=cache,
+            clock=clock,
+            config=None,
+        )
+        self._set_account_id(AccountId(f"{config.venue}-001"))
+        fill_model = FillModelFactory.create(config.fill_model) if config.fill_model else FillModel()
+        fee_model = FeeModelFactory.create(config.fee_model) if config.fee_model else MakerTakerFeeModel()
+        self.exchange = SimulatedExchange(
+            venue=venue,
+            oms_type=oms_type,
+            account_type=account_type,
+            starting_balances=[Money.from_str(b) for b in config.starting_balances],
+            base_currency=base_currency,
+            default_leverage=config.default_leverage,
+            leverages=config.leverages or {},
+            modules=[],
+            portfolio=portfolio,
+            msgbus=self._msgbus,
+            cache=cache,
+            clock=self.test_clock,
+            fill_model=fill_model,
+            fee_model=fee_model,
+            latency_model=LatencyModel(0),
+            book_type=book_type_from_str(config.book_type),
+            frozen_account=config.frozen_account,
+            bar_execution=config.bar_execution,
+            trade_execution=config.trade_execution,
+            reject_stop_orders=config.reject_stop_orders,
+            support_gtd_orders=config.support_gtd_orders,
+            support_contingent_orders=config.support_contingent_orders,
+            use_position_ids=config.use_position_ids,
+            use_random_ids=config.use_random_ids,
+            use_reduce_only=config.use_reduce_only,
+            use_message_queue=False,
+        )
+        self._client = BacktestExecClient(
+            exchange=self.exchange, msgbus=msgbus, cache=cache, clock=self.test_clock,
+        )
+        self.exchange.register_client(self._client)
+        self.exchange.initialize_account()
+
+    def connect(self) -> None:
+        self._log.info("Connecting...")
+        for pattern in ("data.bars.*", "data.quotes.*"):
+            self._msgbus.subscribe(pattern, handler=self.on_data, priority=EXCHANGE_PRIORITY)
+        for instrument in self._cache.instruments(venue=self.venue):
+            self.exchange.add_instrument(instrument)
+        self._client._set_connected(True)
+        self._set_connected(True)
+        self._log.info("Connected")
+
+    def disconnect(self) -> None:
+        for pattern in ("data.bars.*", "data.quotes.*"):
+            self._msgbus.unsubscribe(pattern, handler=self.on_data)
+        super().disconnect()
+
+    def on_data(self, data: Data) -> None:
+        if isinstance(data, Bar):
+            instrument_id = data.bar_type.instrument_id
+        elif isinstance(data, QuoteTick):
+            instrument_id = data.instrument_id
+        else:
+            return
+        if instrument_id.venue != self.venue:
+            return
+        self.test_clock.set_time(data.ts_init)
+        super().on_data(data)
+
+
+class ReplayExecClientFactory(LiveExecClientFactory):
+    @staticmethod
+    def create(  # type: ignore[override]
+        loop: asyncio.AbstractEventLoop,
+        name: str,
+        config: ReplayExecClientConfig,
+        portfolio: PortfolioFacade,
+        msgbus: MessageBus,
+        cache: Cache,
+        clock: LiveClock,
+    ) -> ReplayExecutionClient:
+        return ReplayExecutionClient(loop, portfolio, msgbus, cache, clock, config)
+
+
+# Nautilus 1.231's node builder hands the portfolio only to a factory whose class is named
+# "SandboxLiveExecClientFactory" (live/node_builder.py); the simulated exchange needs it.
+ReplayExecClientFactory.__name__ = "SandboxLiveExecClientFactory"

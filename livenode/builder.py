@@ -1,0 +1,431 @@
+"""
+Builds the TradingNodeConfig of a live run from validated Settings.
+
+Shared with the backtest builder: the strategy registry (same strategy classes and default
+parameters), the risk actors (backtesting.builder.risk_actor_configs), the data engine
+settings (config/engine.py) and, for the replay venue, the very fill and fee models a backtest
+uses, so a replayed day fills like a backtest of that day.
+
+Brokers:
+- ib: the Interactive Brokers data and execution clients (convert_exchange_to_mic_venue, so
+  instrument ids are the catalog's live ids, SPY.ARCX), the market-data-type setting.
+- replay: adapters/replay's data client over a catalog and the sandbox execution client on the
+  catalog's venue SIM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from dataclasses import field
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import pandas as pd
+from nautilus_trader.config import CacheConfig
+from nautilus_trader.config import DatabaseConfig
+from nautilus_trader.config import ImportableActorConfig
+from nautilus_trader.config import ImportableStrategyConfig
+from nautilus_trader.config import LiveExecEngineConfig
+from nautilus_trader.config import LiveRiskEngineConfig
+from nautilus_trader.config import LoggingConfig
+from nautilus_trader.config import TradingNodeConfig
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+from actors.ledger import ledger_config_for
+from adapters.replay.config import REPLAY_CLIENT_ID
+from adapters.replay.config import ReplayDataClientConfig
+from adapters.replay.config import ReplayExecClientConfig
+from backtesting.builder import MINUTE_BARS
+from backtesting.builder import BacktestRequest
+from backtesting.builder import BacktestRequestError
+from backtesting.builder import plan_run
+from backtesting.builder import strategy_configs_for
+from backtesting.builder import fee_model_config
+from backtesting.builder import fill_model_config
+from backtesting.builder import risk_actor_configs
+from backtesting.registry import StrategyParameterError
+from backtesting.registry import Universe
+from backtesting.registry import build_params
+from backtesting.registry import build_universe_params
+from backtesting.registry import risk_overrides_for
+from backtesting.registry import specs_for
+from backtesting.registry import strategy_names
+from catalog.instruments import BACKTEST_VENUE
+from catalog.instruments import backtest_instrument_id
+from catalog.instruments import live_instrument_id
+from catalog.store import DEFAULT_CATALOG
+from config.engine import live_data_engine_config
+from config.risk import RiskConfig
+from config.settings import Settings
+from strategies.sessions import EXCHANGE_TZ
+
+IB_CLIENT = "IB"
+IB_ACCOUNT_VENUE = "INTERACTIVE_BROKERS"  # the venue Nautilus's IB adapter files the account under
+
+
+class LivePlanError(ValueError):
+    """Settings that validate but cannot be served (no data for the replay day, ...)."""
+
+
+@dataclass(frozen=True)
+class LivePlan:
+    """What a live run trades and where its state lives, resolved from the settings."""
+
+    settings: Settings
+    state_dir: Path
+    catalog: Path | None  # replay only
+    # Every instrument the run loads (watchlist first, then extras such as inverse ETFs) and
+    # its source bar type; the gate, the kill switch and the watchdog watch these.
+    bar_types: dict[InstrumentId, str] = field(default_factory=dict)
+    vix_bar_type: str | None = None
+    strategies: tuple[ImportableStrategyConfig, ...] = ()
+    replay_start: pd.Timestamp | None = None
+    replay_end: pd.Timestamp | None = None
+    # Backtest-equivalent fill rules of the replay venue.
+    slippage_prob: float = 1.0
+    per_share_fee: Decimal = Decimal("0.005")
+    min_fee: Decimal = Decimal("1.00")
+
+    @property
+    def replay(self) -> bool:
+        return self.settings.broker == "replay"
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self.settings["SYMBOLS"]
+
+    def instrument_ids(self) -> list[InstrumentId]:
+        return list(self.bar_types)
+
+    @property
+    def broker_name(self) -> str:
+        """Written into the journal and the ledger: "simulated" like a backtest, or "ib"."""
+        return "simulated" if self.replay else "ib"
+
+    @property
+    def account_venue(self) -> str:
+        return BACKTEST_VENUE.value if self.replay else IB_ACCOUNT_VENUE
+
+    def source_bar_types(self) -> list[str]:
+        return list(dict.fromkeys(self.bar_types.values()))
+
+    def risk_config(self) -> RiskConfig:
+        """The settings' limits with each strategy's own overrides, as the backtest applies them."""
+        risk = self.settings.risk_config()
+        overrides: dict[str, object] = {}
+        for name in self.settings.strategies:
+            overrides |= risk_overrides_for(name)
+        if not overrides:
+            return risk
+        return RiskConfig.parse(msgspec.json.encode(msgspec.to_builtins(risk) | overrides))
+
+
+def _ny_midnight(date: dt.date) -> pd.Timestamp:
+    return pd.Timestamp(dt.datetime.combine(date, dt.time(0), EXCHANGE_TZ)).tz_convert("UTC")
+
+
+def replay_window(settings: Settings, catalog: Path) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """REPLAY_START..REPLAY_END as UTC bounds (New York midnights); default the last day held."""
+    reader = ParquetDataCatalog(str(catalog))
+    lasts = []
+    for symbol in settings["SYMBOLS"]:
+        bar_type = f"{backtest_instrument_id(symbol)}-{MINUTE_BARS}"
+        last = reader.query_last_timestamp(data_cls=Bar, identifier=bar_type)
+        if last is None:
+            raise LivePlanError(
+                f"SYMBOLS: catalog {catalog} has no 1-minute bars for {symbol} ({bar_type})",
+            )
+        lasts.append(pd.Timestamp(last))
+    start_date = settings["REPLAY_START"] or min(lasts).tz_convert(EXCHANGE_TZ).date()
+    end_date = settings["REPLAY_END"] or start_date
+    return _ny_midnight(start_date), _ny_midnight(end_date + dt.timedelta(days=1))
+
+
+def _replay_strategies(
+    settings: Settings, catalog: Path, start: pd.Timestamp,
+) -> tuple[dict[InstrumentId, str], str | None, list[ImportableStrategyConfig]]:
+    """
+    The backtest's own planning for each strategy of the sequence (same instruments, bar
+    types and strategy configs as run_backtest.py over the same catalog), merged.
+    """
+    bar_types: dict[InstrumentId, str] = {}
+    vix: str | None = None
+    configs: list[ImportableStrategyConfig] = []
+    for name in settings.strategies:
+        request = BacktestRequest(
+            strategy=name, symbols=settings["SYMBOLS"], catalog=catalog,
+            start=start.tz_convert(EXCHANGE_TZ).date(), progress=False,
+        )
+        try:
+            run_plan = plan_run(request)
+            configs += strategy_configs_for(request, run_plan)
+        except (BacktestRequestError, StrategyParameterError) as exc:
+            raise LivePlanError(f"STRATEGIES ({name}): {exc}") from None
+        for instrument_id, bar_type in run_plan.bar_types.items():
+            bar_types.setdefault(instrument_id, bar_type)
+        vix = vix or run_plan.vix_bar_type
+    return bar_types, vix, configs
+
+
+def _live_strategies(settings: Settings) -> tuple[dict[InstrumentId, str], list[ImportableStrategyConfig]]:
+    """The registry's defaults on the live instrument ids (SPY.ARCX), 1-minute bars."""
+    watchlist = tuple(live_instrument_id(symbol) for symbol in settings["SYMBOLS"])
+    bar_types = {iid: f"{iid}-{MINUTE_BARS}" for iid in watchlist}
+    configs = []
+    for name in settings.strategies:
+        for spec in specs_for(name):
+            if spec.is_universe:
+                extras = spec.extra_symbols(settings["SYMBOLS"], {}) if spec.extra_symbols else ()
+                for extra in extras:
+                    iid = live_instrument_id(extra)
+                    bar_types.setdefault(iid, f"{iid}-{MINUTE_BARS}")
+                params = [build_universe_params(spec, Universe(watchlist, dict(bar_types)), {})]
+            else:
+                params = [build_params(spec, iid, len(watchlist), {}) for iid in watchlist]
+            configs += [
+                ImportableStrategyConfig(strategy_path=spec.strategy_path,
+                                         config_path=spec.config_path, config=p)
+                for p in params
+            ]
+    return bar_types, configs
+
+
+def make_plan(settings: Settings, state_dir: Path | None = None, catalog: Path | None = None) -> LivePlan:
+    state = state_dir or settings["STATE_DIR"]
+    if settings["CACHE_BACKEND"] == "redis":
+        check_redis(settings["REDIS_HOST"], settings["REDIS_PORT"])
+    if settings.broker != "replay":
+        try:
+            bar_types, configs = _live_strategies(settings)
+        except StrategyParameterError as exc:
+            raise LivePlanError(f"STRATEGIES: {exc}") from None
+        return LivePlan(settings=settings, state_dir=state, catalog=None, bar_types=bar_types,
+                        strategies=tuple(configs))
+    catalog = catalog or settings["REPLAY_CATALOG"] or DEFAULT_CATALOG
+    start, end = replay_window(settings, catalog)
+    bar_types, vix, configs = _replay_strategies(settings, catalog, start)
+    return LivePlan(settings=settings, state_dir=state, catalog=catalog, bar_types=bar_types,
+                    vix_bar_type=vix, strategies=tuple(configs),
+                    replay_start=start, replay_end=end)
+
+
+def actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
+    """The risk layer (gate, kill switch, watchdog, error monitor) and e-mail alerts."""
+    settings = plan.settings
+    risk = plan.risk_config()
+    bar_types = plan.source_bar_types()
+    actors = risk_actor_configs(risk, bar_types, plan.account_venue)
+    actors.append(ImportableActorConfig(
+        actor_path="actors.watchdog:Watchdog",
+        config_path="actors.watchdog:WatchdogConfig",
+        config={
+            "bar_types": bar_types,
+            "heartbeat_s": settings["HEARTBEAT_SECONDS"],
+            "broker_grace_s": settings["BROKER_GRACE_SECONDS"],
+        },
+    ))
+    actors.append(ImportableActorConfig(
+        actor_path="actors.error_monitor:ErrorMonitor",
+        config_path="actors.error_monitor:ErrorMonitorConfig",
+        config={
+            "risk": msgspec.to_builtins(risk),
+            "log_path": str(plan.state_dir / "unresolved_orders.log"),
+        },
+    ))
+    actors += records_actor_configs(plan)
+    if settings["NOTIFY_EMAIL"]:
+        password = settings["SMTP_PASSWORD"]
+        actors.append(ImportableActorConfig(
+            actor_path="actors.email_alerts:EmailAlerts",
+            config_path="actors.email_alerts:EmailAlertsConfig",
+            config={
+                "host": settings["SMTP_HOST"],
+                "port": settings["SMTP_PORT"],
+                "sender": settings["SMTP_SENDER"],
+                "recipients": list(settings["SMTP_RECIPIENTS"]),
+                "username": settings["SMTP_USERNAME"] or None,
+                "password": password.reveal() if password else None,
+                "starttls": settings["SMTP_STARTTLS"],
+                "notify_on_signal": settings["NOTIFY_ON_SIGNAL"],
+                "notify_on_fill": settings["NOTIFY_ON_FILL"],
+            },
+        ))
+    return actors
+
+
+def journal_url(plan: LivePlan) -> str:
+    return plan.settings["JOURNAL_URL"] or f"sqlite:///{plan.state_dir / f'journal_{plan.settings.mode}.sqlite'}"
+
+
+def records_actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
+    """The journal and the GnuCash ledger, as in a backtest; a dry run keeps no records."""
+    settings = plan.settings
+    if settings.mode == "dry-run":
+        return []
+    actors = []
+    if settings["JOURNAL"]:
+        actors.append(ImportableActorConfig(
+            actor_path="actors.journal:Journal",
+            config_path="actors.journal:JournalConfig",
+            config={
+                "mode": settings.mode,
+                "database_url": journal_url(plan),
+                "database_schema": settings["JOURNAL_SCHEMA"],
+                "records_dir": str(plan.state_dir),
+                "broker": plan.broker_name,
+                "log_format": settings["LOG_FORMAT"],
+            },
+        ))
+    ledger = ledger_config_for(settings["GNC_EXPORT_MODE"], settings.mode, plan.state_dir, plan.broker_name)
+    if ledger is not None:
+        actors.append(ImportableActorConfig(
+            actor_path="actors.ledger:Ledger",
+            config_path="actors.ledger:LedgerConfig",
+            config=msgspec.to_builtins(ledger),
+        ))
+    return actors
+
+
+def cache_config(settings: Settings) -> CacheConfig:
+    """
+    memory (default): nothing outside the process; at a restart the orders and positions come
+    back from the venue (reconciliation) and strategy state from the state folder. redis: the
+    cache is also written to Redis and loaded from it at start.
+    """
+    if settings["CACHE_BACKEND"] == "redis":
+        return CacheConfig(
+            database=DatabaseConfig(
+                type="redis", host=settings["REDIS_HOST"], port=settings["REDIS_PORT"],
+            ),
+            buffer_interval_ms=None,
+            persist_account_events=True,
+        )
+    return CacheConfig()
+
+
+def check_redis(host: str, port: int, timeout: float = 2.0) -> None:
+    """CACHE_BACKEND=redis: fail in seconds with a clear message when Redis does not answer."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+            reply = sock.recv(64)
+    except OSError as exc:
+        raise LivePlanError(
+            f"CACHE_BACKEND=redis: Redis at {host}:{port} (REDIS_HOST/REDIS_PORT) does not answer "
+            f"({exc.strerror or type(exc).__name__}); start it or set CACHE_BACKEND=memory",
+        ) from None
+    if not reply.startswith(b"+PONG"):
+        raise LivePlanError(
+            f"CACHE_BACKEND=redis: {host}:{port} answered PING with {reply[:30]!r}, not +PONG "
+            "(a password-protected Redis is not supported)",
+        )
+
+
+def _ib_clients(plan: LivePlan) -> tuple[dict, dict]:
+    from nautilus_trader.adapters.interactive_brokers.config import IBMarketDataTypeEnum
+    from nautilus_trader.adapters.interactive_brokers.config import InteractiveBrokersDataClientConfig
+    from nautilus_trader.adapters.interactive_brokers.config import InteractiveBrokersExecClientConfig
+    from nautilus_trader.adapters.interactive_brokers.config import (
+        InteractiveBrokersInstrumentProviderConfig,
+    )
+    from nautilus_trader.adapters.interactive_brokers.config import SymbologyMethod
+
+    settings = plan.settings
+    provider = InteractiveBrokersInstrumentProviderConfig(
+        symbology_method=SymbologyMethod.IB_SIMPLIFIED,
+        convert_exchange_to_mic_venue=True,
+        load_ids=frozenset(plan.instrument_ids()),
+    )
+    common = {
+        "ibg_host": settings["IB_HOST"],
+        "ibg_port": settings["IB_PORT"],
+        "ibg_client_id": settings["IB_CLIENT_ID"],
+        "instrument_provider": provider,
+        "connection_timeout": settings["CONNECT_TIMEOUT_SECONDS"],
+    }
+    data = InteractiveBrokersDataClientConfig(
+        **common,
+        use_regular_trading_hours=not settings["EXTENDED_HOURS"],
+        # ibapi's MarketDataTypeEnum holds plain ints as attributes (REALTIME=1 ... DELAYED_FROZEN=4).
+        market_data_type=getattr(IBMarketDataTypeEnum, settings["IB_MARKET_DATA_TYPE"]),
+    )
+    execution = InteractiveBrokersExecClientConfig(**common, account_id=settings["IB_ACCOUNT"])
+    return {IB_CLIENT: data}, {IB_CLIENT: execution}
+
+
+def _replay_clients(plan: LivePlan) -> tuple[dict, dict]:
+    settings = plan.settings
+    needs_quotes = any(spec.needs_quotes for name in settings.strategies for spec in specs_for(name))
+    extra = [plan.vix_bar_type] if plan.vix_bar_type else []
+    data = ReplayDataClientConfig(
+        catalog_path=str(plan.catalog),
+        bar_types=plan.source_bar_types() + extra,
+        quote_instrument_ids=[str(i) for i in plan.instrument_ids()] if needs_quotes else [],
+        start=plan.replay_start.isoformat(),
+        end=plan.replay_end.isoformat(),
+        speed=settings["REPLAY_SPEED"],
+    )
+    execution = ReplayExecClientConfig(
+        venue=BACKTEST_VENUE.value,
+        starting_balances=[f"{settings['STARTING_CAPITAL']} USD"],
+        base_currency="USD",
+        oms_type="NETTING",
+        account_type="CASH",
+        fill_model=fill_model_config(plan.slippage_prob),
+        fee_model=fee_model_config(plan.per_share_fee, plan.min_fee),
+    )
+    return {REPLAY_CLIENT_ID: data}, {BACKTEST_VENUE.value: execution}
+
+
+def build_node_config(plan: LivePlan) -> TradingNodeConfig:
+    settings = plan.settings
+    risk = plan.risk_config()
+    data_clients, exec_clients = _replay_clients(plan) if plan.replay else _ib_clients(plan)
+    log_dir = plan.state_dir / "logs"
+    return TradingNodeConfig(
+        trader_id=settings["TRADER_ID"],
+        logging=LoggingConfig(
+            log_level=settings["LOG_LEVEL"],
+            log_level_file="INFO",
+            log_directory=str(log_dir),
+            log_file_name="node",
+            log_file_format="json" if settings["ENGINE_LOG_FORMAT"] == "json" else None,
+            log_colors=False,
+        ),
+        cache=cache_config(settings),
+        data_engine=live_data_engine_config(),
+        risk_engine=LiveRiskEngineConfig(
+            bypass=False,
+            max_order_submit_rate=risk.max_order_submit_rate,
+            max_notional_per_order={
+                str(iid): risk.nautilus_notional_limit() for iid in plan.instrument_ids()
+            },
+        ),
+        exec_engine=LiveExecEngineConfig(
+            reconciliation=True,
+            # The replay venue starts empty every run; IB is asked about the last day.
+            reconciliation_lookback_mins=None if plan.replay else 24 * 60,
+        ),
+        strategies=list(plan.strategies),
+        actors=actor_configs(plan),
+        data_clients=data_clients,
+        exec_clients=exec_clients,
+        timeout_connection=float(settings["CONNECT_TIMEOUT_SECONDS"]),
+        timeout_reconciliation=10.0,
+        timeout_portfolio=5.0,
+        timeout_disconnection=5.0,
+        timeout_post_stop=1.0,
+        load_state=settings["CACHE_BACKEND"] == "redis",
+        save_state=settings["CACHE_BACKEND"] == "redis",
+    )
+
+
+def known_strategies() -> list[str]:
+    return strategy_names()

@@ -1,0 +1,375 @@
+"""
+Runs a built TradingNode under a supervisor.
+
+- Start: the risk layer is installed (install_risk_layer), strategy state is restored from the
+  state folder (memory cache) or from Redis (Nautilus load_state), and the node runs; when the
+  clients have not connected `CONNECT_TIMEOUT_SECONDS` after start, the run stops with an error
+  instead of sitting in RUNNING doing nothing. Orders and positions are reconciled with the
+  venue by Nautilus's execution engine at start (reconciliation=True).
+- Replay: once the trader runs, the replay client begins streaming; the session ends when
+  the replay is done.
+- Stop: SIGINT/SIGTERM, a `stop` command or the end of the replay: working orders are
+  cancelled (CANCEL_ON_SHUTDOWN; a `stop` command also flattens and halts), strategy state is
+  saved, the journal writes the daily summary of the session(s) traded, the run's own
+  session_summary.json is written, the node stops, exit code 0. A second signal exits
+  at once with 130.
+- Dry run: the execution engine's entry is taken over; every order a strategy sends after the
+  gate is logged with its strategy and denied as "DRY-RUN", nothing leaves the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.execution.messages import SubmitOrder
+from nautilus_trader.execution.messages import SubmitOrderList
+from nautilus_trader.live.node import TradingNode
+from nautilus_trader.model.events import OrderDenied
+from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.identifiers import ClientId
+
+from actors.journal import Journal
+from actors.pre_trade_gate import PreTradeGate
+from actors.pre_trade_gate import install_risk_layer
+from adapters.replay.config import REPLAY_CLIENT_ID
+from adapters.replay.data import ReplayDataClientFactory
+from adapters.replay.data import node_is_idle
+from adapters.replay.execution import ReplayExecClientFactory
+from livenode.builder import IB_CLIENT
+from livenode.builder import LivePlan
+from livenode.builder import build_node_config
+from livenode.control import ControlChannel
+from risk.messages import CONTROL_ENDPOINT
+from risk.messages import ControlAction
+from risk.messages import RiskControl
+from strategies.sessions import EXCHANGE_TZ
+from strategies.sessions import session_for
+
+EXIT_OK = 0
+EXIT_NOT_CONNECTED = 3
+EXIT_FORCED = 130
+EXEC_ENGINE_ENDPOINT = "ExecEngine.execute"
+STATE_FILE = "strategy_state.json"
+SUMMARY_FILE = "session_summary.json"
+
+
+class NotConnectedError(RuntimeError):
+    """The node's clients did not connect in time after start."""
+
+
+def install_dry_run(kernel: Any, log: Callable[[str], None]) -> list[str]:
+    """Take over the execution engine's entry: log and deny every order; returns the log."""
+    sent: list[str] = []
+    msgbus = kernel.msgbus
+    real = kernel.exec_engine.execute
+
+    def execute(command: Any) -> None:
+        if isinstance(command, SubmitOrder | SubmitOrderList):
+            orders = command.order_list.orders if isinstance(command, SubmitOrderList) else [command.order]
+            for order in orders:
+                line = f"DRY-RUN {command.strategy_id}: would send {order}"
+                sent.append(line)
+                log(line)
+                kernel.exec_engine.process(OrderDenied(
+                    trader_id=order.trader_id, strategy_id=order.strategy_id,
+                    instrument_id=order.instrument_id, client_order_id=order.client_order_id,
+                    reason="DRY-RUN: not sent", event_id=UUID4(),
+                    ts_init=kernel.clock.timestamp_ns(),
+                ))
+            return
+        real(command)
+
+    msgbus.deregister(EXEC_ENGINE_ENDPOINT, real)
+    msgbus.register(EXEC_ENGINE_ENDPOINT, execute)
+    return sent
+
+
+def print_now(text: str) -> None:
+    print(text, flush=True)
+
+
+class LiveRunner:
+    def __init__(self, plan: LivePlan, out: Callable[[str], None] = print_now) -> None:
+        self.plan = plan
+        self.settings = plan.settings
+        self.out = out
+        self.node: TradingNode | None = None
+        self.gate: PreTradeGate | None = None
+        self.control = ControlChannel(plan.state_dir)
+        self._stop_reason: str | None = None
+        self._flatten_on_stop = False
+        self._signals = 0
+        self.dry_run_orders: list[str] = []
+        self.daily_summaries: list[dict[str, Any]] = []
+        self.exit_code = EXIT_OK
+        self.error: str | None = None
+
+    # -- building -------------------------------------------------------------------------------
+
+    def build(self) -> TradingNode:
+        self.plan.state_dir.mkdir(parents=True, exist_ok=True)
+        config = build_node_config(self.plan)
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        node = TradingNode(config=config, loop=loop)
+        if self.plan.replay:
+            node.add_data_client_factory(REPLAY_CLIENT_ID, ReplayDataClientFactory)
+            node.add_exec_client_factory(next(iter(config.exec_clients)), ReplayExecClientFactory)
+        else:
+            from nautilus_trader.adapters.interactive_brokers.factories import (
+                InteractiveBrokersLiveDataClientFactory,
+            )
+            from nautilus_trader.adapters.interactive_brokers.factories import (
+                InteractiveBrokersLiveExecClientFactory,
+            )
+
+            node.add_data_client_factory(IB_CLIENT, InteractiveBrokersLiveDataClientFactory)
+            node.add_exec_client_factory(IB_CLIENT, InteractiveBrokersLiveExecClientFactory)
+        node.build()
+        self.gate = install_risk_layer(node.kernel)
+        if self.settings.mode == "dry-run":
+            self.dry_run_orders = install_dry_run(node.kernel, self._log_warning)
+        if self.settings["CACHE_BACKEND"] == "memory":
+            self._restore_strategy_state(node)
+        self.node = node
+        return node
+
+    def _log_warning(self, text: str) -> None:
+        if self.node is not None:
+            self.node.kernel.logger.warning(text)
+
+    def _restore_strategy_state(self, node: TradingNode) -> None:
+        path = self.plan.state_dir / STATE_FILE
+        if not path.exists():
+            return
+        saved = json.loads(path.read_text())
+        for strategy in node.trader.strategies():
+            state = saved.get(str(strategy.id))
+            if state:
+                strategy.load({k: bytes.fromhex(v) for k, v in state.items()})
+
+    # -- running --------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        node = self.node or self.build()
+        loop = node.get_event_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            loop.run_until_complete(self._supervise(node))
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            node.dispose()
+        return self.exit_code
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            self.out(f"second {sig.name}: exiting now without a clean shutdown")
+            os._exit(EXIT_FORCED)
+        self.out(f"{sig.name} received: shutting down (send it again to force)")
+        self.request_stop(f"signal {sig.name}")
+
+    def request_stop(self, reason: str, flatten: bool = False) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._flatten_on_stop = self._flatten_on_stop or flatten
+
+    def _connected(self, node: TradingNode) -> bool:
+        kernel = node.kernel
+        return kernel.data_engine.check_connected() and kernel.exec_engine.check_connected()
+
+    async def _wait_started(self, node: TradingNode, run_task: asyncio.Future) -> None:
+        deadline = time.monotonic() + self.settings["CONNECT_TIMEOUT_SECONDS"]
+        while time.monotonic() < deadline:
+            if node.trader.is_running and self._connected(node):
+                return
+            if run_task.done():
+                break
+            if self._stop_reason is not None:
+                return
+            await asyncio.sleep(0.05)
+        kernel = node.kernel
+        raise NotConnectedError(
+            f"the node's clients did not connect within {self.settings['CONNECT_TIMEOUT_SECONDS']} s "
+            f"(CONNECT_TIMEOUT_SECONDS): data connected={kernel.data_engine.check_connected()}, "
+            f"execution connected={kernel.exec_engine.check_connected()}, trader running="
+            f"{node.trader.is_running}; stopping",
+        )
+
+    async def _supervise(self, node: TradingNode) -> None:
+        run_task = asyncio.ensure_future(node.run_async())
+        replay = None
+        try:
+            await self._wait_started(node, run_task)
+        except NotConnectedError as exc:
+            self.error = str(exc)
+            self.exit_code = EXIT_NOT_CONNECTED
+            node.kernel.logger.error(self.error)
+            self.out(f"error: {self.error}")
+            await self._stop_node(node, run_task)
+            return
+        if self.plan.replay and self._stop_reason is None:
+            replay = node.kernel.data_engine._clients[ClientId(REPLAY_CLIENT_ID)]
+            replay.begin(node.kernel)
+        last_snapshot = 0.0
+        while self._stop_reason is None:
+            self._take_commands(node)
+            if replay is not None and replay.finished.is_set():
+                self.request_stop("replay finished")
+            if run_task.done():
+                self.request_stop("node stopped by itself")
+            now = time.monotonic()
+            if now - last_snapshot >= 1.0:
+                self.control.write_state(self.snapshot(node, "running"))
+                last_snapshot = now
+            await asyncio.sleep(0.02 if replay is not None else 0.2)
+        self.out(f"stopping: {self._stop_reason}")
+        self.control.write_state(self.snapshot(node, "stopping"))
+        await self._wind_down(node)
+        self._save_strategy_state(node)
+        self._write_daily_summaries(node)
+        self._write_summary(node)
+        await self._stop_node(node, run_task)
+        self.control.write_state(self.snapshot(node, "stopped"))
+
+    def _take_commands(self, node: TradingNode) -> None:
+        commands, problems = self.control.take_commands()
+        for problem in problems:
+            node.kernel.logger.error(f"control: refused {problem}")
+        for command in commands:
+            node.kernel.logger.warning(f"control: {command.name} ({command.reason})")
+            if command.name == "stop":
+                self.request_stop(f"stop command: {command.reason}", flatten=True)
+            elif command.name in ("halt", "flatten"):
+                self._send_control(node, ControlAction.HALT, command.reason,
+                                   exit_positions=command.name == "flatten")
+            elif command.name == "resume":
+                self._send_control(node, ControlAction.RESUME, command.reason)
+
+    def _send_control(self, node: TradingNode, action: ControlAction, reason: str,
+                      exit_positions: bool = False) -> None:
+        node.kernel.msgbus.send(CONTROL_ENDPOINT, RiskControl(
+            action=action, reason=reason, source="operator", exit_positions=exit_positions,
+        ))
+
+    async def _settle(self, node: TradingNode, seconds: float) -> None:
+        """Give the engines time to process what was just sent (queues empty, or `seconds`)."""
+        deadline = time.monotonic() + seconds
+        await asyncio.sleep(0)
+        while time.monotonic() < deadline and not node_is_idle(node.kernel):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+
+    async def _wind_down(self, node: TradingNode) -> None:
+        if self._flatten_on_stop:
+            self._send_control(node, ControlAction.HALT, self._stop_reason or "stop", exit_positions=True)
+        elif self.settings["CANCEL_ON_SHUTDOWN"]:
+            for strategy in node.trader.strategies():
+                for order in node.cache.orders_open(strategy_id=strategy.id):
+                    strategy.cancel_order(order)
+        await self._settle(node, 5.0)
+
+    def _save_strategy_state(self, node: TradingNode) -> None:
+        states = {}
+        for strategy in node.trader.strategies():
+            state = strategy.save()
+            if state:
+                states[str(strategy.id)] = {k: bytes(v).hex() for k, v in state.items()}
+        path = self.plan.state_dir / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(states, indent=1))
+        os.replace(tmp, path)
+
+    def _session_dates(self) -> list[dt.date]:
+        """The sessions this run traded: the replayed days, or today (New York) live."""
+        if self.plan.replay_start is not None and self.plan.replay_end is not None:
+            first = self.plan.replay_start.tz_convert(EXCHANGE_TZ).date()
+            last = (self.plan.replay_end.tz_convert(EXCHANGE_TZ) - pd.Timedelta(days=1)).date()
+            return [d.date() for d in pd.date_range(first, last, freq="D")]
+        return [dt.datetime.now(EXCHANGE_TZ).date()]
+
+    def _write_daily_summaries(self, node: TradingNode) -> None:
+        """The journal's daily summary of each session traded (journal: daily_summary.json)."""
+        journals = [a for a in node.trader.actors() if isinstance(a, Journal)]
+        for journal in journals:
+            for day in self._session_dates():
+                session = session_for(day)
+                if session is not None:
+                    self.daily_summaries.append(journal.write_daily_summary(session))
+
+    def _write_summary(self, node: TradingNode) -> None:
+        cache = node.cache
+        fills = []
+        for order in cache.orders():
+            for event in order.events:
+                if isinstance(event, OrderFilled):
+                    fills.append({
+                        "ts_event": event.ts_event,
+                        "strategy_id": str(event.strategy_id),
+                        "instrument_id": str(event.instrument_id),
+                        "client_order_id": str(event.client_order_id),
+                        "side": event.order_side.name,
+                        "quantity": str(event.last_qty),
+                        "price": str(event.last_px),
+                        "commission": str(event.commission),
+                    })
+        summary = {
+            "written_at": dt.datetime.now(dt.UTC).isoformat(),
+            "mode": self.settings.mode,
+            "broker": self.settings.broker,
+            "stop_reason": self._stop_reason,
+            "orders": len(cache.orders()),
+            "orders_open": len(cache.orders_open()),
+            "fills": sorted(fills, key=lambda f: f["ts_event"]),
+            "positions_open": [str(p.instrument_id) for p in cache.positions_open()],
+            "dry_run_orders": self.dry_run_orders,
+            "gate": self.gate.snapshot() if self.gate else None,
+            "daily_summaries": self.daily_summaries,
+        }
+        (self.plan.state_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
+
+    async def _stop_node(self, node: TradingNode, run_task: asyncio.Future) -> None:
+        try:
+            await node.stop_async()
+        finally:
+            if not run_task.done():
+                run_task.cancel()
+            try:
+                await run_task
+            except asyncio.CancelledError:
+                pass
+
+    def snapshot(self, node: TradingNode, phase: str) -> dict[str, Any]:
+        cache = node.cache
+        return {
+            "ts": dt.datetime.now(dt.UTC).isoformat(),
+            "phase": phase,
+            "mode": self.settings.mode,
+            "broker": self.settings.broker,
+            "pid": os.getpid(),
+            "connected": self._connected(node),
+            "strategies": [
+                {"id": str(s.id), "state": s.state.name} for s in node.trader.strategies()
+            ],
+            "positions": [
+                {"instrument_id": str(p.instrument_id), "quantity": str(p.signed_qty),
+                 "avg_px_open": str(p.avg_px_open)}
+                for p in cache.positions_open()
+            ],
+            "open_orders": len(cache.orders_open()),
+            "orders": len(cache.orders()),
+            "gate": self.gate.snapshot() if self.gate else None,
+            "error": self.error,
+        }
