@@ -41,6 +41,7 @@ from nautilus_trader.model.identifiers import ClientId
 from actors.journal import Journal
 from actors.pre_trade_gate import PreTradeGate
 from actors.pre_trade_gate import install_risk_layer
+from actors.watchdog import Watchdog
 from adapters.replay.config import REPLAY_CLIENT_ID
 from adapters.replay.data import ReplayDataClientFactory
 from adapters.replay.data import node_is_idle
@@ -48,7 +49,10 @@ from adapters.replay.execution import ReplayExecClientFactory
 from livenode.builder import IB_CLIENT
 from livenode.builder import LivePlan
 from livenode.builder import build_node_config
+from livenode.control import Command
 from livenode.control import ControlChannel
+from livenode.operations import CommandRefused
+from livenode.operations import Operations
 from risk.messages import CONTROL_ENDPOINT
 from risk.messages import ControlAction
 from risk.messages import RiskControl
@@ -105,6 +109,7 @@ class LiveRunner:
         self.out = out
         self.node: TradingNode | None = None
         self.gate: PreTradeGate | None = None
+        self.operations: Operations | None = None
         self.control = ControlChannel(plan.state_dir)
         self._stop_reason: str | None = None
         self._flatten_on_stop = False
@@ -141,6 +146,10 @@ class LiveRunner:
             self.dry_run_orders = install_dry_run(node.kernel, self._log_warning)
         if self.settings["CACHE_BACKEND"] == "memory":
             self._restore_strategy_state(node)
+        self.operations = Operations(node.kernel, self.plan.state_dir, self.plan.account_venue,
+                                     self.plan.source_bar_types())
+        for line in self.operations.restore_parameters():
+            self.out(f"parameters restored from {self.plan.state_dir}: {line}")
         self.node = node
         return node
 
@@ -249,14 +258,33 @@ class LiveRunner:
         for problem in problems:
             node.kernel.logger.error(f"control: refused {problem}")
         for command in commands:
-            node.kernel.logger.warning(f"control: {command.name} ({command.reason})")
-            if command.name == "stop":
-                self.request_stop(f"stop command: {command.reason}", flatten=True)
-            elif command.name in ("halt", "flatten"):
-                self._send_control(node, ControlAction.HALT, command.reason,
-                                   exit_positions=command.name == "flatten")
-            elif command.name == "resume":
-                self._send_control(node, ControlAction.RESUME, command.reason)
+            node.kernel.logger.warning(f"control: {command.name} by {command.actor} ({command.reason})")
+            try:
+                detail = self._apply_command(node, command)
+            except CommandRefused as exc:
+                node.kernel.logger.error(f"control: refused {command.name} by {command.actor}: {exc}")
+                self.control.refuse(command, str(exc))
+                if self.operations is not None:
+                    self.operations.commands_refused += 1
+                continue
+            self.control.accept(command)
+            if self.operations is not None:
+                self.operations.commands_applied += 1
+                self.operations.record(command, detail, node.kernel.clock.timestamp_ns())
+
+    def _apply_command(self, node: TradingNode, command: Command) -> str:
+        if command.name == "stop":
+            self.request_stop(f"stop command: {command.reason}", flatten=True)
+            return "flatten, halt and stop the node"
+        if command.name in ("halt", "flatten"):
+            self._send_control(node, ControlAction.HALT, command.reason,
+                               exit_positions=command.name == "flatten")
+            return "kill switch: halt" + (" and flatten" if command.name == "flatten" else "")
+        if command.name == "resume":
+            self._send_control(node, ControlAction.RESUME, command.reason)
+            return "kill switch reset: resume trading"
+        assert self.operations is not None, "commands are taken only once the node is built"
+        return self.operations.apply(command)
 
     def _send_control(self, node: TradingNode, action: ControlAction, reason: str,
                       exit_positions: bool = False) -> None:
@@ -371,5 +399,6 @@ class LiveRunner:
             "open_orders": len(cache.orders_open()),
             "orders": len(cache.orders()),
             "gate": self.gate.snapshot() if self.gate else None,
+            "watchdog": next((a.snapshot() for a in node.trader.actors() if isinstance(a, Watchdog)), None),
             "error": self.error,
-        }
+        } | (self.operations.snapshot() if self.operations is not None else {})
