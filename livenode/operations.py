@@ -146,16 +146,17 @@ class Operations:
                 f"expected one of {', '.join(names)}",
             )
         current = getattr(strategy, "params", strategy.config)
-        merged = msgspec.to_builtins(current) | parameters
+        merged = json.loads(current.json()) | parameters
         try:
             new = type(current).parse(json.dumps(merged))
-        except msgspec.ValidationError as exc:
+        except (msgspec.ValidationError, ValueError, TypeError) as exc:
+            # msgspec names a type error's field ("... - at `$.fast_period`"); a config's own
+            # check (__post_init__) starts its message with the field it refuses.
             message = str(exc)
-            name = message.rsplit("$.", 1)[-1].rstrip("`") if "$." in message else "parameters"
-            raise CommandRefused(f"parameters.{name}: {message}") from None
-        except (ValueError, TypeError) as exc:
-            message = str(exc)
-            name = next((n for n in parameters if message.startswith(n)), next(iter(parameters)))
+            if "$." in message:
+                name = message.rsplit("$.", 1)[-1].rstrip("`")
+            else:
+                name = next((n for n in parameters if message.startswith(n)), next(iter(parameters)))
             raise CommandRefused(f"parameters.{name}: {message}") from None
         try:
             strategy.update_config(new)

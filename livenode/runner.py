@@ -261,9 +261,10 @@ class LiveRunner:
             node.kernel.logger.warning(f"control: {command.name} by {command.actor} ({command.reason})")
             try:
                 detail = self._apply_command(node, command)
-            except CommandRefused as exc:
-                node.kernel.logger.error(f"control: refused {command.name} by {command.actor}: {exc}")
-                self.control.refuse(command, str(exc))
+            except Exception as exc:  # a failing command is refused and logged, never ends the run
+                message = str(exc) if isinstance(exc, CommandRefused) else f"{type(exc).__name__}: {exc}"
+                node.kernel.logger.error(f"control: refused {command.name} by {command.actor}: {message}")
+                self.control.refuse(command, message)
                 if self.operations is not None:
                     self.operations.commands_refused += 1
                 continue
