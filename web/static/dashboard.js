@@ -67,7 +67,7 @@ document.getElementById("logout").addEventListener("click", async () => {
 
 function charts(snapshot) {
   const container = document.getElementById("charts");
-  const layout = (title) => Object.assign({title, margin: {t: 30, r: 10, l: 50, b: 30}, height: 320}, themeLayout());
+  const layout = (title) => Object.assign({title: {text: title}, margin: {t: 30, r: 10, l: 50, b: 30}, height: 320}, themeLayout());
   for (const [instrument, bars] of Object.entries(snapshot.bars || {})) {
     const id = `chart-${instrument}`;
     let div = document.getElementById(id);
