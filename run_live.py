@@ -7,11 +7,12 @@ Run strategies live: paper or real accounts on Interactive Brokers, or the offli
     run_live.py status [--state-dir DIR]                    print the running node's snapshot
     run_live.py --version
 
-Order of a start: settings (every problem at once) -> version banner -> IB preflight (gateway
-answers, account visible; seconds, not minutes) -> node built with the risk layer -> each
-strategy's self-check report -> live only with confirmation and every self-check passing ->
-run. Exit codes: 0 clean shutdown, 2 bad settings or refused start, 3 clients never connected,
-130 forced by a second signal.
+Order of a start: version banner -> settings (every problem at once) -> live only with an
+explicit confirmation -> IB preflight (gateway answers, account visible; seconds, not minutes)
+-> node built with the risk layer -> node started with trading halted -> each strategy's
+self-check report -> trading resumes (live: only when every self-check passes). Exit codes: 0
+clean shutdown, 2 bad settings or refused start (a failed self-check in live mode included),
+3 clients never connected, 130 forced by a second signal.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from config.settings import SettingsError
 from config.settings import load_settings
@@ -46,29 +46,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--reason", default="operator", help="reason recorded with stop")
     parser.add_argument("--version", action="store_true")
     return parser
-
-
-def self_check_report(strategy: Any) -> tuple[bool, str]:
-    """
-    A strategy's self-check: `self_check()` returning a bool, a (passed, text) pair, or an
-    object with `passed` (or `ok`) and a readable str(); strategies without one pass with
-    "no self-check".
-    """
-    check = getattr(strategy, "self_check", None)
-    if check is None:
-        return True, "no self-check"
-    try:
-        result = check()
-    except Exception as exc:  # a failing self-check is reported, and blocks a live start
-        return False, f"self-check raised {type(exc).__name__}: {exc}"
-    if isinstance(result, bool):
-        return result, "passed" if result else "failed"
-    if isinstance(result, tuple) and len(result) == 2:
-        return bool(result[0]), str(result[1])
-    passed = getattr(result, "passed", getattr(result, "ok", None))
-    if passed is None:
-        return False, f"self-check returned {type(result).__name__}, expected a bool or a report"
-    return bool(passed), str(result)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
@@ -142,17 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run_live.py: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     runner = LiveRunner(plan)
-    node = runner.build()
-    all_passed = True
-    print("self-checks:", flush=True)
-    for strategy in node.trader.strategies():
-        passed, text = self_check_report(strategy)
-        all_passed &= passed
-        print(f"  {strategy.id}: {'PASS' if passed else 'FAIL'} - {text}", flush=True)
-    if settings.mode == "live" and not all_passed:
-        print("run_live.py: live mode needs every strategy's self-check to pass", file=sys.stderr)
-        node.dispose()
-        return EXIT_REFUSED
+    runner.build()
     return runner.run()
 
 

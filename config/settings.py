@@ -37,6 +37,7 @@ ENGINE_LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MARKET_DATA_TYPES = ("REALTIME", "FROZEN", "DELAYED", "DELAYED_FROZEN")
 CACHE_BACKENDS = ("memory", "redis")
+BEARISH_CHOICES = ("inverse_etf", "disabled")
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.]{0,9}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -319,10 +320,14 @@ SCHEMA: tuple[Key, ...] = (
     _k("LIVE_CONFIRM", _bool, "false", "the explicit confirmation a live run needs", "run"),
     _k("STRATEGIES", _names, "ma_cross", "the strategy sequence, in priority order", "run"),
     _k("SYMBOLS", _symbols, "SPY", "the symbols each strategy trades", "run"),
-    _k("ALLOCATION", _percent, "100", "share of account equity the bot may use, percent", "run"),
+    _k("ALLOCATION", _percent, "100", "share of account equity the bot may use, percent; when "
+       "ALLOCATION or WEIGHTS is set, each strategy with a capital_fraction parameter gets "
+       "ALLOCATION x its weight (otherwise the strategies' own defaults apply)", "run"),
     _k("WEIGHTS", _weights, "", "each strategy's share of the allocation, in STRATEGIES order; "
        "empty: equal shares", "run"),
-    _k("BEARISH_INSTRUMENT", _symbol, "SH", "the inverse ETF bought instead of shorting", "run"),
+    _k("BEARISH_INSTRUMENT", _choice(BEARISH_CHOICES), "inverse_etf", "how strategies with a "
+       "bearish side express it (their bearish_instrument): a 1x inverse ETF, or disabled (long "
+       "puts are not supported yet)", "run"),
     _k("STARTING_CAPITAL", _decimal_range(Decimal(1), Decimal(10**9)), "100000",
        "USD starting cash of the simulated (replay) account", "run"),
     # risk limits (RiskConfig)
@@ -363,8 +368,8 @@ SCHEMA: tuple[Key, ...] = (
     _k("MAX_NOTIONAL_PER_ORDER", _decimal_range(Decimal(1), Decimal(10**9)), "1000000",
        "the Nautilus RiskEngine's cap per order, USD", "risk", risk_field="max_notional_per_order"),
     # filters
-    _k("VIX_MAX", _optional_decimal, "", "no new entries while the VIX is above this; empty: off",
-       "filters"),
+    _k("VIX_MIN", _optional_decimal, "", "VIX gate of strategies that have one (min_vix): no "
+       "entries in a session whose latest VIX close is below this; empty: off", "filters"),
     _k("EXTENDED_HOURS", _bool, "false", "trade pre-market and after-hours (orders marked "
        "outsideRth live)", "filters"),
     # timing
@@ -528,6 +533,9 @@ class Settings:
         weights = self.values["WEIGHTS"] or tuple(Decimal(1) / len(names) for _ in names)
         allocation = self.values["ALLOCATION"] / Decimal(100)
         return {name: weight * allocation for name, weight in zip(names, weights, strict=True)}
+
+    def explicitly_set(self, name: str) -> bool:
+        return name in self.sources
 
     def risk_config(self) -> RiskConfig:
         fields = {key.risk_field: self.values[key.name] for key in SCHEMA if key.risk_field}

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pandas as pd
@@ -64,7 +65,9 @@ from config.settings import Settings
 from strategies.sessions import EXCHANGE_TZ
 
 IB_CLIENT = "IB"
-IB_ACCOUNT_VENUE = "INTERACTIVE_BROKERS"  # the venue Nautilus's IB adapter files the account under
+# Nautilus's IB factory names the account "<client name>-<account id>", so the account's
+# venue (what the kill switch asks the portfolio for) is the client name.
+IB_ACCOUNT_VENUE = IB_CLIENT
 
 
 class LivePlanError(ValueError):
@@ -85,6 +88,8 @@ class LivePlan:
     strategies: tuple[ImportableStrategyConfig, ...] = ()
     replay_start: pd.Timestamp | None = None
     replay_end: pd.Timestamp | None = None
+    # A restarted replay (CACHE_BACKEND=redis): the data time the previous run stopped at.
+    replay_resume_ns: int | None = None
     # Backtest-equivalent fill rules of the replay venue.
     slippage_prob: float = 1.0
     per_share_fee: Decimal = Decimal("0.005")
@@ -145,6 +150,25 @@ def replay_window(settings: Settings, catalog: Path) -> tuple[pd.Timestamp, pd.T
     return _ny_midnight(start_date), _ny_midnight(end_date + dt.timedelta(days=1))
 
 
+def strategy_overrides(settings: Settings, name: str) -> dict[str, Any]:
+    """
+    The settings that map onto strategy parameters, for the strategies of `name` that have
+    them: BEARISH_INSTRUMENT -> bearish_instrument, VIX_MIN -> min_vix, and ALLOCATION x the
+    strategy's weight -> capital_fraction when ALLOCATION or WEIGHTS is set explicitly.
+    """
+    parameters = {p for spec in specs_for(name) for p in spec.parameter_names()}
+    overrides: dict[str, Any] = {}
+    if "bearish_instrument" in parameters:
+        overrides["bearish_instrument"] = settings["BEARISH_INSTRUMENT"]
+    if "min_vix" in parameters and settings["VIX_MIN"] is not None:
+        overrides["min_vix"] = str(settings["VIX_MIN"])
+    if "capital_fraction" in parameters and (
+        settings.explicitly_set("ALLOCATION") or settings.explicitly_set("WEIGHTS")
+    ):
+        overrides["capital_fraction"] = str(settings.strategy_weights()[name])
+    return overrides
+
+
 def _replay_strategies(
     settings: Settings, catalog: Path, start: pd.Timestamp,
 ) -> tuple[dict[InstrumentId, str], str | None, list[ImportableStrategyConfig]]:
@@ -159,12 +183,13 @@ def _replay_strategies(
         request = BacktestRequest(
             strategy=name, symbols=settings["SYMBOLS"], catalog=catalog,
             start=start.tz_convert(EXCHANGE_TZ).date(), progress=False,
+            overrides=strategy_overrides(settings, name),
         )
         try:
             run_plan = plan_run(request)
             configs += strategy_configs_for(request, run_plan)
         except (BacktestRequestError, StrategyParameterError) as exc:
-            raise LivePlanError(f"STRATEGIES ({name}): {exc}") from None
+            raise LivePlanError(f"STRATEGIES ({name}): {_explain(request.overrides, exc)}") from None
         for instrument_id, bar_type in run_plan.bar_types.items():
             bar_types.setdefault(instrument_id, bar_type)
         vix = vix or run_plan.vix_bar_type
@@ -177,21 +202,47 @@ def _live_strategies(settings: Settings) -> tuple[dict[InstrumentId, str], list[
     bar_types = {iid: f"{iid}-{MINUTE_BARS}" for iid in watchlist}
     configs = []
     for name in settings.strategies:
-        for spec in specs_for(name):
-            if spec.is_universe:
-                extras = spec.extra_symbols(settings["SYMBOLS"], {}) if spec.extra_symbols else ()
-                for extra in extras:
-                    iid = live_instrument_id(extra)
-                    bar_types.setdefault(iid, f"{iid}-{MINUTE_BARS}")
-                params = [build_universe_params(spec, Universe(watchlist, dict(bar_types)), {})]
-            else:
-                params = [build_params(spec, iid, len(watchlist), {}) for iid in watchlist]
-            configs += [
-                ImportableStrategyConfig(strategy_path=spec.strategy_path,
-                                         config_path=spec.config_path, config=p)
-                for p in params
-            ]
+        mapped = strategy_overrides(settings, name)
+        try:
+            configs += _live_strategy_configs(name, mapped, watchlist, bar_types)
+        except StrategyParameterError as exc:
+            raise LivePlanError(f"STRATEGIES ({name}): {_explain(mapped, exc)}") from None
     return bar_types, configs
+
+
+def _explain(mapped: dict[str, Any], exc: Exception) -> str:
+    """Name the settings a refused strategy parameter came from."""
+    sources = {"capital_fraction": "ALLOCATION x WEIGHTS", "bearish_instrument": "BEARISH_INSTRUMENT",
+               "min_vix": "VIX_MIN"}
+    named = [f"{sources[k]} -> {k} {mapped[k]}" for k in mapped if k in str(exc) and k in sources]
+    return f"{'; '.join(named)}: {exc}" if named else str(exc)
+
+
+def _live_strategy_configs(
+    name: str,
+    mapped: dict[str, Any],
+    watchlist: tuple[InstrumentId, ...],
+    bar_types: dict[InstrumentId, str],
+) -> list[ImportableStrategyConfig]:
+    """One sequence entry's strategies; `bar_types` gains the extra instruments they load."""
+    symbols = tuple(iid.symbol.value for iid in watchlist)
+    configs = []
+    for spec in specs_for(name):
+        overrides = {k: v for k, v in mapped.items() if k in spec.parameter_names()}
+        if spec.is_universe:
+            extras = spec.extra_symbols(symbols, overrides) if spec.extra_symbols else ()
+            for extra in extras:
+                iid = live_instrument_id(extra)
+                bar_types.setdefault(iid, f"{iid}-{MINUTE_BARS}")
+            params = [build_universe_params(spec, Universe(watchlist, dict(bar_types)), overrides)]
+        else:
+            params = [build_params(spec, iid, len(watchlist), overrides) for iid in watchlist]
+        configs += [
+            ImportableStrategyConfig(strategy_path=spec.strategy_path,
+                                     config_path=spec.config_path, config=p)
+            for p in params
+        ]
+    return configs
 
 
 def make_plan(settings: Settings, state_dir: Path | None = None, catalog: Path | None = None) -> LivePlan:
@@ -199,18 +250,50 @@ def make_plan(settings: Settings, state_dir: Path | None = None, catalog: Path |
     if settings["CACHE_BACKEND"] == "redis":
         check_redis(settings["REDIS_HOST"], settings["REDIS_PORT"])
     if settings.broker != "replay":
-        try:
-            bar_types, configs = _live_strategies(settings)
-        except StrategyParameterError as exc:
-            raise LivePlanError(f"STRATEGIES: {exc}") from None
+        bar_types, configs = _live_strategies(settings)
         return LivePlan(settings=settings, state_dir=state, catalog=None, bar_types=bar_types,
                         strategies=tuple(configs))
     catalog = catalog or settings["REPLAY_CATALOG"] or DEFAULT_CATALOG
     start, end = replay_window(settings, catalog)
     bar_types, vix, configs = _replay_strategies(settings, catalog, start)
+    resume = None
+    if settings["CACHE_BACKEND"] == "redis":
+        resume = replay_resume_point(state, catalog, start, end)
     return LivePlan(settings=settings, state_dir=state, catalog=catalog, bar_types=bar_types,
                     vix_bar_type=vix, strategies=tuple(configs),
-                    replay_start=start, replay_end=end)
+                    replay_start=start, replay_end=end, replay_resume_ns=resume)
+
+
+REPLAY_STATE_FILE = "replay_state.json"
+
+
+def replay_resume_point(state_dir: Path, catalog: Path, start: pd.Timestamp, end: pd.Timestamp) -> int | None:
+    """Where an interrupted replay of the same catalog and window stopped, if one did."""
+    import json
+
+    path = state_dir / REPLAY_STATE_FILE
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    same = (saved.get("catalog"), saved.get("start"), saved.get("end")) == (
+        str(catalog), start.isoformat(), end.isoformat(),
+    )
+    return int(saved["last_ts"]) if same and saved.get("last_ts") is not None else None
+
+
+def write_replay_state(
+    plan: LivePlan, last_ts: int | None, finished: bool,
+) -> None:
+    import json
+
+    path = plan.state_dir / REPLAY_STATE_FILE
+    if finished or last_ts is None:
+        path.unlink(missing_ok=True)
+        return
+    path.write_text(json.dumps({
+        "catalog": str(plan.catalog), "start": plan.replay_start.isoformat(),
+        "end": plan.replay_end.isoformat(), "last_ts": last_ts,
+    }))
 
 
 def actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
@@ -371,6 +454,7 @@ def _replay_clients(plan: LivePlan) -> tuple[dict, dict]:
         start=plan.replay_start.isoformat(),
         end=plan.replay_end.isoformat(),
         speed=settings["REPLAY_SPEED"],
+        warm_up_until_ns=plan.replay_resume_ns,
     )
     execution = ReplayExecClientConfig(
         venue=BACKTEST_VENUE.value,

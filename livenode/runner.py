@@ -26,7 +26,6 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -36,6 +35,7 @@ from nautilus_trader.execution.messages import SubmitOrderList
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.events import OrderDenied
 from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.identifiers import AccountId
 from nautilus_trader.model.identifiers import ClientId
 
 from actors.journal import Journal
@@ -46,13 +46,17 @@ from adapters.replay.config import REPLAY_CLIENT_ID
 from adapters.replay.data import ReplayDataClientFactory
 from adapters.replay.data import node_is_idle
 from adapters.replay.execution import ReplayExecClientFactory
+from adapters.replay.execution import register_simulated_account
+from catalog.instruments import BACKTEST_VENUE
 from livenode.builder import IB_CLIENT
 from livenode.builder import LivePlan
 from livenode.builder import build_node_config
+from livenode.builder import write_replay_state
 from livenode.control import Command
 from livenode.control import ControlChannel
 from livenode.operations import CommandRefused
 from livenode.operations import Operations
+from livenode.selfcheck import self_check_report
 from risk.messages import CONTROL_ENDPOINT
 from risk.messages import ControlAction
 from risk.messages import RiskControl
@@ -60,6 +64,8 @@ from strategies.sessions import EXCHANGE_TZ
 from strategies.sessions import session_for
 
 EXIT_OK = 0
+EXIT_REFUSED = 2
+STARTUP_HOLD = "startup"
 EXIT_NOT_CONNECTED = 3
 EXIT_FORCED = 130
 EXEC_ENGINE_ENDPOINT = "ExecEngine.execute"
@@ -124,6 +130,8 @@ class LiveRunner:
     def build(self) -> TradingNode:
         self.plan.state_dir.mkdir(parents=True, exist_ok=True)
         config = build_node_config(self.plan)
+        if self.plan.replay:
+            register_simulated_account(BACKTEST_VENUE.value)
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         node = TradingNode(config=config, loop=loop)
@@ -138,10 +146,24 @@ class LiveRunner:
                 InteractiveBrokersLiveExecClientFactory,
             )
 
+            exec_factory = InteractiveBrokersLiveExecClientFactory
+            if self.settings["EXTENDED_HOURS"]:
+                from adapters.ib.execution import ExtendedHoursExecClientFactory
+
+                exec_factory = ExtendedHoursExecClientFactory
             node.add_data_client_factory(IB_CLIENT, InteractiveBrokersLiveDataClientFactory)
-            node.add_exec_client_factory(IB_CLIENT, InteractiveBrokersLiveExecClientFactory)
+            node.add_exec_client_factory(IB_CLIENT, exec_factory)
         node.build()
+        if not self.plan.replay:
+            # IB files the account under the client's name ("IB-<account>"); strategies look
+            # their account up by their instruments' venues (SPY.ARCX -> ARCX).
+            account_id = AccountId(f"{IB_CLIENT}-{self.settings['IB_ACCOUNT']}")
+            for venue in {iid.venue for iid in self.plan.instrument_ids()}:
+                node.cache.set_account_id_for_venue(venue, account_id)
         self.gate = install_risk_layer(node.kernel)
+        # No order passes until the self-checks are reported (lifted in _self_checks).
+        self._send_control(node, ControlAction.HALT, "until the self-checks are reported",
+                           source=STARTUP_HOLD)
         if self.settings.mode == "dry-run":
             self.dry_run_orders = install_dry_run(node.kernel, self._log_warning)
         if self.settings["CACHE_BACKEND"] == "memory":
@@ -229,12 +251,24 @@ class LiveRunner:
             self.out(f"error: {self.error}")
             await self._stop_node(node, run_task)
             return
+        warm_up = self.plan.replay_resume_ns is not None
+        if self._stop_reason is None and not await self._self_checks(node, resume=not warm_up):
+            self.exit_code = EXIT_REFUSED
+            self.request_stop("self-checks failed in live mode")
         if self.plan.replay and self._stop_reason is None:
             replay = node.kernel.data_engine._clients[ClientId(REPLAY_CLIENT_ID)]
+            if warm_up:
+                resume_at = pd.Timestamp(self.plan.replay_resume_ns, tz="UTC")
+                self.out(f"restart: replaying up to {resume_at} again with trading held, then "
+                         "resuming (orders and positions restored from the cache)")
             replay.begin(node.kernel)
         last_snapshot = 0.0
         while self._stop_reason is None:
             self._take_commands(node)
+            if warm_up and replay is not None and replay.caught_up.is_set():
+                warm_up = False
+                self._send_control(node, ControlAction.RESUME, "replay caught up",
+                                   source=STARTUP_HOLD)
             if replay is not None and replay.finished.is_set():
                 self.request_stop("replay finished")
             if run_task.done():
@@ -248,10 +282,33 @@ class LiveRunner:
         self.control.write_state(self.snapshot(node, "stopping"))
         await self._wind_down(node)
         self._save_strategy_state(node)
+        if replay is not None:
+            write_replay_state(self.plan, replay.last_ts, replay.finished.is_set())
         self._write_daily_summaries(node)
         self._write_summary(node)
         await self._stop_node(node, run_task)
         self.control.write_state(self.snapshot(node, "stopped"))
+
+    async def _self_checks(self, node: TradingNode, resume: bool = True) -> bool:
+        """
+        Report every strategy's self-check while trading is held (STARTUP hold), then lift the
+        hold; in live mode only when every check passed.
+        """
+        await self._settle(node, 10.0)  # the strategies' subscriptions are processed first
+        all_passed = True
+        self.out("self-checks:")
+        for strategy in node.trader.strategies():
+            passed, text = self_check_report(strategy)
+            all_passed &= passed
+            self.out(f"  {strategy.id}: {'PASS' if passed else 'FAIL'} - {text}")
+        if self.settings.mode == "live" and not all_passed:
+            self.error = "live mode needs every strategy's self-check to pass; not trading"
+            self.out(f"error: {self.error}")
+            return False
+        if resume:
+            self._send_control(node, ControlAction.RESUME, "self-checks reported",
+                               source=STARTUP_HOLD)
+        return True
 
     def _take_commands(self, node: TradingNode) -> None:
         commands, problems = self.control.take_commands()
@@ -288,9 +345,10 @@ class LiveRunner:
         return self.operations.apply(command)
 
     def _send_control(self, node: TradingNode, action: ControlAction, reason: str,
-                      exit_positions: bool = False) -> None:
+                      exit_positions: bool = False, source: str = "operator") -> None:
         node.kernel.msgbus.send(CONTROL_ENDPOINT, RiskControl(
-            action=action, reason=reason, source="operator", exit_positions=exit_positions,
+            action=action, reason=reason, source=source, exit_positions=exit_positions,
+            cancel_orders=action == ControlAction.HALT and source != STARTUP_HOLD,
         ))
 
     async def _settle(self, node: TradingNode, seconds: float) -> None:

@@ -268,3 +268,20 @@ def test_cli_check_reports_problems(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert f"{path}:2: WEIGHTS: 2 weights must sum to 1.0, got 0.5,0.6" in result.stderr
+
+
+def test_cross_field_rules(tmp_path: Path) -> None:
+    path = write(tmp_path, "MODE=live\nBROKER=replay\nREPLAY_START=2024-12-16\nREPLAY_END=2024-12-13\n"
+                           "MAX_RISK_PER_TRADE=1\nDAILY_LOSS_LIMIT=2\n")
+    assert problems_of(path) == [
+        f"{path}:4: REPLAY_END: expected on or after REPLAY_START (2024-12-16), got 2024-12-13",
+        f"{path}:2: BROKER: expected ib in live mode (the replay feed has no real account), got 'replay'",
+    ]
+
+
+def test_smtp_login_needs_its_password(tmp_path: Path) -> None:
+    path = write(tmp_path, "NOTIFY_EMAIL=true\nSMTP_HOST=127.0.0.1\nSMTP_SENDER=a@b.c\n"
+                           "SMTP_RECIPIENTS=d@e.f\nSMTP_USERNAME=bot\n")
+    assert problems_of(path) == [
+        f"{path}:5: SMTP_PASSWORD: required with SMTP_USERNAME; expected it in the secrets file, got nothing",
+    ]

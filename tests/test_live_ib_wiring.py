@@ -97,7 +97,26 @@ def test_ib_node_config(tmp_path: Path) -> None:
     ids = sorted(s.config["instrument_id"] for s in config.strategies)
     assert ids == ["AAPL.XNAS", "SPY.ARCX"]
     kill_switch = next(a for a in config.actors if a.actor_path.endswith("KillSwitch"))
-    assert kill_switch.config["venue"] == "INTERACTIVE_BROKERS"
+    # Nautilus's IB factory files the account as "IB-<account>": its venue is the client name.
+    assert kill_switch.config["venue"] == "IB"
+
+
+def test_extended_hours_orders_are_marked_outside_rth() -> None:
+    from ibapi.order import Order as IBOrder
+
+    from adapters.ib.execution import ExtendedHoursExecutionClient
+    from adapters.ib.execution import mark_outside_rth
+    from nautilus_trader.adapters.interactive_brokers.execution import (
+        InteractiveBrokersExecutionClient,
+    )
+
+    assert IBOrder().outsideRth is False
+    assert mark_outside_rth(IBOrder()).outsideRth is True
+    # The subclass changes only the order transform.
+    assert ExtendedHoursExecutionClient.__mro__[1] is InteractiveBrokersExecutionClient
+    assert set(vars(ExtendedHoursExecutionClient)) - {"__module__", "__doc__", "__firstlineno__",
+                                                      "__static_attributes__", "__qualname__"} == {
+        "_transform_order_to_ib_order"}
 
 
 NEVER_CONNECTS = """
@@ -148,7 +167,10 @@ def test_bad_settings_are_all_reported_before_anything_starts(tmp_path: Path) ->
     )
     assert result.returncode == 2
     assert "3 problem(s) in the settings" in result.stderr
-    assert f"{env}:1: STRATEGIES: expected names from ma_cross, noop, got unknown nonesuch" in result.stderr
+    from backtesting.registry import strategy_names
+
+    known = ", ".join(sorted(strategy_names()))
+    assert f"{env}:1: STRATEGIES: expected names from {known}, got unknown nonesuch" in result.stderr
     assert f"{env}:2: WEIGHTS: 2 weights must sum to 1.0, got 0.5,0.6" in result.stderr
     assert f"{env}:3: IB_PORT: expected an integer from 1 to 65535, got '0'" in result.stderr
 
@@ -173,3 +195,28 @@ def test_dry_run_sends_nothing(sample_catalog: Path, tmp_path: Path, mode: str) 
     assert summary["dry_run_orders"], "the strategy signalled on this day"
     assert all(line.startswith("DRY-RUN MACross-SPY: would send MarketOrder(BUY")
                for line in summary["dry_run_orders"])
+
+
+def test_settings_that_map_onto_strategy_parameters(tmp_path: Path) -> None:
+    settings = load_settings(ib_env(tmp_path, 4002, SYMBOLS="SPY,QQQ", STRATEGIES="session,ma_cross",
+                                    WEIGHTS="0.35,0.65", BEARISH_INSTRUMENT="disabled"))
+    plan = make_plan(settings)
+    session = [c.config for c in plan.strategies if "ma_cross" not in c.strategy_path]
+    assert len(session) == 3
+    # ALLOCATION (100%) x the first weight; the strategies' own default is 0.3-0.35.
+    assert {c["capital_fraction"] for c in session} == {"0.35"}
+    assert {c["bearish_instrument"] for c in session} == {"disabled"}
+    ma = [c.config for c in plan.strategies if "ma_cross" in c.strategy_path]
+    assert sorted(c["instrument_id"] for c in ma) == ["QQQ.XNAS", "SPY.ARCX"]
+    assert all("capital_fraction" not in c for c in ma)  # MA cross has no such parameter
+
+
+def test_a_mapped_value_a_strategy_refuses_is_a_plan_error(tmp_path: Path) -> None:
+    from livenode.builder import LivePlanError
+
+    settings = load_settings(ib_env(tmp_path, 4002, STRATEGIES="session,ma_cross", WEIGHTS="0.2,0.8"))
+    with pytest.raises(LivePlanError) as info:
+        make_plan(settings)
+    message = str(info.value)
+    assert message.startswith("STRATEGIES (session): ALLOCATION x WEIGHTS -> capital_fraction 0.2:")
+    assert "end-of-day momentum takes 30-40% of capital, got 0.2" in message

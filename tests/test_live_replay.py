@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -165,9 +164,17 @@ def test_second_signal_forces_exit(sample_catalog: Path, tmp_path: Path) -> None
 
 def test_stop_command_flattens_halts_and_stops(sample_catalog: Path, tmp_path: Path) -> None:
     state = tmp_path / "state"
-    env = write_env(tmp_path / "bot.env", sample_catalog, state, "realtime")
+    # x2000: the day's first buys (14:40 UTC) come about 10 s in and are held for about 5 s.
+    env = write_env(tmp_path / "bot.env", sample_catalog, state, "x2000")
     proc = start_live(env)
-    wait_for_phase(state, "running", proc)
+    deadline = time.monotonic() + 90
+    snapshot: dict = {}
+    while time.monotonic() < deadline:
+        snapshot = wait_for_phase(state, "running", proc)
+        if len(snapshot["positions"]) == 2:
+            break
+        time.sleep(0.05)
+    assert sorted(p["instrument_id"] for p in snapshot["positions"]) == ["QQQ.SIM", "SPY.SIM"]
     stop = subprocess.run(
         [sys.executable, "run_live.py", "stop", "--config", str(env), "--reason", "test"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
@@ -179,6 +186,11 @@ def test_stop_command_flattens_halts_and_stops(sample_catalog: Path, tmp_path: P
     assert summary["stop_reason"] == "stop command: test"
     assert summary["gate"]["trading_state"] == "HALTED"
     assert summary["positions_open"] == [] and summary["orders_open"] == 0
+    # The two buys, then the flattening sells of the same quantities.
+    fills = summary["fills"]
+    buys = sorted((f["instrument_id"], f["quantity"]) for f in fills[:2] if f["side"] == "BUY")
+    sells = sorted((f["instrument_id"], f["quantity"]) for f in fills[2:] if f["side"] == "SELL")
+    assert len(fills) == 4 and len(buys) == 2 and sells == buys
 
 
 def test_control_commands_are_validated(tmp_path: Path) -> None:

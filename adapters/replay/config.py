@@ -19,6 +19,7 @@ class ReplayDataClientConfig(LiveDataClientConfig, frozen=True, kw_only=True):
     speed: 1.0 real time, N > 1 N times faster, 0 as fast as the node takes the data (each
         bar is handed over only once the node has finished with the previous one, so orders a
         bar triggers are filled before the next bar, as in a backtest).
+    warm_up_until_ns: see below.
     """
 
     catalog_path: str
@@ -27,6 +28,10 @@ class ReplayDataClientConfig(LiveDataClientConfig, frozen=True, kw_only=True):
     end: str
     quote_instrument_ids: list[str] = []
     speed: float = 1.0
+    # A restarted replay: data up to this time (UTC ns) is handed over again at full speed so
+    # strategies and actors rebuild their state, while the runner holds trading; `caught_up`
+    # is set once it has been processed.
+    warm_up_until_ns: int | None = None
 
     def __post_init__(self) -> None:
         if self.speed < 0:

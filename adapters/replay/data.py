@@ -94,6 +94,7 @@ class ReplayDataClient(LiveMarketDataClient):
                 cache.add_instrument(instrument)
         self._stream_task: asyncio.Task | None = None
         self.finished = asyncio.Event()
+        self.caught_up = asyncio.Event()  # the warm-up part (if any) has been processed
         self.items_sent = 0
         self.last_ts: int | None = None
 
@@ -144,11 +145,20 @@ class ReplayDataClient(LiveMarketDataClient):
         items = self.load_items()
         self._log.info(f"Replaying {len(items)} items at speed {self._config.speed or 'max'}")
         speed = self._config.speed
+        warm_up_until = self._config.warm_up_until_ns
+        if warm_up_until is None:
+            self.caught_up.set()
         wall_start = time.monotonic()
         first_ts = items[0].ts_init if items else 0
         previous_ts: int | None = None
         for item in items:
-            if speed > 0:
+            if not self.caught_up.is_set() and item.ts_init > warm_up_until:
+                await self._wait_idle(is_idle)
+                self._log.info(f"Warm-up done: resuming at {item.ts_init}")
+                self.caught_up.set()
+                # Pacing restarts here: the warm-up went as fast as the node took it.
+                wall_start, first_ts = time.monotonic(), item.ts_init
+            if speed > 0 and self.caught_up.is_set():
                 due = wall_start + (item.ts_init - first_ts) / 1e9 / speed
                 delay = due - time.monotonic()
                 if delay > 0:
@@ -162,6 +172,7 @@ class ReplayDataClient(LiveMarketDataClient):
             self.last_ts = item.ts_init
             previous_ts = item.ts_init
         await self._wait_idle(is_idle)
+        self.caught_up.set()
         self._log.info(f"Replay finished: {self.items_sent} items")
         self.finished.set()
 

@@ -8,12 +8,20 @@ exactly like a backtest of the same data:
 - the simulated exchange sees each bar or quote before any strategy does (it subscribes with a
   higher message-bus priority), as the backtest engine's exchange does, so a market order sent
   on a bar fills against that bar, and the exchange's clock is set to the data's time.
+
+Restarts. The simulated venue lives in the process, so what it "remembers" across a restart is
+the node's persisted cache (CACHE_BACKEND=redis, loaded before the clients are built): the
+account starts from the cached account's balances instead of the configured starting balances,
+and the venue reports the cached open positions of its venue when Nautilus reconciles at start.
+With a memory cache nothing is cached and the venue starts fresh, as configured.
 """
 
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
+from nautilus_trader.accounting.factory import AccountFactory
 from nautilus_trader.adapters.sandbox.execution import SandboxExecutionClient
 from nautilus_trader.backtest.config import FeeModelFactory
 from nautilus_trader.backtest.config import FillModelFactory
@@ -28,6 +36,9 @@ from nautilus_trader.common.component import MessageBus
 from nautilus_trader.common.component import TestClock
 from nautilus_trader.common.providers import InstrumentProvider
 from nautilus_trader.core.data import Data
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.execution.messages import GeneratePositionStatusReports
+from nautilus_trader.execution.reports import PositionStatusReport
 from nautilus_trader.live.execution_client import LiveExecutionClient
 from nautilus_trader.live.factories import LiveExecClientFactory
 from nautilus_trader.model.data import Bar
@@ -43,6 +54,17 @@ from nautilus_trader.model.objects import Money
 from nautilus_trader.portfolio.base import PortfolioFacade
 
 from adapters.replay.config import ReplayExecClientConfig
+
+def register_simulated_account(venue: str) -> None:
+    """
+    Call before the TradingNode is constructed: accounts of `venue` are calculated from fills.
+
+    The sandbox client registers this itself, but only when it is built, after the kernel has
+    already loaded a persisted (Redis) cache; an account loaded before that would never have
+    its cash updated from fills again. Registering twice is harmless.
+    """
+    AccountFactory.register_calculated_account(venue)
+
 
 # Above every strategy and actor handler (priority 0), so the exchange moves first.
 EXCHANGE_PRIORITY = 100
@@ -79,14 +101,19 @@ class ReplayExecutionClient(SandboxExecutionClient):
             clock=clock,
             config=None,
         )
-        self._set_account_id(AccountId(f"{config.venue}-001"))
+        account_id = AccountId(f"{config.venue}-001")
+        self._set_account_id(account_id)
+        starting_balances = [Money.from_str(b) for b in config.starting_balances]
+        cached_account = cache.account(account_id)
+        if cached_account is not None:
+            starting_balances = [balance.total for balance in cached_account.balances().values()]
         fill_model = FillModelFactory.create(config.fill_model) if config.fill_model else FillModel()
         fee_model = FeeModelFactory.create(config.fee_model) if config.fee_model else MakerTakerFeeModel()
         self.exchange = SimulatedExchange(
             venue=venue,
             oms_type=oms_type,
             account_type=account_type,
-            starting_balances=[Money.from_str(b) for b in config.starting_balances],
+            starting_balances=starting_balances,
             base_currency=base_currency,
             default_leverage=config.default_leverage,
             leverages=config.leverages or {},
@@ -115,6 +142,29 @@ class ReplayExecutionClient(SandboxExecutionClient):
         )
         self.exchange.register_client(self._client)
         self.exchange.initialize_account()
+
+    async def generate_position_status_reports(
+        self,
+        command: GeneratePositionStatusReports,
+    ) -> list[PositionStatusReport]:
+        """The venue's open positions: those of the (persisted) cache on this venue."""
+        now = self._clock.timestamp_ns()
+        reports = []
+        for position in self._cache.positions_open(venue=self.venue):
+            if command.instrument_id is not None and position.instrument_id != command.instrument_id:
+                continue
+            reports.append(PositionStatusReport(
+                account_id=self.account_id,
+                instrument_id=position.instrument_id,
+                position_side=position.side,
+                quantity=position.quantity,
+                report_id=UUID4(),
+                ts_last=now,
+                ts_init=now,
+                venue_position_id=position.id,
+                avg_px_open=Decimal(str(position.avg_px_open)),
+            ))
+        return reports
 
     def connect(self) -> None:
         self._log.info("Connecting...")

@@ -30,7 +30,7 @@ from scripts.bench.machine import describe_machine
 from scripts.bench.machine import peak_rss_mib
 
 
-def measure(catalog: Path, start: str, end: str, symbols: str) -> dict[str, Any]:
+def measure(catalog: Path, start: str, end: str, symbols: str, records: bool = True) -> dict[str, Any]:
     from nautilus_trader.execution.messages import SubmitOrder
     from nautilus_trader.model.data import Bar
     from nautilus_trader.model.identifiers import ClientId
@@ -47,6 +47,7 @@ def measure(catalog: Path, start: str, end: str, symbols: str) -> dict[str, Any]
         "BROKER": "replay", "MODE": "paper", "STRATEGIES": "ma_cross", "SYMBOLS": symbols,
         "REPLAY_CATALOG": str(catalog), "REPLAY_START": start, "REPLAY_END": end,
         "REPLAY_SPEED": "max", "STATE_DIR": str(state), "LOG_LEVEL": "ERROR",
+        "JOURNAL": "true" if records else "false", "GNC_EXPORT_MODE": "auto" if records else "off",
     }
     settings = build_settings({k: Entry(v, "benchmark") for k, v in values.items()})
     runner = LiveRunner(make_plan(settings), out=lambda _: None)
@@ -101,12 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", default="2024-10-01")
     parser.add_argument("--end", default="2024-12-31")
     parser.add_argument("--symbols", default="SPY,QQQ")
+    parser.add_argument("--no-records", action="store_true",
+                        help="run without the journal and the GnuCash ledger")
     args = parser.parse_args(argv)
     from catalog.sample import ensure_sample_catalog
     from catalog.store import DEFAULT_CATALOG
 
     catalog = args.catalog or ensure_sample_catalog(DEFAULT_CATALOG)
-    result = measure(catalog, args.start, args.end, args.symbols)
+    result = measure(catalog, args.start, args.end, args.symbols, records=not args.no_records)
     console = Console()
     table = Table(title="Replayed bar -> strategy order submission, inside the live node")
     for column in ("orders", "bars", "median", "p99", "max", "replay wall time", "bars/s"):
@@ -117,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['bars_per_s']:.0f}",
     )
     console.print(table)
-    console.print(f"ma_cross on {args.symbols}, {args.start} .. {args.end}, {catalog}")
+    console.print(f"ma_cross on {args.symbols}, {args.start} .. {args.end}, {catalog}; journal and "
+                  f"ledger {'off' if args.no_records else 'on'}")
     console.print(f"Machine: {describe_machine()}; peak memory {peak_rss_mib():.0f} MiB")
     return 0
 
