@@ -25,7 +25,6 @@ import pandas as pd
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import PriceType
 from nautilus_trader.model.events import OrderFilled
-from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.trading.strategy import Strategy
 
 from livenode.control import Command
@@ -78,11 +77,13 @@ def live_parameters(strategy: Strategy) -> tuple[dict[str, Any], dict[str, Any]]
 class Operations:
     """The node-side half of the control interface (one per runner)."""
 
-    def __init__(self, kernel: Any, state_dir: Path, account_venue: str, bar_types: list[str]) -> None:
+    def __init__(self, kernel: Any, state_dir: Path, bar_types: list[str]) -> None:
         self.kernel = kernel
         self.state_dir = state_dir
-        self.venue = Venue(account_venue)
         self.bar_types = [BarType.from_str(b) for b in bar_types]
+        # Equity is looked up by an instrument's venue, as the strategies do (SIM, or ARCX
+        # mapped to the IB account).
+        self.venue = self.bar_types[0].instrument_id.venue
         self.fills: deque[dict[str, Any]] = deque(maxlen=RECENT_FILLS)
         self.equity: deque[tuple[str, str]] = deque(maxlen=EQUITY_POINTS)
         self.indicators: dict[str, deque[tuple[str, dict[str, float]]]] = {}
@@ -257,6 +258,7 @@ class Operations:
                 "id": str(s.id), "state": s.state.name, "class": type(s).__name__,
                 "orders": len(orders), "open_orders": len(cache.orders_open(strategy_id=s.id)),
                 "parameters": values, "schema": schema,
+                "indicators_in_use": {k: str(v) for k, v in getattr(s, "indicators_in_use", dict)().items()},
                 "indicators": [{"ts": ts, **v} for ts, v in self.indicators.get(str(s.id), ())],
             })
         bars = {}

@@ -168,8 +168,7 @@ class LiveRunner:
             self.dry_run_orders = install_dry_run(node.kernel, self._log_warning)
         if self.settings["CACHE_BACKEND"] == "memory":
             self._restore_strategy_state(node)
-        self.operations = Operations(node.kernel, self.plan.state_dir, self.plan.account_venue,
-                                     self.plan.source_bar_types())
+        self.operations = Operations(node.kernel, self.plan.state_dir, self.plan.source_bar_types())
         for line in self.operations.restore_parameters():
             self.out(f"parameters restored from {self.plan.state_dir}: {line}")
         self.node = node

@@ -113,7 +113,8 @@ class MACross(Strategy):
         ):
             fast, slow = self._averages(config)
             # Oldest first; the cache keeps the most recent bars newest first.
-            for bar in reversed(self.cache.bars(config.bar_type)):
+            # Bars aggregated inside the engine are cached under the standard bar type.
+            for bar in reversed(self.cache.bars(config.bar_type.standard())):
                 fast.handle_bar(bar)
                 slow.handle_bar(bar)
             # The old averages stay registered (Nautilus has no unregister) but are not read.
@@ -122,6 +123,10 @@ class MACross(Strategy):
             self.fast, self.slow = fast, slow
             self._was_above = (fast.value > slow.value) if fast.initialized and slow.initialized else None
         self.params = config
+
+    def indicators_in_use(self) -> dict[str, object]:
+        """The average objects on_bar reads (their str names type and period)."""
+        return {"fast": self.fast, "slow": self.slow}
 
     def indicator_values(self) -> dict[str, float]:
         """The averages in force (for the dashboard's indicator panel)."""

@@ -176,6 +176,10 @@ def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> N
     assert strategies["MACross-QQQ"]["orders"] == 0 and strategies["MACross-QQQ"]["state"] == "STOPPED"
     assert strategies["MACross-SPY"]["orders"] >= 2
     assert strategies["MACross-SPY"]["parameters"]["fast_period"] == 5
+    # The averages on_bar reads are the new ones, warmed up from the cached bars.
+    assert strategies["MACross-SPY"]["indicators_in_use"] == {
+        "fast": "ExponentialMovingAverage(5)", "slow": "ExponentialMovingAverage(30)",
+    }
 
     # Light/dark toggle.
     page.click("#theme-toggle")

@@ -397,7 +397,14 @@ def create_app(config: WebConfig) -> FastAPI:
                 if snap is not None and node.version != sent:
                     sent = node.version
                     await socket.send_text(json.dumps(snap))
-                await asyncio.sleep(config.push_interval_s)
+                # Waiting on the socket (not a plain sleep) sees a client leaving or the server
+                # shutting down even while no new snapshot comes.
+                try:
+                    message = await asyncio.wait_for(socket.receive(), timeout=config.push_interval_s)
+                except TimeoutError:
+                    continue
+                if message["type"] == "websocket.disconnect":
+                    return
         except (WebSocketDisconnect, RuntimeError):
             return
 

@@ -1,0 +1,124 @@
+"""
+The node side of the dashboard's commands (livenode/operations.py) on a real engine: a running
+MACross takes new periods (its new averages warmed from the cached 5-minute bars, hand-checked),
+refuses bad values naming the field, pauses and resumes; changes persist for the next start.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from nautilus_trader.backtest.engine import BacktestEngine
+from nautilus_trader.backtest.engine import BacktestEngineConfig
+from nautilus_trader.config import LoggingConfig
+from nautilus_trader.model.currencies import USD
+from nautilus_trader.model.data import BarType
+from nautilus_trader.model.enums import AccountType
+from nautilus_trader.model.enums import OmsType
+from nautilus_trader.model.objects import Money
+
+from catalog.instruments import BACKTEST_VENUE
+from catalog.instruments import make_instrument
+from livenode.control import validate_command
+from livenode.operations import CommandRefused
+from livenode.operations import Operations
+from strategies.ma_cross import MACross
+from strategies.ma_cross import MACrossConfig
+from tests.risk_support import minute_bars
+
+# 60 minutes -> twelve 5-minute bars closing at 100, 101, ..., 111 (each bar's last minute).
+CLOSES = [100.0 + i // 5 for i in range(60)]
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> tuple[BacktestEngine, MACross, Operations]:
+    instrument = make_instrument("SPY")
+    engine = BacktestEngine(BacktestEngineConfig(
+        trader_id="TESTER-001", logging=LoggingConfig(log_level="ERROR", bypass_logging=True)))
+    engine.add_venue(venue=BACKTEST_VENUE, oms_type=OmsType.NETTING, account_type=AccountType.CASH,
+                     base_currency=USD, starting_balances=[Money(Decimal(100000), USD)])
+    engine.add_instrument(instrument)
+    engine.add_data(minute_bars(instrument, CLOSES, "2024-03-05 09:30"))
+    strategy = MACross(MACrossConfig(
+        instrument_id=instrument.id,
+        bar_type=BarType.from_str(f"{instrument.id}-5-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL"),
+        fast_period=3, slow_period=6, regular_hours_only=False,
+    ))
+    engine.add_strategy(strategy)
+    engine.run()
+    operations = Operations(engine.kernel, tmp_path, [f"{instrument.id}-1-MINUTE-LAST-EXTERNAL"])
+    yield engine, strategy, operations
+    engine.dispose()
+
+
+def command(**fields: object):
+    return validate_command({"actor": "tester", **fields})
+
+
+def ema(values: list[float], period: int) -> float:
+    alpha = 2 / (period + 1)
+    value = values[0]
+    for x in values[1:]:
+        value = alpha * x + (1 - alpha) * value
+    return value
+
+
+def test_new_periods_take_effect_warmed_from_the_cached_bars(running, tmp_path: Path) -> None:
+    engine, strategy, operations = running
+    assert str(strategy.fast) == "ExponentialMovingAverage(3)"
+    detail = operations.apply(command(command="set_parameters", strategy="MACross-000",
+                                      parameters={"fast_period": 2, "slow_period": 4}))
+    assert detail == "set MACross-000 fast_period=2, slow_period=4"
+    assert (str(strategy.fast), str(strategy.slow)) == ("ExponentialMovingAverage(2)", "ExponentialMovingAverage(4)")
+    assert strategy.params.fast_period == 2 and strategy.config.fast_period == 3  # config stays frozen
+    closes = [100.0 + i for i in range(12)]  # the twelve cached 5-minute closes, oldest first
+    assert strategy.fast.initialized and strategy.fast.value == pytest.approx(ema(closes, 2))
+    assert strategy.slow.value == pytest.approx(ema(closes, 4))
+    assert json.loads((tmp_path / "parameters.json").read_text()) == {
+        "MACross-000": {"fast_period": 2, "slow_period": 4},
+    }
+    snap = operations.snapshot()
+    [entry] = snap["strategies"]
+    assert entry["parameters"]["fast_period"] == 2
+    assert entry["indicators_in_use"]["fast"] == "ExponentialMovingAverage(2)"
+    assert entry["schema"]["fast_period"] == {"type": "integer", "exclusiveMinimum": 0}
+
+
+@pytest.mark.parametrize(("parameters", "message"), [
+    ({"fast_period": 9}, "parameters.fast_period: fast_period must be less than slow_period, got 9 >= 6"),
+    ({"fast_period": 0}, "parameters.fast_period: Expected `int` >= 1"),
+    ({"average": "MEDIAN"}, "parameters.average: average must be one of SIMPLE, EXPONENTIAL"),
+    ({"bar_type": "x"}, "parameters.bar_type: not a parameter MACross-000 can change while it runs"),
+])
+def test_bad_values_are_refused_naming_the_field(running, parameters: dict, message: str) -> None:
+    _, strategy, operations = running
+    with pytest.raises(CommandRefused) as refused:
+        operations.apply(command(command="set_parameters", strategy="MACross-000", parameters=parameters))
+    assert str(refused.value).startswith(message)
+    assert strategy.params.fast_period == 3 and str(strategy.fast) == "ExponentialMovingAverage(3)"
+
+
+def test_pause_resume_and_unknown_strategy(running) -> None:
+    _, strategy, operations = running
+    assert strategy.state.name == "STOPPED"  # the backtest engine stops its strategies at the end
+    assert operations.apply(command(command="resume_strategy", strategy="MACross-000")) == "resumed MACross-000"
+    assert strategy.state.name == "RUNNING"
+    with pytest.raises(CommandRefused, match="strategy: MACross-000 is already running"):
+        operations.apply(command(command="resume_strategy", strategy="MACross-000"))
+    assert operations.apply(command(command="pause_strategy", strategy="MACross-000")) == "paused MACross-000"
+    assert strategy.state.name == "STOPPED"
+    with pytest.raises(CommandRefused, match="strategy: MACross-000 is STOPPED, not running"):
+        operations.apply(command(command="pause_strategy", strategy="MACross-000"))
+    with pytest.raises(CommandRefused, match="strategy: no strategy 'Nope' in this node; its strategies are MACross-000"):
+        operations.apply(command(command="pause_strategy", strategy="Nope"))
+
+
+def test_persisted_parameters_are_restored(running, tmp_path: Path) -> None:
+    _, strategy, operations = running
+    (tmp_path / "parameters.json").write_text(json.dumps({"MACross-000": {"position_fraction": 0.5},
+                                                          "MACross-OTHER": {"fast_period": 1}}))
+    assert operations.restore_parameters() == ["MACross-000: {'position_fraction': 0.5}"]
+    assert strategy.params.position_fraction == 0.5
