@@ -248,3 +248,47 @@ def test_password_hash_from_secret() -> None:
     assert stored.startswith("scrypt$") and "s3cret" not in stored
     assert verify_password("s3cret", stored) and not verify_password("s3cret ", stored)
     assert password_hash_from_secret(stored) == stored  # an already hashed secret is kept
+
+
+def test_settings_edits_are_validated_with_the_schema_and_saved(state: Path, tmp_path: Path) -> None:
+    env = tmp_path / "bot.env"
+    env.write_text("# my bot\nMODE=paper\nMAX_OPEN_POSITIONS=10\n")
+    client = TestClient(create_app(web_config(state, env_file=env)))
+    headers = {"X-CSRF-Token": login(client)}
+    bad = client.post("/api/settings", json={"changes": {"MAX_OPEN_POSITIONS": "0", "TRADING_START": "9h30"}},
+                      headers=headers)
+    assert bad.status_code == 422
+    assert {(e["loc"][-1], e["msg"]) for e in bad.json()["detail"]} == {
+        ("MAX_OPEN_POSITIONS", "command line: MAX_OPEN_POSITIONS: expected an integer from 1 to 1000, got '0'"),
+        ("TRADING_START", "command line: TRADING_START: expected a time HH:MM (exchange time), got '9h30'"),
+    }
+    secret = client.post("/api/settings", json={"changes": {"WEB_PASSWORD": "x"}}, headers=headers)
+    assert secret.status_code == 422 and secret.json()["detail"][0]["loc"] == ["body", "changes", "WEB_PASSWORD"]
+    assert env.read_text() == "# my bot\nMODE=paper\nMAX_OPEN_POSITIONS=10\n"  # nothing saved
+    good = client.post("/api/settings", json={"changes": {"MAX_OPEN_POSITIONS": "4", "DEFAULT_STOP": "1.5"}},
+                       headers=headers)
+    assert good.status_code == 200 and good.json()["saved"] == ["DEFAULT_STOP", "MAX_OPEN_POSITIONS"]
+    assert env.read_text() == "# my bot\nMODE=paper\nMAX_OPEN_POSITIONS=4\nDEFAULT_STOP=1.5\n"
+
+
+def test_settings_view_masks_secrets(client: TestClient) -> None:
+    login(client)
+    assert client.get("/api/settings").json()["settings"]["WEB_PASSWORD"] == "********"
+
+
+def test_the_dashboard_refuses_to_start_without_a_password(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = tmp_path / "bot.env"
+    env.write_text(f"STATE_DIR={tmp_path / 'state'}\n")
+    result = subprocess.run([sys.executable, "-m", "web", "--config", str(env)], capture_output=True,
+                            text=True, timeout=60, cwd=Path(__file__).resolve().parents[1], check=False)
+    assert result.returncode == 2
+    assert "WEB_PASSWORD: expected it in the secrets file" in result.stderr
+
+
+def test_the_dashboard_binds_loopback_unless_configured() -> None:
+    from config.settings import KEYS
+
+    assert KEYS["WEB_HOST"].default == "127.0.0.1"

@@ -44,6 +44,9 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.middleware import SlowAPIMiddleware
 from slowapi.util import get_remote_address
 
+from config.settings import KEYS
+from config.settings import SettingsError
+from config.settings import load_settings
 from web.auth import Session
 from web.auth import SessionStore
 from web.auth import verify_password
@@ -70,6 +73,8 @@ class WebConfig:
     backtest_results: Path | None = None
     api_limit: str = "300/second"
     push_interval_s: float = 0.25
+    env_file: Path | None = None  # the run's env file: settings edits are validated and saved there
+    key_file: Path | None = None  # the Fernet key file of its secrets file (else the environment)
 
 
 class LoginBody(BaseModel):
@@ -85,6 +90,10 @@ class KillSwitchBody(BaseModel):
     confirm: Literal[True]  # the confirmation step: the page asks before sending it
     flatten: bool = True
     reason: str = Field(default="kill switch from the dashboard", min_length=1, max_length=200)
+
+
+class SettingsBody(BaseModel):
+    changes: dict[str, str] = Field(min_length=1)
 
 
 class ParametersBody(BaseModel):
@@ -301,6 +310,18 @@ def create_app(config: WebConfig) -> FastAPI:
         """The run's settings, secrets masked."""
         return {"settings": config.settings_public or {}}
 
+    @app.post("/api/settings")
+    async def edit_settings(body: SettingsBody, who: Session = Depends(session)) -> dict[str, Any]:
+        """Validate changed settings with the config schema (every problem, 422 naming each key)
+        and save them in the env file; the node reads them at its next start."""
+        if config.env_file is None:
+            raise HTTPException(409, detail="the dashboard was started without --config; nothing to edit")
+        problems = save_settings(config.env_file, body.changes, config.key_file)
+        if problems:
+            raise HTTPException(422, detail=[{"loc": ["body", "changes", key], "msg": msg,
+                                              "type": "value_error"} for key, msg in problems])
+        return {"saved": sorted(body.changes), "by": who.user, "applies": "at the next start of run_live.py"}
+
     @app.get("/api/logs")
     async def logs(_: Session = Depends(session), level: str = "", strategy: str = "",
                    limit: int = Query(default=200, ge=1, le=5000)) -> dict[str, Any]:
@@ -420,6 +441,35 @@ def create_app(config: WebConfig) -> FastAPI:
         return response
 
     return app
+
+
+def save_settings(env_file: Path, changes: dict[str, str], key_file: Path | None) -> list[tuple[str, str]]:
+    """(key, problem) pairs; none: the env file now holds the changes (other lines untouched)."""
+    problems = []
+    for key in changes:
+        if key not in KEYS:
+            problems.append((key, "unknown key; expected one of the keys in config/env_bot.template"))
+        elif KEYS[key].secret:
+            problems.append((key, "a secret: change it in the encrypted secrets file, not here"))
+        elif any(c in changes[key] for c in "\r\n"):
+            problems.append((key, "expected one line"))
+    if problems:
+        return problems
+    try:
+        load_settings(env_file, changes, key_file=key_file)
+    except SettingsError as exc:
+        return [(p.key, str(p)) for p in exc.problems]
+    lines = env_file.read_text().splitlines()
+    pending = dict(changes)
+    for i, line in enumerate(lines):
+        name = line.strip().removeprefix("export ").partition("=")[0].strip()
+        if name in pending and not line.lstrip().startswith("#"):
+            lines[i] = f"{name}={pending.pop(name)}"
+    lines += [f"{name}={value}" for name, value in pending.items()]
+    tmp = env_file.with_name(f".{env_file.name}.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(env_file)
+    return []
 
 
 def read_logs(state_dir: Path, level: str, strategy: str, limit: int) -> list[str]:

@@ -73,8 +73,12 @@ BODIES = {
     "settings": """
 <section class="panel"><h2>Settings of this run</h2>
   <p class="muted">Secrets are masked. Strategy parameters are changed on the dashboard (validated by
-  the strategy's config, applied to the running strategy and persisted for the next start); the
-  other settings live in the env file and are validated by <code>python -m config check</code>.</p>
+  the strategy's config, applied to the running strategy and persisted for the next start). A
+  setting saved here is validated with the config schema and written to the env file; the node
+  reads it at its next start.</p>
+  <p><label>Key <input id="setting-key" placeholder="e.g. MAX_OPEN_POSITIONS"></label>
+  <label>Value <input id="setting-value"></label> <button id="setting-save">Validate and save</button>
+  <span id="setting-result" class="muted"></span></p>
   <table id="settings"><thead><tr><th>Key</th><th>Value</th></tr></thead><tbody></tbody></table>
 </section>""",
     "deals": """

@@ -255,6 +255,12 @@ if (page === "logs") {
 }
 if (page === "settings") {
   getJson("/api/settings").then((data) => fillTable("settings", Object.entries(data.settings).map(([k, v]) => ({k, v})), ["k", "v"]));
+  document.getElementById("setting-save").addEventListener("click", async () => {
+    const key = document.getElementById("setting-key").value.trim();
+    const result = await post("/api/settings", {changes: {[key]: document.getElementById("setting-value").value}});
+    document.getElementById("setting-result").textContent =
+      result.ok ? `saved ${result.payload.saved.join(", ")} (${result.payload.applies})` : describe(result);
+  });
 }
 if (page === "deals") {
   getJson("/api/deals").then((data) => fillTable("deals", data.deals, ["symbol", "strategy", "side", "quantity",
