@@ -24,10 +24,15 @@ import msgspec
 import pandas as pd
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import PriceType
+from nautilus_trader.model.events import OrderAccepted
 from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.events import OrderRejected
+from nautilus_trader.model.events import OrderSubmitted
 from nautilus_trader.trading.strategy import Strategy
 
 from livenode.control import Command
+from risk.messages import ALERT_TOPIC_PREFIX
+from risk.messages import Alert
 from strategies.account import account_equity
 from strategies.records import RiskRecord
 from strategies.records import publish_risk
@@ -37,6 +42,7 @@ PARAMETERS_FILE = "parameters.json"
 RECENT_FILLS = 100
 RECENT_BARS = 400
 EQUITY_POINTS = 2000
+LATENCY_SAMPLES = 200
 
 
 class CommandRefused(ValueError):
@@ -91,11 +97,28 @@ class Operations:
         self.day_start: tuple[dt.date, Decimal] | None = None
         self.commands_applied = 0
         self.commands_refused = 0
+        self.alerts: dict[str, int] = {}
+        self.rejected = 0
+        # Order latency: submission to the venue's acknowledgement (accepted or rejected), ms.
+        self._submitted: dict[str, int] = {}
+        self.latencies_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         kernel.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
+        kernel.msgbus.subscribe(topic=f"{ALERT_TOPIC_PREFIX}*", handler=self._on_alert)
 
     # -- events ---------------------------------------------------------------------------------
 
+    def _on_alert(self, alert: Alert) -> None:
+        self.alerts[str(alert.kind)] = self.alerts.get(str(alert.kind), 0) + 1
+
     def _on_order_event(self, event: Any) -> None:
+        if isinstance(event, OrderSubmitted):
+            self._submitted[str(event.client_order_id)] = event.ts_event
+        elif isinstance(event, OrderAccepted | OrderRejected):
+            sent = self._submitted.pop(str(event.client_order_id), None)
+            if sent is not None:
+                self.latencies_ms.append((event.ts_event - sent) / 1e6)
+            if isinstance(event, OrderRejected):
+                self.rejected += 1
         if isinstance(event, OrderFilled):
             self.fills.append({
                 "ts": _iso(event.ts_event),
@@ -289,9 +312,20 @@ class Operations:
             "fills": list(self.fills),
             "strategies": strategies,
             "bars": bars,
+            "order_latency_ms": _latency_summary(self.latencies_ms),
+            "orders_rejected": self.rejected,
+            "alerts": dict(self.alerts),
             "commands_applied": self.commands_applied,
             "commands_refused": self.commands_refused,
         }
+
+
+def _latency_summary(values: deque[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return {"last": round(values[-1], 3), "p50": round(ordered[len(ordered) // 2], 3),
+            "max": round(ordered[-1], 3), "samples": len(ordered)}
 
 
 def _count_by_status(orders: list[Any]) -> dict[str, int]:

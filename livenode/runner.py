@@ -41,6 +41,7 @@ from nautilus_trader.model.identifiers import ClientId
 from actors.journal import Journal
 from actors.pre_trade_gate import PreTradeGate
 from actors.pre_trade_gate import install_risk_layer
+from actors.error_monitor import ErrorMonitor
 from actors.watchdog import Watchdog
 from adapters.replay.config import REPLAY_CLIENT_ID
 from adapters.replay.data import ReplayDataClientFactory
@@ -458,5 +459,6 @@ class LiveRunner:
             "orders": len(cache.orders()),
             "gate": self.gate.snapshot() if self.gate else None,
             "watchdog": next((a.snapshot() for a in node.trader.actors() if isinstance(a, Watchdog)), None),
+            "errors": next((a.snapshot() for a in node.trader.actors() if isinstance(a, ErrorMonitor)), None),
             "error": self.error,
         } | (self.operations.snapshot() if self.operations is not None else {})

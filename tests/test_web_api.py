@@ -228,6 +228,8 @@ def test_metrics_and_websocket_serve_the_snapshot(client: TestClient, state: Pat
     assert 'bot_orders{status="FILLED"} 1.0' in text
     assert 'bot_recent_refusals{rule="symbol_cap"} 1.0' in text
     assert 'bot_trading_state{state="ACTIVE"} 1.0' in text
+    assert 'bot_order_latency_ms{stat="p50"} 1.2' in text and "bot_retries 2.0" in text
+    assert 'bot_alerts{kind="circuit_breaker"} 1.0' in text
     with client.websocket_connect("/ws") as ws:
         first = json.loads(ws.receive_text())
         assert first["equity"] == "100012.50"

@@ -175,6 +175,9 @@ def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> N
     strategies = {s["id"]: s for s in snapshot(live["state"])["strategies"]}
     assert strategies["MACross-QQQ"]["orders"] == 0 and strategies["MACross-QQQ"]["state"] == "STOPPED"
     assert strategies["MACross-SPY"]["orders"] >= 2
+    latency = snapshot(live["state"])["order_latency_ms"]
+    assert latency["samples"] >= 2 and 0 <= latency["p50"] <= latency["max"]
+    assert page.inner_text("#latency").count("/") == 2
     assert strategies["MACross-SPY"]["parameters"]["fast_period"] == 5
     # The averages on_bar reads are the new ones, warmed up from the cached bars.
     assert strategies["MACross-SPY"]["indicators_in_use"] == {

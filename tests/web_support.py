@@ -45,6 +45,9 @@ def snapshot(**changes: Any) -> dict[str, Any]:
         "watchdog": {"broker_connected": True, "data_connected": True, "circuit_breaker_trips": [],
                      "last_heartbeat": "2024-12-16T15:00:00+00:00"},
         "error": None, "commands_applied": 0, "commands_refused": 0,
+        "errors": {"critical_errors": 0, "retries": 2, "limit_reached": False},
+        "orders_rejected": 0, "alerts": {"fill": 1, "circuit_breaker": 1},
+        "order_latency_ms": {"last": 1.5, "p50": 1.2, "max": 3.0, "samples": 2},
     }
     return base | changes
 

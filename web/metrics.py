@@ -78,6 +78,27 @@ class NodeCollector(Collector):
         errors = GaugeMetricFamily("bot_errors", "node error present (1) or not (0)")
         errors.add_metric([], 1 if snap.get("error") else 0)
         yield errors
+        monitor = snap.get("errors") or {}
+        critical = GaugeMetricFamily("bot_critical_errors", "critical errors this run")
+        critical.add_metric([], monitor.get("critical_errors", 0))
+        yield critical
+        retries = GaugeMetricFamily("bot_retries", "transient broker failures retried this run")
+        retries.add_metric([], monitor.get("retries", 0))
+        yield retries
+        rejected = GaugeMetricFamily("bot_orders_rejected", "orders the venue rejected this run")
+        rejected.add_metric([], snap.get("orders_rejected", 0))
+        yield rejected
+        alerts = GaugeMetricFamily("bot_alerts", "alerts this run by kind", labels=["kind"])
+        for kind, n in (snap.get("alerts") or {}).items():
+            alerts.add_metric([kind], n)
+        yield alerts
+        latency = snap.get("order_latency_ms")
+        if latency:
+            gauge = GaugeMetricFamily("bot_order_latency_ms", "submission to venue acknowledgement, "
+                                      "recent orders", labels=["stat"])
+            for stat in ("last", "p50", "max"):
+                gauge.add_metric([stat], latency[stat])
+            yield gauge
         commands = GaugeMetricFamily("bot_control_commands", "control commands by outcome", labels=["outcome"])
         commands.add_metric(["applied"], snap.get("commands_applied", 0))
         commands.add_metric(["refused"], snap.get("commands_refused", 0))

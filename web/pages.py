@@ -28,6 +28,9 @@ BODIES = {
   <div class="card"><h3>Risk state</h3><span id="trading-state">-</span><div id="halt-reason" class="muted"></div></div>
   <div class="card"><h3>Equity</h3><span id="equity">-</span></div>
   <div class="card"><h3>P&amp;L day / session</h3><span id="pnl-day">-</span> / <span id="pnl-session">-</span></div>
+  <div class="card"><h3>Order latency (ms, last / p50 / max)</h3><span id="latency">-</span></div>
+  <div class="card"><h3>Retries / critical errors / rejected</h3><span id="errors">-</span></div>
+  <div class="card"><h3>Alerts</h3><span id="alerts">-</span></div>
 </section>
 <section class="panel" id="kill-panel">
   <h2>Kill switch</h2>

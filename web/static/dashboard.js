@@ -199,6 +199,13 @@ function render(snapshot) {
   document.getElementById("equity").textContent = text(snapshot.equity);
   document.getElementById("pnl-day").textContent = text(snapshot.pnl_day);
   document.getElementById("pnl-session").textContent = text(snapshot.pnl_session);
+  const latency = snapshot.order_latency_ms;
+  document.getElementById("latency").textContent = latency ? `${latency.last} / ${latency.p50} / ${latency.max}` : "-";
+  const monitor = snapshot.errors || {};
+  document.getElementById("errors").textContent =
+    `${text(monitor.retries)} / ${text(monitor.critical_errors)} / ${text(snapshot.orders_rejected)}`;
+  const alerts = Object.entries(snapshot.alerts || {});
+  document.getElementById("alerts").textContent = alerts.length ? alerts.map(([k, n]) => `${k} ${n}`).join(", ") : "none";
   fillTable("positions", snapshot.positions || [], ["instrument_id", "strategy_id", "quantity", "avg_px_open", "last",
     "market_value", "unrealized_pnl", "bankroll_pct"], (p) => p.instrument_id);
   fillTable("orders", snapshot.open_orders || [], ["client_order_id", "strategy_id", "instrument_id", "side", "type",
