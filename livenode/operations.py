@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import math
 import os
+import time
 from collections import deque
 from decimal import Decimal
 from pathlib import Path
@@ -99,7 +100,7 @@ class Operations:
         self.commands_refused = 0
         self.alerts: dict[str, int] = {}
         self.rejected = 0
-        # Order latency: submission to the venue's acknowledgement (accepted or rejected), ms.
+        # Order latency: submission to the venue's first answer (accepted, rejected or filled), ms.
         self._submitted: dict[str, int] = {}
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         kernel.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
@@ -111,12 +112,14 @@ class Operations:
         self.alerts[str(alert.kind)] = self.alerts.get(str(alert.kind), 0) + 1
 
     def _on_order_event(self, event: Any) -> None:
+        # Measured on this process's clock as the events are handled: event timestamps are the
+        # data's time in a replay, and a venue may fill without an accepted event first.
         if isinstance(event, OrderSubmitted):
-            self._submitted[str(event.client_order_id)] = event.ts_event
-        elif isinstance(event, OrderAccepted | OrderRejected):
+            self._submitted[str(event.client_order_id)] = time.perf_counter_ns()
+        elif isinstance(event, OrderAccepted | OrderRejected | OrderFilled):
             sent = self._submitted.pop(str(event.client_order_id), None)
             if sent is not None:
-                self.latencies_ms.append((event.ts_event - sent) / 1e6)
+                self.latencies_ms.append((time.perf_counter_ns() - sent) / 1e6)
             if isinstance(event, OrderRejected):
                 self.rejected += 1
         if isinstance(event, OrderFilled):

@@ -94,7 +94,7 @@ class NodeCollector(Collector):
         yield alerts
         latency = snap.get("order_latency_ms")
         if latency:
-            gauge = GaugeMetricFamily("bot_order_latency_ms", "submission to venue acknowledgement, "
+            gauge = GaugeMetricFamily("bot_order_latency_ms", "submission to the venue's first answer, "
                                       "recent orders", labels=["stat"])
             for stat in ("last", "p50", "max"):
                 gauge.add_metric([stat], latency[stat])
