@@ -294,3 +294,18 @@ def test_the_dashboard_binds_loopback_unless_configured() -> None:
     from config.settings import KEYS
 
     assert KEYS["WEB_HOST"].default == "127.0.0.1"
+
+
+def test_the_web_layer_imports_only_config_and_the_control_interface() -> None:
+    # (config/ itself uses Nautilus's config classes; nothing of the node is loaded.)
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, web.app, web.__main__\n"
+        "ours = ('actors', 'strategies', 'risk', 'adapters', 'backtesting', 'catalog', 'livenode')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ours))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).resolve().parents[1], check=True)
+    assert result.stdout.strip() == "['livenode', 'livenode.control']"

@@ -104,7 +104,7 @@ function charts(snapshot) {
     Plotly.react(div, traces, layout(`${strategy.id} indicators`));
   }
   const curve = snapshot.equity_curve || [];
-  Plotly.react("equity-chart", [{x: curve.map((p) => p[0]), y: curve.map((p) => Number(p[1])), mode: "lines", name: "equity"}],
+  Plotly.react("equity-chart", [{x: curve.map((p) => p[0]), y: curve.map((p) => Number(p[1])), mode: "lines", line: {shape: "hv"}, name: "equity"}],
     layout("Equity"));
   const positions = snapshot.positions || [];
   const invested = positions.reduce((sum, p) => sum + Number(p.market_value), 0);
