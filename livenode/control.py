@@ -186,6 +186,6 @@ class ControlChannel:
             os.replace(path, target)
 
     def write_state(self, state: dict[str, Any]) -> None:
-        tmp = self.root / ".state.json.tmp"
-        tmp.write_text(json.dumps(state, indent=1, default=str))
+        tmp = self.root / f".state.{uuid.uuid4().hex}.tmp"
+        tmp.write_text(json.dumps(state, separators=(",", ":"), default=str))
         os.replace(tmp, self.root / "state.json")

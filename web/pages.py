@@ -25,6 +25,7 @@ BODIES = {
   <div class="card"><h3>Connection</h3><span id="connection">-</span></div>
   <div class="card"><h3>Heartbeat</h3><span id="heartbeat">-</span></div>
   <div class="card"><h3>Market time</h3><span id="market-time">-</span></div>
+  <div class="card"><h3>Strategies / window (ET)</h3><span id="window">-</span></div>
   <div class="card"><h3>Risk state</h3><span id="trading-state">-</span><div id="halt-reason" class="muted"></div></div>
   <div class="card"><h3>Equity</h3><span id="equity">-</span></div>
   <div class="card"><h3>P&amp;L day / session</h3><span id="pnl-day">-</span> / <span id="pnl-session">-</span></div>

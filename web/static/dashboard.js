@@ -232,6 +232,10 @@ function connect() {
 }
 
 if (page === "dashboard") {
+  fetch("/api/settings").then((r) => r.json()).then((data) => {
+    const s = data.settings || {};
+    document.getElementById("window").textContent = `${text(s.STRATEGIES)} ${text(s.TRADING_START)}-${text(s.TRADING_END)}`;
+  });
   document.getElementById("kill-switch").addEventListener("click", () => { document.getElementById("kill-confirm").hidden = false; });
   document.getElementById("kill-cancel").addEventListener("click", () => { document.getElementById("kill-confirm").hidden = true; });
   document.getElementById("kill-confirm-btn").addEventListener("click", async () => {
