@@ -12,6 +12,7 @@ Screenshots go to test_artifacts/web/ (git-ignored).
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import subprocess
@@ -59,7 +60,7 @@ def wait_http(url: str, limit_s: float, proc: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def live(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     if not CHROMIUM.exists():
-        if __import__("os").environ.get("CI") == "true":
+        if os.environ.get("CI") == "true":
             pytest.fail("Debian chromium not installed at /usr/bin/chromium")
         pytest.skip("Debian chromium not installed at /usr/bin/chromium")
     tmp = tmp_path_factory.mktemp("web_browser")

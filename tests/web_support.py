@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +62,3 @@ def web_config(state_dir: Path, **changes: Any) -> WebConfig:
         "settings_public": {"MODE": "paper", "WEB_PASSWORD": "********"},
     }
     return WebConfig(**(values | changes))
-
-
-def dump(data: Any) -> str:
-    return json.dumps(data)
