@@ -18,6 +18,7 @@ clean shutdown, 2 bad settings or refused start (a failed self-check in live mod
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stop command written to {path}")
         else:
             try:
-                print(read_state(state_dir))
+                print(json.dumps(read_state(state_dir), indent=1))
             except FileNotFoundError:
                 print(f"no running node writes {state_dir}/control/state.json", file=sys.stderr)
                 return EXIT_REFUSED

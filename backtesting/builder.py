@@ -28,10 +28,12 @@ from nautilus_trader.backtest.config import BacktestVenueConfig
 from nautilus_trader.backtest.config import ImportableFeeModelConfig
 from nautilus_trader.backtest.config import ImportableFillModelConfig
 from nautilus_trader.config import ImportableActorConfig
+from nautilus_trader.config import ImportableExecAlgorithmConfig
 from nautilus_trader.config import ImportableStrategyConfig
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.config import RiskEngineConfig
 from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import QuoteTick
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
@@ -226,6 +228,22 @@ def data_range(request: BacktestRequest, plan: RunPlan | None = None) -> tuple[p
     return start, end
 
 
+def quoted_instruments(request: BacktestRequest) -> list[InstrumentId]:
+    """
+    The requested instruments the catalog holds quotes for.
+
+    Quotes are optional: a strategy that wants them (spec.needs_quotes) still runs on a
+    bars-only catalog, and its execution falls back to bar closes; the report says so.
+    """
+    catalog = ParquetDataCatalog(str(request.catalog))
+    return [
+        instrument_id
+        for instrument_id in request.instrument_ids()
+        if catalog.query_first_timestamp(data_cls=QuoteTick, identifier=str(instrument_id))
+        is not None
+    ]
+
+
 def strategy_configs_for(request: BacktestRequest, plan: RunPlan) -> list[ImportableStrategyConfig]:
     """The strategy instances a request runs (also what the live replay of the same data runs)."""
     instrument_ids = request.instrument_ids()
@@ -279,6 +297,20 @@ def records_actors(request: BacktestRequest) -> list[ImportableActorConfig]:
     return actors
 
 
+def exec_algorithm_configs(specs: tuple[StrategySpec, ...]) -> list[ImportableExecAlgorithmConfig]:
+    """The execution algorithms the strategies route through, each once (they are shared)."""
+    wanted: dict[str, ImportableExecAlgorithmConfig] = {}
+    for spec in specs:
+        for path, config_path, config in spec.exec_algorithms:
+            wanted.setdefault(
+                path,
+                ImportableExecAlgorithmConfig(
+                    exec_algorithm_path=path, config_path=config_path, config=config,
+                ),
+            )
+    return list(wanted.values())
+
+
 def build_run_config(request: BacktestRequest, plan: RunPlan | None = None) -> BacktestRunConfig:
     if not request.symbols:
         raise BacktestRequestError("--symbols: at least one symbol is required")
@@ -305,17 +337,18 @@ def build_run_config(request: BacktestRequest, plan: RunPlan | None = None) -> B
         )
         for bar_types in bar_groups
     ]
-    if any(spec.needs_quotes for spec in plan.specs):
-        data += [
-            BacktestDataConfig(
-                catalog_path=str(request.catalog),
-                data_cls="nautilus_trader.model.data:QuoteTick",
-                instrument_id=instrument_id,
-                start_time=start.isoformat(),
-                end_time=end.isoformat(),
-            )
-            for instrument_id in instrument_ids
-        ]
+    # Quotes are optional: instruments without them run on bars and the report says so.
+    quoted = quoted_instruments(request) if any(spec.needs_quotes for spec in plan.specs) else []
+    data += [
+        BacktestDataConfig(
+            catalog_path=str(request.catalog),
+            data_cls=QuoteTick,
+            instrument_id=instrument_id,
+            start_time=start.isoformat(),
+            end_time=end.isoformat(),
+        )
+        for instrument_id in quoted
+    ]
     actors = []
     risk = request.risk_config()
     if risk is not None:
@@ -354,6 +387,7 @@ def build_run_config(request: BacktestRequest, plan: RunPlan | None = None) -> B
         logging=logging,
         strategies=strategies,
         actors=actors,
+        exec_algorithms=exec_algorithm_configs(plan.specs),
         data_engine=data_engine_config(),
         risk_engine=RiskEngineConfig(
             bypass=False,

@@ -46,6 +46,12 @@ class StrategySpec:
     minute_source: str = "1-MINUTE-LAST-EXTERNAL"
     needs_quotes: bool = False
     indicator_panels: tuple[str, ...] = field(default_factory=tuple)
+    # Execution algorithms the strategy routes orders through: (algorithm path, config path,
+    # config), added to the engine once for all instances.
+    exec_algorithms: tuple[tuple[str, str, dict[str, Any]], ...] = field(default_factory=tuple)
+    # "module:function" building the strategy's own report notes, sections and figures from
+    # what its instances and algorithms recorded (see backtesting/core_rsi_report.py).
+    report_extras: str | None = None
     # RiskConfig fields this strategy needs changed from the defaults (a documented choice).
     risk_overrides: dict[str, Any] = field(default_factory=dict)
     # Universe specs: one instance for the whole universe, from these defaults.
@@ -85,6 +91,16 @@ def _noop_defaults(instrument_id: InstrumentId, n_symbols: int) -> dict[str, Any
     return {
         "instrument_id": str(instrument_id),
         "bar_type": f"{instrument_id}-1-MINUTE-LAST-EXTERNAL",
+        "order_id_tag": instrument_id.symbol.value,
+    }
+
+
+def _core_rsi_defaults(instrument_id: InstrumentId, n_symbols: int) -> dict[str, Any]:
+    return {
+        "instrument_id": str(instrument_id),
+        "bar_type": f"{instrument_id}-15-MINUTE-LAST-INTERNAL@1-MINUTE-EXTERNAL",
+        # Where there are no quotes the bid chaser prices at the latest minute close.
+        "fallback_bar_type": f"{instrument_id}-1-MINUTE-LAST-EXTERNAL",
         "order_id_tag": instrument_id.symbol.value,
     }
 
@@ -140,6 +156,18 @@ STRATEGIES: dict[str, StrategySpec] = {
             config_path="strategies.noop:NoOpConfig",
             summary="subscribes to minute bars and trades nothing (benchmark baseline)",
             defaults=_noop_defaults,
+        ),
+        StrategySpec(
+            name="core_rsi",
+            strategy_path="strategies.core_rsi:CoreRSI",
+            config_path="strategies.core_rsi:CoreRSIConfig",
+            summary="core-building RSI lots with bid-chasing limit orders (the user's plan)",
+            defaults=_core_rsi_defaults,
+            needs_quotes=True,
+            exec_algorithms=(
+                ("strategies.bid_chaser:BidChaser", "strategies.bid_chaser:BidChaserConfig", {}),
+            ),
+            report_extras="backtesting.core_rsi_report:report_extras",
         ),
         StrategySpec(
             name="opening_range",

@@ -115,13 +115,15 @@ def monthly_figure(equity: pd.Series) -> go.Figure:
     table = monthly_returns(equity)
     fig = go.Figure(
         go.Heatmap(
-            z=table.values, x=list(table.columns), y=[str(y) for y in table.index],
+            z=table.to_numpy().tolist(), x=list(table.columns), y=[str(y) for y in table.index],
             colorscale="RdYlGn", zmid=0,
             text=[[f"{v:.2f}%" if pd.notna(v) else "" for v in row] for row in table.values],
             texttemplate="%{text}",
         ),
     )
-    fig.update_layout(title="Monthly returns %", height=120 + 60 * len(table))
+    # Plotly draws no heatmap in a plot area under about 100 px: keep the margins small and
+    # the height generous even for a single year.
+    fig.update_layout(title="Monthly returns %", height=220 + 50 * len(table), margin={"t": 60, "b": 40})
     return fig
 
 

@@ -28,6 +28,11 @@ def money(text: str | object) -> Decimal:
     return Decimal(str(text).split()[0])
 
 
+def _reason_tags(tags: list[str] | None) -> str:
+    """An order's tags as its reason; venue instructions (IBOrderTags:{json}) are left out."""
+    return ",".join(tag for tag in tags or [] if not tag.startswith("IBOrderTags:"))
+
+
 def fills_frame(engine: BacktestEngine) -> pd.DataFrame:
     """One row per fill, oldest first, with Decimal quantity, price and commission."""
     report = engine.trader.generate_fills_report()
@@ -49,7 +54,7 @@ def fills_frame(engine: BacktestEngine) -> pd.DataFrame:
             "commission": [money(c) for c in report["commission"]],
         },
     )
-    frame["tags"] = [",".join(orders[c].tags or []) if c in orders else "" for c in frame["client_order_id"]]
+    frame["tags"] = [_reason_tags(orders[c].tags) if c in orders else "" for c in frame["client_order_id"]]
     return frame.sort_values("ts_event", kind="stable").reset_index(drop=True)
 
 

@@ -18,6 +18,7 @@ from nautilus_trader.analysis import MaxDrawdown
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.config import BacktestRunConfig
 from nautilus_trader.backtest.node import BacktestNode
+from nautilus_trader.common.config import resolve_path
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from actors.kill_switch import KillSwitch
@@ -27,6 +28,7 @@ from backtesting.builder import BacktestRequest
 from backtesting.builder import RunPlan
 from backtesting.builder import build_run_config
 from backtesting.builder import plan_run
+from backtesting.builder import quoted_instruments
 from backtesting.indicators import indicator_panels
 from backtesting.metrics import compute_metrics
 from backtesting.report import price_figure
@@ -190,6 +192,15 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
         strategy_params = {
             str(s.id): dict(s.config.dict()) for s in engine.trader.strategies()
         }
+        # What strategies and execution algorithms recorded for their own report sections.
+        strategy_states = [
+            s.report_state() for s in engine.trader.strategies() if hasattr(s, "report_state")
+        ]
+        algorithm_stats = {
+            str(a.id): a.stats.as_dict()
+            for a in engine.trader.exec_algorithms()
+            if hasattr(a, "stats")
+        }
         readiness = _readiness_notes(engine)
     finally:
         node.dispose()
@@ -208,6 +219,20 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
     if plan.is_universe:
         per_strategy = trades_per_strategy(trades, list(strategy_params))
         metrics["trades_per_strategy"] = dict(zip(per_strategy["strategy"], per_strategy["trades"].map(int)))
+    unquoted = []
+    if any(spec.needs_quotes for spec in plan.specs):
+        quoted = set(quoted_instruments(request))
+        unquoted = [iid.symbol.value for iid in request.instrument_ids() if iid not in quoted]
+    extra_notes: list[str] = []
+    extra_sections: list[str] = []
+    extra_figures: list = []
+    for spec in plan.specs:
+        if spec.report_extras:
+            build_extras = resolve_path(spec.report_extras)
+            notes_, sections_, figures_ = build_extras(strategy_states, algorithm_stats, unquoted)
+            extra_notes += notes_
+            extra_sections += sections_
+            extra_figures += figures_
 
     _trades_export(trades).to_csv(out_dir / "trades.csv", index=False)
     (out_dir / "trades.json").write_text(
@@ -229,6 +254,11 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
                 "parameters": strategy_params,
                 "metrics": metrics,
                 "engine_stats": engine_stats,
+                "strategy_summaries": {
+                    st["instrument_id"]: st["summary"] for st in strategy_states
+                },
+                "execution_algorithms": algorithm_stats,
+                "symbols_without_quotes": unquoted,
             },
             indent=1,
             default=str,
@@ -253,6 +283,7 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
         f"share, minimum {request.min_fee} USD per order, at most 1% of the trade value.",
         "Round trips match sells to buys first-in first-out; P&L is net of both sides' commissions.",
         f"Catalog: {request.catalog}",
+        *extra_notes,
     ]
     sections = []
     if plan.is_universe:
@@ -265,6 +296,6 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
     write_report(
         out_dir / "report.html",
         f"Backtest: {request.strategy} {', '.join(request.symbols)}",
-        notes, metrics, figures, equity, trades, sections,
+        notes, metrics, [*figures, *extra_figures], equity, trades, [*sections, *extra_sections],
     )
     return BacktestOutcome(out_dir, metrics, fills, trades, equity, engine_stats, balance)

@@ -27,6 +27,7 @@ import pandas as pd
 from nautilus_trader.config import CacheConfig
 from nautilus_trader.config import DatabaseConfig
 from nautilus_trader.config import ImportableActorConfig
+from nautilus_trader.config import ImportableExecAlgorithmConfig
 from nautilus_trader.config import ImportableStrategyConfig
 from nautilus_trader.config import LiveExecEngineConfig
 from nautilus_trader.config import LiveRiskEngineConfig
@@ -43,6 +44,7 @@ from adapters.replay.config import ReplayExecClientConfig
 from backtesting.builder import MINUTE_BARS
 from backtesting.builder import BacktestRequest
 from backtesting.builder import BacktestRequestError
+from backtesting.builder import exec_algorithm_configs
 from backtesting.builder import plan_run
 from backtesting.builder import strategy_configs_for
 from backtesting.builder import fee_model_config
@@ -86,6 +88,7 @@ class LivePlan:
     bar_types: dict[InstrumentId, str] = field(default_factory=dict)
     vix_bar_type: str | None = None
     strategies: tuple[ImportableStrategyConfig, ...] = ()
+    exec_algorithms: tuple[ImportableExecAlgorithmConfig, ...] = ()
     replay_start: pd.Timestamp | None = None
     replay_end: pd.Timestamp | None = None
     # A restarted replay (CACHE_BACKEND=redis): the data time the previous run stopped at.
@@ -150,14 +153,19 @@ def replay_window(settings: Settings, catalog: Path) -> tuple[pd.Timestamp, pd.T
     return _ny_midnight(start_date), _ny_midnight(end_date + dt.timedelta(days=1))
 
 
-def strategy_overrides(settings: Settings, name: str) -> dict[str, Any]:
+def strategy_overrides(settings: Settings, name: str, state_dir: Path) -> dict[str, Any]:
     """
     The settings that map onto strategy parameters, for the strategies of `name` that have
-    them: BEARISH_INSTRUMENT -> bearish_instrument, VIX_MIN -> min_vix, and ALLOCATION x the
-    strategy's weight -> capital_fraction when ALLOCATION or WEIGHTS is set explicitly.
+    them: BEARISH_INSTRUMENT -> bearish_instrument, VIX_MIN -> min_vix, ALLOCATION x the
+    strategy's weight -> capital_fraction when ALLOCATION or WEIGHTS is set explicitly, and a
+    lots file in STATE_DIR (lots_path) where state survives restarts: always with IB, with the
+    replay only on the Redis cache (a memory-cache replay starts every day afresh).
     """
     parameters = {p for spec in specs_for(name) for p in spec.parameter_names()}
     overrides: dict[str, Any] = {}
+    restartable = settings.broker == "ib" or settings["CACHE_BACKEND"] == "redis"
+    if "lots_path" in parameters and restartable and settings.mode != "dry-run":
+        overrides["lots_path"] = str(state_dir / f"lots_{settings.mode}_{name}.sqlite")
     if "bearish_instrument" in parameters:
         overrides["bearish_instrument"] = settings["BEARISH_INSTRUMENT"]
     if "min_vix" in parameters and settings["VIX_MIN"] is not None:
@@ -170,7 +178,7 @@ def strategy_overrides(settings: Settings, name: str) -> dict[str, Any]:
 
 
 def _replay_strategies(
-    settings: Settings, catalog: Path, start: pd.Timestamp,
+    settings: Settings, catalog: Path, start: pd.Timestamp, state_dir: Path,
 ) -> tuple[dict[InstrumentId, str], str | None, list[ImportableStrategyConfig]]:
     """
     The backtest's own planning for each strategy of the sequence (same instruments, bar
@@ -183,7 +191,7 @@ def _replay_strategies(
         request = BacktestRequest(
             strategy=name, symbols=settings["SYMBOLS"], catalog=catalog,
             start=start.tz_convert(EXCHANGE_TZ).date(), progress=False,
-            overrides=strategy_overrides(settings, name),
+            overrides=strategy_overrides(settings, name, state_dir),
         )
         try:
             run_plan = plan_run(request)
@@ -196,13 +204,15 @@ def _replay_strategies(
     return bar_types, vix, configs
 
 
-def _live_strategies(settings: Settings) -> tuple[dict[InstrumentId, str], list[ImportableStrategyConfig]]:
+def _live_strategies(
+    settings: Settings, state_dir: Path,
+) -> tuple[dict[InstrumentId, str], list[ImportableStrategyConfig]]:
     """The registry's defaults on the live instrument ids (SPY.ARCX), 1-minute bars."""
     watchlist = tuple(live_instrument_id(symbol) for symbol in settings["SYMBOLS"])
     bar_types = {iid: f"{iid}-{MINUTE_BARS}" for iid in watchlist}
     configs = []
     for name in settings.strategies:
-        mapped = strategy_overrides(settings, name)
+        mapped = strategy_overrides(settings, name, state_dir)
         try:
             configs += _live_strategy_configs(name, mapped, watchlist, bar_types)
         except StrategyParameterError as exc:
@@ -247,20 +257,23 @@ def _live_strategy_configs(
 
 def make_plan(settings: Settings, state_dir: Path | None = None, catalog: Path | None = None) -> LivePlan:
     state = state_dir or settings["STATE_DIR"]
+    algorithms = tuple(exec_algorithm_configs(
+        tuple(spec for name in settings.strategies for spec in specs_for(name)),
+    ))
     if settings["CACHE_BACKEND"] == "redis":
         check_redis(settings["REDIS_HOST"], settings["REDIS_PORT"])
     if settings.broker != "replay":
-        bar_types, configs = _live_strategies(settings)
+        bar_types, configs = _live_strategies(settings, state)
         return LivePlan(settings=settings, state_dir=state, catalog=None, bar_types=bar_types,
-                        strategies=tuple(configs))
+                        strategies=tuple(configs), exec_algorithms=algorithms)
     catalog = catalog or settings["REPLAY_CATALOG"] or DEFAULT_CATALOG
     start, end = replay_window(settings, catalog)
-    bar_types, vix, configs = _replay_strategies(settings, catalog, start)
+    bar_types, vix, configs = _replay_strategies(settings, catalog, start, state)
     resume = None
     if settings["CACHE_BACKEND"] == "redis":
         resume = replay_resume_point(state, catalog, start, end)
     return LivePlan(settings=settings, state_dir=state, catalog=catalog, bar_types=bar_types,
-                    vix_bar_type=vix, strategies=tuple(configs),
+                    vix_bar_type=vix, strategies=tuple(configs), exec_algorithms=algorithms,
                     replay_start=start, replay_end=end, replay_resume_ns=resume)
 
 
@@ -498,6 +511,7 @@ def build_node_config(plan: LivePlan) -> TradingNodeConfig:
             reconciliation_lookback_mins=None if plan.replay else 24 * 60,
         ),
         strategies=list(plan.strategies),
+        exec_algorithms=list(plan.exec_algorithms),
         actors=actor_configs(plan),
         data_clients=data_clients,
         exec_clients=exec_clients,

@@ -67,6 +67,7 @@ from strategies.sessions import session_for
 EXIT_OK = 0
 EXIT_REFUSED = 2
 STARTUP_HOLD = "startup"
+SHUTDOWN_HOLD = "shutdown"
 EXIT_NOT_CONNECTED = 3
 EXIT_FORCED = 130
 EXEC_ENGINE_ENDPOINT = "ExecEngine.execute"
@@ -233,6 +234,9 @@ class LiveRunner:
                 return
             await asyncio.sleep(0.05)
         kernel = node.kernel
+        if run_task.done() and not run_task.cancelled() and run_task.exception() is not None:
+            exc = run_task.exception()
+            raise NotConnectedError(f"the node failed while starting: {type(exc).__name__}: {exc}")
         raise NotConnectedError(
             f"the node's clients did not connect within {self.settings['CONNECT_TIMEOUT_SECONDS']} s "
             f"(CONNECT_TIMEOUT_SECONDS): data connected={kernel.data_engine.check_connected()}, "
@@ -372,10 +376,11 @@ class LiveRunner:
     async def _wind_down(self, node: TradingNode) -> None:
         if self._flatten_on_stop:
             self._send_control(node, ControlAction.HALT, self._stop_reason or "stop", exit_positions=True)
-        elif self.settings["CANCEL_ON_SHUTDOWN"]:
-            for strategy in node.trader.strategies():
-                for order in node.cache.orders_open(strategy_id=strategy.id):
-                    strategy.cancel_order(order)
+        elif self.settings["CANCEL_ON_SHUTDOWN"] and node.cache.orders_open():
+            # A halt, not bare cancels: an execution algorithm (the bid chaser) re-places a
+            # cancelled child, and only the halted gate refuses the replacement.
+            self._send_control(node, ControlAction.HALT, f"shutdown ({self._stop_reason})",
+                               source=SHUTDOWN_HOLD)
         await self._settle(node, 5.0)
 
     def _save_strategy_state(self, node: TradingNode) -> None:

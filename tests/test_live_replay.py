@@ -175,6 +175,12 @@ def test_stop_command_flattens_halts_and_stops(sample_catalog: Path, tmp_path: P
             break
         time.sleep(0.05)
     assert sorted(p["instrument_id"] for p in snapshot["positions"]) == ["QQQ.SIM", "SPY.SIM"]
+    status = subprocess.run(
+        [sys.executable, "run_live.py", "status", "--config", str(env)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    )
+    reported = json.loads(status.stdout.split("\n", 1)[1])  # after the version banner
+    assert reported["phase"] == "running" and reported["broker"] == "replay"
     stop = subprocess.run(
         [sys.executable, "run_live.py", "stop", "--config", str(env), "--reason", "test"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,

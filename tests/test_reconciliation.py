@@ -130,3 +130,26 @@ def test_market_orders_slip_one_tick_against_the_trader(result: Path, sample_cat
         close = bars[-1].close.as_decimal()
         expected = close + D("0.01") if fill["side"] == "BUY" else close - D("0.01")
         assert D(fill["price"]) == expected, fill
+
+
+def test_report_draws_every_chart_in_a_real_browser(result: Path, tmp_path: Path) -> None:
+    """Debian's Chromium renders the report offline: price, equity and the monthly heatmap."""
+    import os
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed (.ci/run installs it)")
+        pytest.skip("chromium is not installed")
+    dom = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path}", "--virtual-time-budget=15000",
+         "--dump-dom", (result / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    assert dom.count('class="main-svg"') >= 8  # each drawn chart holds two or more svg layers
+    assert 'class="hm"' in dom, "the monthly returns heatmap was not drawn"
+    assert dom.count("scatterlayer") >= 2

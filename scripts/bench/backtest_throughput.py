@@ -2,7 +2,7 @@
 Backtest throughput: bars per second of a no-op strategy and of real strategies over the same
 year of SPY minutes from ../shared/data/market, each run in a fresh process.
 
-    .venv/bin/python -m scripts.bench.backtest_throughput [--strategies noop,ma_cross] [--repeat 3]
+    .venv/bin/python -m scripts.bench.backtest_throughput [--strategies noop,ma_cross,core_rsi] [--repeat 3]
 
 The shared file is imported once into a benchmark catalog (default: a folder under the system
 temp directory). Each run builds its BacktestNode with the same builder run_backtest.py uses,
@@ -78,7 +78,7 @@ def measure(strategy: str, catalog: Path) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--strategies", default="noop,ma_cross")
+    parser.add_argument("--strategies", default="noop,ma_cross,core_rsi")
     parser.add_argument("--repeat", type=int, default=3, help="runs per strategy; the best counts")
     parser.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG)
     parser.add_argument("--source", type=Path, default=SPY_YEAR)

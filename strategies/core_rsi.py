@@ -1,0 +1,675 @@
+"""
+Core-building RSI strategy: builds a long-term core position in one symbol from RSI dips,
+trades around it once built, and sells it down when the weekly RSI runs hot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+from decimal import ROUND_CEILING
+from decimal import ROUND_DOWN
+from decimal import Decimal
+
+from nautilus_trader.config import PositiveInt
+from nautilus_trader.config import StrategyConfig
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import BarType
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import TimeInForce
+from nautilus_trader.model.events import OrderCanceled
+from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.identifiers import ClientOrderId
+from nautilus_trader.model.identifiers import ExecAlgorithmId
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.instruments import Instrument
+from nautilus_trader.trading.strategy import Strategy
+
+from strategies.account import account_equity
+from strategies.lots import LotBook
+from strategies.lots import LotKind
+from strategies.lots import SqliteLotStore
+from strategies.rsi_signals import RsiSignals
+from strategies.rsi_signals import week_close_ns
+from strategies.sessions import SessionTracker
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+
+
+class CoreRSIConfig(StrategyConfig, frozen=True):
+    """
+    Parameters for ``CoreRSI`` (defaults are the plan's). Fractions are of the bankroll.
+
+    bar_type: the intraday signal bars (15-minute, built by the engine from minutes).
+    fallback_bar_type: bars whose close the execution algorithm uses where there is no quote
+        (default: bar_type).
+    rsi_period: Wilder RSI length on both the intraday and the NYSE-weekly bars.
+    buy_rsi: intraday RSI level (0-100) whose upward cross buys a lot.
+    exit_rsi: weekly RSI level (0-100) whose upward cross starts selling the core.
+    lot_fraction: size of a lot. core_sale_fraction: part of a core-building lot sold at its
+        target (the rest joins the core). profit_target: the target above a lot's fill price.
+    max_cycles: core-building lots at most. core_target: the core's target size.
+    symbol_cap: the most the whole position may be worth.
+    core_exit_fraction: part of the core's shares sold per step; core_exit_step: the rise
+        above the last core sale that triggers the next one.
+    fixed_bankroll: a bankroll in USD instead of the account's equity.
+    exec_algorithm_id, chase_interval_secs, signal_max_age_secs: the bid-chasing algorithm
+        and its timing for this strategy's buys.
+    rebalance: trim the core and the position weekly, at the first session of the week.
+    lots_path: SQLite file the lots persist in (live); None keeps them in memory (backtests).
+    """
+
+    instrument_id: InstrumentId
+    bar_type: BarType
+    fallback_bar_type: BarType | None = None
+    rsi_period: PositiveInt = 7
+    buy_rsi: float = 30.0
+    exit_rsi: float = 75.0
+    lot_fraction: float = 0.01
+    core_sale_fraction: float = 0.75
+    profit_target: float = 0.01
+    max_cycles: PositiveInt = 20
+    core_target: float = 0.05
+    symbol_cap: float = 0.10
+    core_exit_fraction: float = 0.01
+    core_exit_step: float = 0.01
+    fixed_bankroll: Decimal | None = None
+    exec_algorithm_id: str = "BidChaser"
+    chase_interval_secs: PositiveInt = 60
+    signal_max_age_secs: PositiveInt = 900
+    rebalance: bool = True
+    lots_path: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("buy_rsi", "exit_rsi"):
+            value = getattr(self, name)
+            if not 0 < value < 100:
+                raise ValueError(f"{name} is on the 0-100 RSI scale, got {value}")
+        for name in (
+            "lot_fraction",
+            "core_sale_fraction",
+            "profit_target",
+            "core_target",
+            "symbol_cap",
+            "core_exit_fraction",
+            "core_exit_step",
+        ):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise ValueError(f"{name} must be a fraction in (0, 1], got {value}")
+        if self.core_target > self.symbol_cap:
+            raise ValueError(
+                f"core_target {self.core_target} must not exceed symbol_cap {self.symbol_cap}",
+            )
+        if self.lot_fraction > self.symbol_cap:
+            raise ValueError(
+                f"lot_fraction {self.lot_fraction} exceeds symbol_cap {self.symbol_cap}"
+            )
+        if self.fixed_bankroll is not None and not self.fixed_bankroll > 0:
+            raise ValueError(
+                f"fixed_bankroll must be a positive USD amount, got {self.fixed_bankroll}"
+            )
+
+
+@dataclass
+class _BuyIntent:
+    lot_id: str
+    kind: LotKind
+    quantity: Decimal
+
+
+@dataclass
+class _SellIntent:
+    purpose: str  # target, core-exit, trim
+    lot_ids: list[str]  # lots the fills are taken from, in order
+    quantity: Decimal
+    filled: Decimal = ZERO
+    notional: Decimal = ZERO
+
+
+@dataclass
+class CoreRSIRecord:
+    """What the strategy did, for reports and tests (timestamps in ns)."""
+
+    buy_signals: list[int] = field(default_factory=list)
+    exit_crosses: list[int] = field(default_factory=list)
+    cap_blocks: list[int] = field(default_factory=list)
+    rebalances: list[tuple[int, str]] = field(default_factory=list)
+    core_progress: list[tuple[int, float]] = field(default_factory=list)  # core % of target
+
+
+def _d(value: float) -> Decimal:
+    return Decimal(str(value))
+
+
+class CoreRSI(Strategy):
+    """
+    Rules, per symbol (levels on the 0-100 RSI scale; sizes are fractions of the bankroll,
+    the account's equity or `fixed_bankroll`, measured at the signal):
+
+    - A buy signal is the intraday Wilder RSI crossing above `buy_rsi` (from strictly below to
+      strictly above). Each signal buys one lot of `lot_fraction` through the bid-chasing
+      execution algorithm (limit at the bid, moved every `chase_interval_secs`).
+    - Core building: while fewer than `max_cycles` core-building lots were bought and the core
+      (with the quarter every open core-building lot will leave) is below `core_target`, a
+      signal buys a core-building lot. Its target, `profit_target` above its fill price, sells
+      `core_sale_fraction` of it (rounded down to whole shares); the rest becomes a core lot.
+    - Trading: otherwise a signal buys a trading lot, sold whole at its target; its net profit
+      is booked as a reduction of the core's cost basis.
+    - Core exit: when the weekly RSI (NYSE weeks) crosses above `exit_rsi`, sell
+      `core_exit_fraction` of the core's shares at the market, then each further
+      `core_exit_step` above the last core sale (a resting limit), until the weekly RSI falls
+      below `exit_rsi` or the core is gone.
+    - Cap: no buy makes the position worth more than `symbol_cap`; at the cap it only sells.
+    - Weekly rebalancing, at the first regular-hours bar of the week's first session: a core
+      above `core_target` is trimmed to it, then a position above `symbol_cap` is trimmed to
+      it (trading lots first, then core-building lots, then core), and the log says so.
+    """
+
+    def __init__(self, config: CoreRSIConfig) -> None:
+        super().__init__(config)
+        self.signals = RsiSignals(
+            config.instrument_id, config.rsi_period, config.buy_rsi, config.exit_rsi
+        )
+        self.instrument: Instrument | None = None
+        self.book: LotBook | None = None
+        self.record = CoreRSIRecord()
+        self._algo_id = ExecAlgorithmId(config.exec_algorithm_id)
+        self._sessions = SessionTracker()
+        self._buys: dict[ClientOrderId, _BuyIntent] = {}
+        self._sells: dict[ClientOrderId, _SellIntent] = {}
+        self._targets: dict[str, ClientOrderId] = {}  # lot id -> its resting target order
+        self._trimming: set[str] = set()  # lots whose target is cancelled for a trim
+        self._exit_active = False
+        self._exit_chunk = ZERO
+        self._exit_order: ClientOrderId | None = None
+        self._last_core_sale: Decimal | None = None
+        self._rebalanced_week = -1
+        self._week_close = -1  # close (ns) of the NYSE week the latest bar belongs to
+        self._last_price = ZERO
+        self._last_bankroll = ZERO
+        self._core_target = _d(config.core_target)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self.instrument = self.cache.instrument(self.config.instrument_id)
+        if self.instrument is None:
+            self.log.error(f"Instrument {self.config.instrument_id} not in the cache")
+            self.stop()
+            return
+        store = SqliteLotStore(self.config.lots_path) if self.config.lots_path else None
+        self.book = LotBook(str(self.config.instrument_id), store)
+        self.bankroll()
+        if self.book.lots:
+            self.log.info(
+                f"Reloaded {len(self.book.lots)} lots from {self.config.lots_path}: "
+                f"{self.book.open_quantity()} shares open",
+            )
+            self._restore_targets()
+        # Sizes and sells price at the bid when quotes flow (live, or a catalog with quotes).
+        self.subscribe_quote_ticks(self.config.instrument_id)
+        self.subscribe_bars(self.config.bar_type)
+
+    def _restore_targets(self) -> None:
+        """
+        After a restart the orders working before it are not ours to track any more: cancel
+        them and give every open core-building and trading lot its profit target again.
+        """
+        for order in self.cache.orders_open(
+            instrument_id=self.config.instrument_id, strategy_id=self.id
+        ):
+            self.cancel_order(order)
+        for lot in self.book.open_lots():
+            if lot.kind != LotKind.CORE:
+                self._place_target(lot.lot_id)
+
+    def on_stop(self) -> None:
+        if self.book is not None and self.book.store is not None:
+            self.book.store.close()
+
+    def on_reset(self) -> None:
+        # The lot book is rebuilt from its store (or empty) at the next start.
+        self.signals.reset()
+        self.record = CoreRSIRecord()
+        self._buys.clear()
+        self._sells.clear()
+        self._targets.clear()
+        self._trimming.clear()
+        self._exit_active = False
+        self._exit_order = None
+        self._last_core_sale = None
+        self._rebalanced_week = -1
+        self._week_close = -1
+
+    # -- sizes -----------------------------------------------------------------------------
+
+    def bankroll(self) -> Decimal:
+        if self.config.fixed_bankroll is not None:
+            bankroll = self.config.fixed_bankroll
+        else:
+            bankroll = account_equity(self.portfolio, self.cache, self.config.instrument_id.venue)
+        self._last_bankroll = bankroll
+        return bankroll
+
+    def cycles(self) -> int:
+        """Core-building lots bought (a core lot was one before its target sale)."""
+        started = sum(1 for lot in self.book.lots.values() if lot.kind != LotKind.TRADING)
+        pending = sum(
+            1
+            for intent in self._buys.values()
+            if intent.kind == LotKind.CORE_BUILDING and intent.lot_id not in self.book.lots
+        )
+        return started + pending
+
+    def _kept_by_core(self, quantity: Decimal) -> Decimal:
+        sold = (quantity * _d(self.config.core_sale_fraction)).to_integral_value(
+            rounding=ROUND_DOWN
+        )
+        return quantity - sold
+
+    def committed_core_shares(self) -> Decimal:
+        core = self.book.open_quantity(LotKind.CORE)
+        for lot in self.book.open_lots(LotKind.CORE_BUILDING):
+            core += min(lot.open_quantity, self._kept_by_core(lot.quantity))
+        for intent in self._buys.values():
+            if intent.kind == LotKind.CORE_BUILDING and intent.lot_id not in self.book.lots:
+                core += self._kept_by_core(intent.quantity)
+        return core
+
+    def _pending_buy_shares(self) -> Decimal:
+        pending = ZERO
+        for intent in self._buys.values():
+            lot = self.book.lots.get(intent.lot_id)
+            pending += intent.quantity - (lot.quantity if lot else ZERO)
+        return pending
+
+    def _reference_price(self, bar: Bar) -> Decimal:
+        quote = self.cache.quote_tick(self.config.instrument_id)
+        if quote is not None and quote.bid_price.raw > 0:
+            return quote.bid_price.as_decimal()
+        return bar.close.as_decimal()
+
+    def _ceil_tick(self, price: Decimal) -> Decimal:
+        tick = self.instrument.price_increment.as_decimal()
+        return (price / tick).to_integral_value(rounding=ROUND_CEILING) * tick
+
+    # -- signals ---------------------------------------------------------------------------
+
+    def on_bar(self, bar: Bar) -> None:
+        update = self.signals.update(bar)
+        if update is None:
+            return
+        self._last_price = bar.close.as_decimal()
+        if update.weekly_bars:
+            self._on_weekly(update.exit_cross, update.rsi_weekly, bar)
+        if self.config.rebalance:
+            self._maybe_rebalance(bar)
+        if update.buy_signal:
+            self.record.buy_signals.append(bar.ts_event)
+            self._on_buy_signal(bar)
+        # Progress is measured against the bankroll of the latest decision (signal or
+        # rebalance): valuing the account on every bar would cost more than the strategy.
+        core_value = self.book.open_quantity(LotKind.CORE) * self._last_price
+        target = self._last_bankroll * self._core_target
+        self.record.core_progress.append(
+            (bar.ts_event, float(core_value / target * 100) if target else 0.0)
+        )
+
+    def _on_buy_signal(self, bar: Bar) -> None:
+        if self._buys:
+            self.log.info("Buy signal skipped: the previous buy is still being worked")
+            return
+        price = self._reference_price(bar)
+        bankroll = self.bankroll()
+        shares = (bankroll * _d(self.config.lot_fraction) / price).to_integral_value(
+            rounding=ROUND_DOWN
+        )
+        if shares < 1:
+            self.log.warning(f"Bankroll {bankroll} buys no share at {price}")
+            return
+        held = self.book.open_quantity() + self._pending_buy_shares()
+        cap = bankroll * _d(self.config.symbol_cap)
+        if (held + shares) * price > cap:
+            self.record.cap_blocks.append(bar.ts_event)
+            self.log.info(
+                f"Cap: {held} shares held + {shares} at {price} would exceed "
+                f"{self.config.symbol_cap:.0%} of {bankroll}; not buying",
+            )
+            return
+        core_value = self.committed_core_shares() * price
+        building = self.cycles() < self.config.max_cycles and core_value < bankroll * _d(
+            self.config.core_target
+        )
+        kind = LotKind.CORE_BUILDING if building else LotKind.TRADING
+        order_id = self._submit(OrderSide.BUY, shares, price, mode="chase", tag=f"lot={kind.value}")
+        self._buys[order_id] = _BuyIntent(order_id.value, kind, shares)
+
+    def _on_weekly(self, exit_cross: bool, rsi_weekly: float | None, bar: Bar) -> None:
+        if exit_cross:
+            self.record.exit_crosses.append(bar.ts_event)
+            core = self.book.open_quantity(LotKind.CORE)
+            if core > 0 and not self._exit_active:
+                self._exit_active = True
+                chunk = (core * _d(self.config.core_exit_fraction)).to_integral_value(
+                    rounding=ROUND_DOWN
+                )
+                self._exit_chunk = max(chunk, ONE)
+                self._last_core_sale = None
+                self.log.info(
+                    f"Weekly RSI {rsi_weekly:.1f} crossed above {self.config.exit_rsi}: "
+                    f"selling the core {self._exit_chunk} shares per step"
+                )
+                self._place_core_exit(self._reference_price(bar))
+        elif self._exit_active and rsi_weekly is not None and rsi_weekly < self.config.exit_rsi:
+            self._exit_active = False
+            self.log.info(
+                f"Weekly RSI {rsi_weekly:.1f} back below {self.config.exit_rsi}: core exit stops"
+            )
+            if self._exit_order is not None:
+                self.cancel_order(self.cache.order(self._exit_order))
+
+    def _place_core_exit(self, price: Decimal) -> None:
+        core_lots = self.book.open_lots(LotKind.CORE)
+        core = sum((lot.open_quantity for lot in core_lots), ZERO)
+        if core <= 0:
+            self._exit_active = False
+            return
+        quantity = min(self._exit_chunk, core)
+        order_id = self._submit(
+            OrderSide.SELL, quantity, price, mode="rest", tag="core-exit", extended_hours=True
+        )
+        self._sells[order_id] = _SellIntent(
+            "core-exit", [lot.lot_id for lot in core_lots], quantity
+        )
+        self._exit_order = order_id
+
+    # -- rebalancing -----------------------------------------------------------------------
+
+    def _maybe_rebalance(self, bar: Bar) -> None:
+        if bar.ts_event > self._week_close:
+            self._week_close = week_close_ns(bar.ts_event)
+        week = self._week_close
+        if week == self._rebalanced_week or not self._sessions.in_regular_hours(bar.ts_event):
+            return
+        self._rebalanced_week = week
+        for lot in self.book.open_lots():
+            if (
+                lot.kind != LotKind.CORE
+                and lot.lot_id not in self._targets
+                and lot.lot_id not in self._trimming
+            ):
+                self._place_target(lot.lot_id)
+        if any(intent.purpose == "trim" for intent in self._sells.values()):
+            self.log.warning("Rebalance skipped: last week's trim is still working")
+            return
+        price = self._reference_price(bar)
+        bankroll = self.bankroll()
+        core_lots = self.book.open_lots(LotKind.CORE)
+        core = sum((lot.open_quantity for lot in core_lots), ZERO)
+        core_limit = (bankroll * _d(self.config.core_target) / price).to_integral_value(
+            rounding=ROUND_DOWN
+        )
+        core_trim = max(core - core_limit, ZERO)
+        if core_trim > 0:
+            message = (
+                f"Rebalance: core {core} shares ({core * price:.2f} USD) is above "
+                f"{self.config.core_target:.0%} of {bankroll:.2f}; trimming {core_trim}"
+            )
+            self.log.info(message)
+            self.record.rebalances.append((bar.ts_event, message))
+            order_id = self._submit(
+                OrderSide.SELL, core_trim, price, mode="rest", tag="trim-core", extended_hours=True
+            )
+            self._sells[order_id] = _SellIntent(
+                "trim", [lot.lot_id for lot in core_lots], core_trim
+            )
+        total = self.book.open_quantity() - core_trim
+        total_limit = (bankroll * _d(self.config.symbol_cap) / price).to_integral_value(
+            rounding=ROUND_DOWN
+        )
+        total_trim = max(total - total_limit, ZERO)
+        if total_trim > 0:
+            order = [
+                *self.book.open_lots(LotKind.TRADING),
+                *self.book.open_lots(LotKind.CORE_BUILDING),
+                *self.book.open_lots(LotKind.CORE),
+            ]
+            taken, lots = ZERO, []
+            for lot in order:
+                if taken >= total_trim:
+                    break
+                lots.append(lot.lot_id)
+                taken += lot.open_quantity
+                target = self._targets.get(lot.lot_id)
+                if target is not None:  # its shares are sold now; the target is re-placed after
+                    self._trimming.add(lot.lot_id)
+                    self.cancel_order(self.cache.order(target))
+            message = (
+                f"Rebalance: position {total} shares ({total * price:.2f} USD) is above "
+                f"{self.config.symbol_cap:.0%} of {bankroll:.2f}; trimming {total_trim}"
+            )
+            self.log.info(message)
+            self.record.rebalances.append((bar.ts_event, message))
+            order_id = self._submit(
+                OrderSide.SELL,
+                total_trim,
+                price,
+                mode="rest",
+                tag="trim-total",
+                extended_hours=True,
+            )
+            self._sells[order_id] = _SellIntent("trim", lots, total_trim)
+
+    # -- orders ----------------------------------------------------------------------------
+
+    def _submit(
+        self,
+        side: OrderSide,
+        quantity: Decimal,
+        price: Decimal,
+        mode: str,
+        tag: str,
+        extended_hours: bool = False,
+    ) -> ClientOrderId:
+        params = {
+            "mode": mode,
+            "chase_interval_secs": self.config.chase_interval_secs,
+            "max_signal_age_secs": self.config.signal_max_age_secs,
+            "fallback_bar_type": str(self.config.fallback_bar_type or self.config.bar_type),
+            "extended_hours": extended_hours,
+        }
+        order = self.order_factory.limit(
+            instrument_id=self.config.instrument_id,
+            order_side=side,
+            quantity=self.instrument.make_qty(quantity),
+            price=self.instrument.make_price(price),
+            time_in_force=TimeInForce.GTC,
+            exec_algorithm_id=self._algo_id,
+            exec_algorithm_params=params,
+            tags=[tag],
+        )
+        self.submit_order(order)
+        return order.client_order_id
+
+    def _place_target(self, lot_id: str) -> None:
+        lot = self.book.get(lot_id)
+        if lot.kind == LotKind.CORE_BUILDING:
+            quantity = lot.open_quantity - self._kept_by_core(lot.quantity)
+        elif lot.kind == LotKind.TRADING:
+            quantity = lot.open_quantity
+        else:
+            return
+        if quantity <= 0:
+            if lot.kind == LotKind.CORE_BUILDING:
+                self.book.convert(lot_id, LotKind.CORE)
+            return
+        price = self._ceil_tick(lot.price * (ONE + _d(self.config.profit_target)))
+        # A resting target must be able to fill in any session the data covers.
+        order_id = self._submit(
+            OrderSide.SELL,
+            quantity,
+            price,
+            mode="rest",
+            tag=f"target={lot.kind.value}",
+            extended_hours=True,
+        )
+        self._sells[order_id] = _SellIntent("target", [lot_id], quantity)
+        self._targets[lot_id] = order_id
+
+    def _primary_id(self, client_order_id: ClientOrderId) -> ClientOrderId:
+        order = self.cache.order(client_order_id)
+        if order is not None and order.exec_spawn_id is not None:
+            return order.exec_spawn_id
+        return client_order_id
+
+    def on_order_filled(self, event: OrderFilled) -> None:
+        primary = self._primary_id(event.client_order_id)
+        quantity = event.last_qty.as_decimal()
+        price = event.last_px.as_decimal()
+        commission = event.commission.as_decimal()
+        if primary in self._buys:
+            intent = self._buys[primary]
+            self.book.add_buy_fill(
+                intent.lot_id, intent.kind, event.ts_event, quantity, price, commission
+            )
+            return
+        intent = self._sells.get(primary)
+        if intent is None:
+            self.log.error(
+                f"Fill {event.trade_id} of {event.client_order_id} belongs to no order of ours"
+            )
+            return
+        intent.filled += quantity
+        intent.notional += quantity * price
+        remaining, fee_left = quantity, commission
+        for lot_id in intent.lot_ids:
+            lot = self.book.get(lot_id)
+            take = min(remaining, lot.open_quantity)
+            if take <= 0:
+                continue
+            fee = fee_left if take == remaining else commission * take / quantity
+            self.book.record_sale(lot_id, event.ts_event, take, price, fee, intent.purpose)
+            fee_left -= fee
+            remaining -= take
+            if remaining == 0:
+                break
+        if remaining > 0:
+            # Another sell (a trim, a core-exit step) took shares from the same lots first:
+            # the rest comes from the oldest other open lots, and the log says so.
+            self.log.warning(
+                f"Fill {event.trade_id}: {remaining} of {quantity} shares sold by {primary} "
+                f"exceed the open shares of lots {intent.lot_ids}; taken from other open lots",
+            )
+            for lot in self.book.open_lots():
+                take = min(remaining, lot.open_quantity)
+                fee = fee_left if take == remaining else commission * take / quantity
+                self.book.record_sale(lot.lot_id, event.ts_event, take, price, fee, intent.purpose)
+                fee_left -= fee
+                remaining -= take
+                if remaining == 0:
+                    break
+        if remaining > 0:
+            raise RuntimeError(
+                f"Fill {event.trade_id}: {primary} sold {remaining} shares more than the lot "
+                f"book of {self.config.instrument_id} holds",
+            )
+
+    def on_order_canceled(self, event: OrderCanceled) -> None:
+        # The bid chaser closes a primary when its work is over (filled, stale or cancelled).
+        primary = event.client_order_id
+        if primary in self._buys:
+            intent = self._buys.pop(primary)
+            if intent.lot_id in self.book.lots:
+                self._place_target(intent.lot_id)
+            return
+        intent = self._sells.pop(primary, None)
+        if intent is None:
+            return
+        if intent.purpose == "target":
+            lot_id = intent.lot_ids[0]
+            self._targets.pop(lot_id, None)
+            lot = self.book.get(lot_id)
+            if intent.filled == intent.quantity:
+                self._on_target_done(lot_id)
+            elif lot.is_open and lot_id not in self._trimming:
+                # Rejected, expired or cancelled by hand: re-placing at once could loop on a
+                # venue that keeps refusing; the weekly rebalance gives the lot a target again.
+                self.log.warning(
+                    f"Target of lot {lot_id} ended with {intent.filled} of {intent.quantity} sold"
+                )
+        elif intent.purpose == "core-exit":
+            self._exit_order = None
+            if intent.filled > 0:
+                self._last_core_sale = intent.notional / intent.filled
+            if self._exit_active and intent.filled == intent.quantity:
+                step = self._ceil_tick(
+                    self._last_core_sale * (ONE + _d(self.config.core_exit_step))
+                )
+                self._place_core_exit(step)
+        elif intent.purpose == "trim":
+            # Lots whose targets were cancelled for the trim get targets for what is left.
+            for lot_id in intent.lot_ids:
+                self._trimming.discard(lot_id)
+                lot = self.book.get(lot_id)
+                if lot.is_open and lot.kind != LotKind.CORE and lot_id not in self._targets:
+                    self._place_target(lot_id)
+
+    def _on_target_done(self, lot_id: str) -> None:
+        lot = self.book.get(lot_id)
+        if lot.kind == LotKind.CORE_BUILDING:
+            self.book.convert(lot_id, LotKind.CORE)
+        elif lot.kind == LotKind.TRADING and not lot.is_open:
+            self.book.book_cost_basis_reduction(self.clock.timestamp_ns(), lot.realised_pnl, lot_id)
+            self.log.info(
+                f"Trading lot {lot_id} closed: {lot.realised_pnl:.2f} USD off the core's cost basis"
+            )
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def report_state(self) -> dict[str, object]:
+        """Everything a report draws: histories (ns, value) and the summary figures."""
+        return {
+            "instrument_id": str(self.config.instrument_id),
+            "summary": self.summary(),
+            "rsi_intraday": list(self.signals.history_intraday),
+            "rsi_weekly": list(self.signals.history_weekly),
+            "buy_signals": list(self.record.buy_signals),
+            "exit_crosses": list(self.record.exit_crosses),
+            "core_progress": list(self.record.core_progress),
+            "cost_basis_reductions": list(self.book.reductions),
+            "buy_rsi": self.config.buy_rsi,
+            "exit_rsi": self.config.exit_rsi,
+            "core_target": self.config.core_target,
+        }
+
+    def summary(self) -> dict[str, object]:
+        """Figures for the report: exact decimals as strings."""
+        bankroll = self.config.fixed_bankroll
+        open_lots = self.book.open_lots()
+        return {
+            "cycles": self.cycles(),
+            "open_shares": str(sum((lot.open_quantity for lot in open_lots), ZERO)),
+            # What the open shares cost, with the part of their buy commissions not yet realised.
+            "open_cost": str(
+                sum(
+                    (
+                        lot.open_quantity * lot.price
+                        + lot.commission * lot.open_quantity / lot.quantity
+                        for lot in open_lots
+                    ),
+                    ZERO,
+                )
+            ),
+            "core_shares": str(self.book.open_quantity(LotKind.CORE)),
+            "core_cost_basis": str(self.book.core_cost_basis()),
+            "cost_basis_reduction": str(self.book.cost_basis_reduction),
+            "realised_by_kind": {k: str(v) for k, v in self.book.realised_by_kind().items()},
+            "buy_signals": len(self.record.buy_signals),
+            "exit_crosses": len(self.record.exit_crosses),
+            "cap_blocks": len(self.record.cap_blocks),
+            "rebalances": [message for _, message in self.record.rebalances],
+            "empty_bars_skipped": self.signals.empty_bars_skipped,
+            "fixed_bankroll": str(bankroll) if bankroll is not None else None,
+        }
