@@ -11,8 +11,8 @@ process alike, with no port to secure:
   can wait for the verdict (`command_outcome`).
   - stop: flatten, halt and shut the node down;
   - halt / flatten: the kill switch (flatten also closes every position); resume: reset it;
-  - pause_strategy / resume_strategy {"strategy": id}: stop or restart one strategy (its open
-    orders are cancelled; positions stay);
+  - pause_strategy / resume_strategy {"strategy": id}: the pre-trade gate refuses (or again
+    passes) the strategy's new exposure; its exits, working orders and state are untouched;
   - set_parameters {"strategy": id, "parameters": {name: value}}: apply new parameters to the
     running strategy (the strategy's config class validates them) and persist them in
     `parameters.json`, applied again at the next start.

@@ -33,7 +33,10 @@ from nautilus_trader.trading.strategy import Strategy
 
 from livenode.control import Command
 from risk.messages import ALERT_TOPIC_PREFIX
+from risk.messages import CONTROL_ENDPOINT
 from risk.messages import Alert
+from risk.messages import ControlAction
+from risk.messages import RiskControl
 from strategies.account import account_equity
 from strategies.records import RiskRecord
 from strategies.records import publish_risk
@@ -98,6 +101,7 @@ class Operations:
         self.day_start: tuple[dt.date, Decimal] | None = None
         self.commands_applied = 0
         self.commands_refused = 0
+        self.paused: set[str] = set()
         self.alerts: dict[str, int] = {}
         self.rejected = 0
         # Order latency: submission to the venue's first answer (accepted, rejected or filled), ms.
@@ -146,16 +150,22 @@ class Operations:
     def apply(self, command: Command) -> str:
         """Apply a strategy command; returns what was done (raises CommandRefused)."""
         strategy = self.strategy(command.strategy)
-        if command.name == "pause_strategy":
-            if not strategy.is_running:
-                raise CommandRefused(f"strategy: {strategy.id} is {strategy.state.name}, not running")
-            strategy.stop()
-            return f"paused {strategy.id}"
-        if command.name == "resume_strategy":
-            if strategy.is_running:
-                raise CommandRefused(f"strategy: {strategy.id} is already running")
-            strategy.resume()
-            return f"resumed {strategy.id}"
+        strategy_id = str(strategy.id)
+        if command.name in ("pause_strategy", "resume_strategy"):
+            if CONTROL_ENDPOINT not in self.kernel.msgbus.endpoints():
+                raise CommandRefused("strategy: this node has no pre-trade gate to pause a strategy in")
+            pausing = command.name == "pause_strategy"
+            if pausing == (strategy_id in self.paused):
+                raise CommandRefused(f"strategy: {strategy_id} is {'already' if pausing else 'not'} paused")
+            self.kernel.msgbus.send(CONTROL_ENDPOINT, RiskControl(
+                action=ControlAction.PAUSE_STRATEGY if pausing else ControlAction.RESUME_STRATEGY,
+                reason=command.reason, source=f"operator:{command.actor}", strategy_id=strategy_id,
+            ))
+            if pausing:
+                self.paused.add(strategy_id)
+                return f"paused {strategy_id}: the gate refuses its new exposure, its exits pass"
+            self.paused.discard(strategy_id)
+            return f"resumed {strategy_id}"
         if command.name == "set_parameters":
             changed = self.set_parameters(strategy, command.parameters or {})
             self.persist_parameters(str(strategy.id), changed)
@@ -281,7 +291,8 @@ class Operations:
             values, schema = live_parameters(s)
             orders = cache.orders(strategy_id=s.id)
             strategies.append({
-                "id": str(s.id), "state": s.state.name, "class": type(s).__name__,
+                "id": str(s.id), "state": "PAUSED" if str(s.id) in self.paused else s.state.name,
+                "class": type(s).__name__,
                 "orders": len(orders), "open_orders": len(cache.orders_open(strategy_id=s.id)),
                 "parameters": values, "schema": schema,
                 "indicators_in_use": {k: str(v) for k, v in getattr(s, "indicators_in_use", dict)().items()},

@@ -101,16 +101,9 @@ def test_bad_values_are_refused_naming_the_field(running, parameters: dict, mess
     assert strategy.params.fast_period == 3 and str(strategy.fast) == "ExponentialMovingAverage(3)"
 
 
-def test_pause_resume_and_unknown_strategy(running) -> None:
+def test_pause_and_resume_need_the_gate_and_name_the_strategy(running) -> None:
     _, strategy, operations = running
-    assert strategy.state.name == "STOPPED"  # the backtest engine stops its strategies at the end
-    assert operations.apply(command(command="resume_strategy", strategy="MACross-000")) == "resumed MACross-000"
-    assert strategy.state.name == "RUNNING"
-    with pytest.raises(CommandRefused, match="strategy: MACross-000 is already running"):
-        operations.apply(command(command="resume_strategy", strategy="MACross-000"))
-    assert operations.apply(command(command="pause_strategy", strategy="MACross-000")) == "paused MACross-000"
-    assert strategy.state.name == "STOPPED"
-    with pytest.raises(CommandRefused, match="strategy: MACross-000 is STOPPED, not running"):
+    with pytest.raises(CommandRefused, match="strategy: this node has no pre-trade gate"):
         operations.apply(command(command="pause_strategy", strategy="MACross-000"))
     with pytest.raises(CommandRefused, match="strategy: no strategy 'Nope' in this node; its strategies are MACross-000"):
         operations.apply(command(command="pause_strategy", strategy="Nope"))
@@ -122,3 +115,48 @@ def test_persisted_parameters_are_restored(running, tmp_path: Path) -> None:
                                                           "MACross-OTHER": {"fast_period": 1}}))
     assert operations.restore_parameters() == ["MACross-000: {'position_fraction': 0.5}"]
     assert strategy.params.position_fraction == 0.5
+
+
+def test_a_paused_strategy_sends_no_new_exposure_and_its_exits_pass(tmp_path: Path) -> None:
+    """
+    AlwaysBuy buys 10 shares on its first bar, 1 on every later bar, and sells 5 on bar 15.
+    Paused after bar 10: bars 11-20 give nine buys the gate denies (strategy_paused) and the
+    sell, an exit, which fills; resumed, bars 21-30 buy again (ten fills).
+    """
+    from config.risk import RiskConfig
+    from tests.risk_support import build_engine
+
+    instrument = make_instrument("SPY")
+    bars = minute_bars(instrument, [100.0] * 30, "2024-03-05 09:30")
+    engine, gate, strategy = build_engine(
+        bars[:10], RiskConfig(symbol_cap_pct=Decimal(100), min_volume_threshold=Decimal(0)),
+        strategy_config={"first_quantity": 10, "each_quantity": 1, "sell_on_bar": 15, "sell_quantity": 5},
+    )
+    engine.run(streaming=True)
+    operations = Operations(engine.kernel, tmp_path, [str(bars[0].bar_type)])
+    sid = str(strategy.id)
+    assert [o.status_string() for o in engine.cache.orders(strategy_id=strategy.id)] == ["FILLED"] * 10
+    assert operations.apply(command(command="pause_strategy", strategy=sid)).startswith(f"paused {sid}")
+    assert gate.snapshot()["paused_strategies"] == {sid: "operator:tester: operator"}
+    assert operations.snapshot()["strategies"][0]["state"] == "PAUSED"
+    with pytest.raises(CommandRefused, match="is already paused"):
+        operations.apply(command(command="pause_strategy", strategy=sid))
+
+    def orders_after(n: int) -> list[tuple[str, str]]:
+        ordered = sorted(engine.cache.orders(strategy_id=strategy.id), key=lambda o: o.ts_init)
+        return [(o.side_string(), o.status_string()) for o in ordered[n:]]
+
+    engine.clear_data()
+    engine.add_data(bars[10:20])
+    engine.run(streaming=True)
+    during = orders_after(10)
+    assert during == [("BUY", "DENIED")] * 4 + [("SELL", "FILLED")] + [("BUY", "DENIED")] * 5
+    assert {r.rule for _, _, r in list(gate.refusals)[-9:]} == {"strategy_paused"}
+    operations.apply(command(command="resume_strategy", strategy=sid))
+    assert gate.snapshot()["paused_strategies"] == {}
+    engine.clear_data()
+    engine.add_data(bars[20:])
+    engine.run(streaming=True)
+    engine.end()
+    assert orders_after(20) == [("BUY", "FILLED")] * 10
+    engine.dispose()

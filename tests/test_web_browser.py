@@ -1,9 +1,9 @@
 """
 Browser flows with Playwright driving Debian's chromium against a replay-fed paper node
 (run_live.py, replay broker, sandbox fills) and the dashboard (python -m web), both real
-processes on loopback: log in; pause a strategy before its first trade and see it send no
-order while the other trades; see a fill appear in the positions table and the chart extend
-over the WebSocket; trigger the kill switch (with its confirmation) and see HALTED and flat;
+processes on loopback: log in; pause a strategy before its first trade and see its buy
+refused by the gate (nothing reaches the venue) while the other trades; see a fill appear in
+the positions table and the chart extend over the WebSocket; trigger the kill switch (with its confirmation) and see HALTED and flat;
 reset it; change a running strategy's period (a refused value names the field; a valid one is
 in force); the light/dark toggle. Every control action is in the journal with who did it.
 Screenshots go to test_artifacts/web/ (git-ignored).
@@ -134,7 +134,7 @@ def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> N
     # Pause QQQ before the 14:40 cross that buys both symbols.
     assert snapshot(live["state"])["market_time"] < f"{DAY}T14:30"
     page.click('#strategies tr[data-strategy="MACross-QQQ"] button.pause')
-    page.wait_for_selector('#strategies tr[data-strategy="MACross-QQQ"] td.state:text("STOPPED")')
+    page.wait_for_selector('#strategies tr[data-strategy="MACross-QQQ"] td.state:text("PAUSED")')
 
     # A fill appears in the positions table, and the price chart extends over the WebSocket.
     page.wait_for_selector('#positions tr[data-key="SPY.SIM"]', timeout=90_000)
@@ -172,9 +172,14 @@ def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> N
         ".title === 'in force: 5'")
     assert json.loads((live["state"] / "parameters.json").read_text()) == {"MACross-SPY": {"fast_period": 5}}
 
-    # The paused strategy sent no order while SPY traded (its buy, then the kill switch's exit).
-    strategies = {s["id"]: s for s in snapshot(live["state"])["strategies"]}
-    assert strategies["MACross-QQQ"]["orders"] == 0 and strategies["MACross-QQQ"]["state"] == "STOPPED"
+    # The paused strategy's buy on the 14:40 cross was refused by the gate (nothing reached the
+    # venue) while SPY traded (its buy, then the kill switch's exit).
+    final = snapshot(live["state"])
+    strategies = {s["id"]: s for s in final["strategies"]}
+    assert strategies["MACross-QQQ"]["state"] == "PAUSED" and strategies["MACross-QQQ"]["orders"] >= 1
+    assert not [f for f in final["fills"] if f["strategy_id"] == "MACross-QQQ"]
+    refused = [r for r in final["gate"]["recent_refusals"] if r["order"].endswith("-QQQ-1")]
+    assert [r["rule"] for r in refused] == ["strategy_paused"]
     assert strategies["MACross-SPY"]["orders"] >= 2
     latency = snapshot(live["state"])["order_latency_ms"]
     assert latency["samples"] >= 2 and 0 <= latency["p50"] <= latency["max"]
