@@ -160,3 +160,51 @@ def test_a_paused_strategy_sends_no_new_exposure_and_its_exits_pass(tmp_path: Pa
     engine.end()
     assert orders_after(20) == [("BUY", "FILLED")] * 10
     engine.dispose()
+
+
+def test_a_new_rsi_threshold_is_used_by_the_running_core_strategy(tmp_path: Path) -> None:
+    """
+    Closes 100, 102, 101, 102 give RSI(2) 100, 50, 75 (tests/test_core_rsi.py): never below
+    the default buy_rsi 30, so no signal. Raised to 60 after the second bar, the running
+    strategy sees 50 (below: armed) then 75 (above: the cross) and buys at 102.
+    """
+    from catalog.store import bars_from_frame
+    from strategies.core_rsi import CoreRSI
+    from strategies.core_rsi import CoreRSIConfig
+    from tests.engine_harness import make_engine
+    from tests.scenario import MINUTE_BARS
+    from tests.scenario import SPY
+    from tests.scenario import bars_frame
+
+    rows = [(f"2024-04-01 14:0{m}", c) for m, c in enumerate([100, 102, 101, 102])]
+    engine, _ = make_engine(bars_frame(rows[:2]))
+    strategy = CoreRSI(CoreRSIConfig(instrument_id=SPY, bar_type=MINUTE_BARS, rsi_period=2,
+                                     fixed_bankroll=Decimal("100000")))
+    engine.add_strategy(strategy)
+    engine.run(streaming=True)
+    operations = Operations(engine.kernel, tmp_path, [str(MINUTE_BARS)])
+    with pytest.raises(CommandRefused, match="parameters.buy_rsi: buy_rsi is on the 0-100 RSI scale, got 160"):
+        operations.apply(command(command="set_parameters", strategy=str(strategy.id),
+                                 parameters={"buy_rsi": 160}))
+    operations.apply(command(command="set_parameters", strategy=str(strategy.id),
+                             parameters={"buy_rsi": 60.0}))
+    assert strategy.signals.buy_cross.level == 60.0 and strategy.params.buy_rsi == 60.0
+    engine.clear_data()
+    engine.add_data(bars_from_frame(engine.cache.instrument(SPY), MINUTE_BARS, bars_frame(rows)[2:]))
+    engine.run(streaming=True)
+    engine.end()
+    assert [pd_ts.isoformat() for pd_ts in map(_utc, strategy.record.buy_signals)] == [
+        "2024-04-01T14:03:00+00:00",
+    ]
+    fills = [(o.side_string(), str(o.filled_qty), str(o.avg_px)) for o in engine.cache.orders() if o.filled_qty.as_decimal() > 0]
+    assert fills == [("BUY", "9", "102.0")]  # 1% of 100,000 at 102: 9 shares
+    snap = operations.snapshot()
+    assert snap["strategies"][0]["parameters"]["buy_rsi"] == 60.0
+    assert snap["strategies"][0]["indicators_in_use"] == {"buy_rsi": "60.0", "exit_rsi": "75.0"}
+    engine.dispose()
+
+
+def _utc(ts_ns: int):
+    import pandas as pd
+
+    return pd.Timestamp(ts_ns, tz="UTC")
