@@ -12,6 +12,7 @@ logins are limited per client (LOGIN_FAILURES, then 429) and the whole API by Sl
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import time
 from dataclasses import dataclass
@@ -194,7 +195,7 @@ def create_app(config: WebConfig) -> FastAPI:
         if request.method in UNSAFE and not bearer:
             if not same_origin(request):
                 raise HTTPException(403, detail="cross-site request refused (Origin)")
-            if request.headers.get("x-csrf-token") != found.csrf:
+            if not hmac.compare_digest(request.headers.get("x-csrf-token", ""), found.csrf):
                 raise HTTPException(403, detail="cross-site request refused (missing or wrong CSRF token)")
         return found
 
