@@ -296,6 +296,7 @@ class Operations:
                 "orders": len(orders), "open_orders": len(cache.orders_open(strategy_id=s.id)),
                 "parameters": values, "schema": schema,
                 "indicators_in_use": {k: str(v) for k, v in getattr(s, "indicators_in_use", dict)().items()},
+                "progress": getattr(s, "progress", dict)(),
                 "indicators": [{"ts": ts, **v} for ts, v in self.indicators.get(str(s.id), ())],
             })
         bars = {}

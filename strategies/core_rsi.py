@@ -215,6 +215,17 @@ class CoreRSI(Strategy):
         self._core_target = _d(config.core_target)
         self.params = config
 
+    def progress(self) -> dict[str, object]:
+        """The core's progress and the open lots by kind (for the dashboard)."""
+        if self.book is None:
+            return {}
+        latest = self.record.core_progress[-1][1] if self.record.core_progress else 0.0
+        return {
+            "core_pct_of_target": round(latest, 2),
+            "cycles": f"{self.cycles()}/{self.params.max_cycles}",
+            **{f"{kind.value}_lots": len(self.book.open_lots(kind)) for kind in LotKind},
+        }
+
     def indicators_in_use(self) -> dict[str, object]:
         """The levels the RSI crosses are compared with (for the dashboard)."""
         return {"buy_rsi": self.signals.buy_cross.level, "exit_rsi": self.signals.exit_cross.level}

@@ -201,6 +201,11 @@ def test_a_new_rsi_threshold_is_used_by_the_running_core_strategy(tmp_path: Path
     snap = operations.snapshot()
     assert snap["strategies"][0]["parameters"]["buy_rsi"] == 60.0
     assert snap["strategies"][0]["indicators_in_use"] == {"buy_rsi": "60.0", "exit_rsi": "75.0"}
+    # One core-building lot: 9 shares at 102 (1% of 100,000), its target not reached yet.
+    assert snap["strategies"][0]["progress"] == {
+        "core_pct_of_target": 0.0, "cycles": "1/20", "core-building_lots": 1, "core_lots": 0,
+        "trading_lots": 0,
+    }
     engine.dispose()
 
 

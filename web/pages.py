@@ -46,7 +46,7 @@ BODIES = {
 </section>
 <section class="panel"><h2>Strategies</h2>
   <table id="strategies"><thead><tr><th>Strategy</th><th>State</th><th>Orders</th><th>Open</th>
-  <th>Control</th><th>Parameters</th></tr></thead><tbody></tbody></table>
+  <th>Control</th><th>Progress</th><th>Parameters</th></tr></thead><tbody></tbody></table>
   <div id="command-result" class="muted"></div>
 </section>
 <section class="panel"><h2>Positions</h2>

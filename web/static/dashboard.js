@@ -121,7 +121,8 @@ function strategyRows(snapshot) {
       row = document.createElement("tr");
       row.dataset.strategy = strategy.id;
       row.innerHTML = `<td class="sid"></td><td class="state"></td><td class="orders"></td><td class="open"></td>
-        <td><button class="pause">Pause</button> <button class="resume">Resume</button></td><td class="params"></td>`;
+        <td><button class="pause">Pause</button> <button class="resume">Resume</button></td><td class="progress"></td>
+        <td class="params"></td>`;
       row.querySelector(".sid").textContent = strategy.id;
       row.querySelector(".pause").addEventListener("click", () => command(`/api/strategies/${strategy.id}/pause`, {}));
       row.querySelector(".resume").addEventListener("click", () => command(`/api/strategies/${strategy.id}/resume`, {}));
@@ -150,6 +151,8 @@ function strategyRows(snapshot) {
     row.querySelector(".state").textContent = strategy.state;
     row.querySelector(".orders").textContent = strategy.orders;
     row.querySelector(".open").textContent = strategy.open_orders;
+    row.querySelector(".progress").textContent =
+      Object.entries(strategy.progress || {}).map(([k, v]) => `${k.replaceAll("_", " ")} ${v}`).join(", ");
     for (const input of row.querySelectorAll("input.param")) {
       if (document.activeElement !== input && !input.dataset.dirty) input.value = text(strategy.parameters[input.name]);
       input.oninput = () => { input.dataset.dirty = "1"; };
