@@ -82,6 +82,13 @@ class ErrorMonitor(Actor):
             self.msgbus.deregister(REPORT_ENDPOINT, self.report)
         self.msgbus.unsubscribe("events.order.*", self._on_order_event)
 
+    def snapshot(self) -> dict[str, Any]:
+        """Counts for the dashboard: critical errors and retried transient failures."""
+        if self.handler is None:
+            return {"critical_errors": 0, "retries": 0, "limit_reached": False}
+        return {"critical_errors": self.handler.critical_count, "retries": self.handler.retries,
+                "limit_reached": self.handler.limit_reached}
+
     def report(self, report: ErrorReport) -> None:
         record = self.handler.report(report.error, report.context, report.attempts)
         self.log.error(f"{record['category']} error ({record['severity']}): {record['message']}")

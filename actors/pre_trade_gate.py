@@ -109,6 +109,7 @@ class PreTradeGate(Actor):
         self._exit_pending = False
         self._holds: dict[str, tuple[ControlAction, str]] = {}
         self._pauses: dict[str, tuple[int, str]] = {}  # instrument -> (until_ns, reason)
+        self._paused_strategies: dict[str, str] = {}  # strategy id -> who paused it and why
         # Recent refusals and state changes, newest last: what the dashboard will show.
         self.refusals: deque[tuple[int, str, Refusal]] = deque(maxlen=1000)
         self.controls: list[tuple[int, RiskControl]] = []
@@ -203,6 +204,9 @@ class PreTradeGate(Actor):
             return Refusal("order_terms", str(exc))
         if intent is None:
             return Refusal("order_terms", f"no market price known for {order.instrument_id}")
+        paused = self._paused_strategies.get(order.strategy_id.value)
+        if paused is not None and not intent.reduces:
+            return Refusal("strategy_paused", f"{order.strategy_id} is paused ({paused}); only exits pass")
         context = self.context(order.instrument_id)
         refusal = evaluate(self.rules, intent, context, self.risk)
         if refusal is None and not intent.reduces and intent.stop_price is not None:
@@ -326,6 +330,12 @@ class PreTradeGate(Actor):
         if command.action == ControlAction.PAUSE:
             self._pauses[command.instrument_id] = (command.until_ns, f"{command.source}: {command.reason}")
             return
+        if command.action == ControlAction.PAUSE_STRATEGY:
+            self._paused_strategies[command.strategy_id] = f"{command.source}: {command.reason}"
+            return
+        if command.action == ControlAction.RESUME_STRATEGY:
+            self._paused_strategies.pop(command.strategy_id, None)
+            return
         if command.action == ControlAction.RESUME:
             self._holds.pop(command.source, None)
         elif command.action == ControlAction.REDUCE:
@@ -391,6 +401,7 @@ class PreTradeGate(Actor):
                 for instrument, (until, reason) in self._pauses.items()
                 if until > self.clock.timestamp_ns()
             },
+            "paused_strategies": dict(self._paused_strategies),
             "recent_refusals": [
                 {"ts": pd.Timestamp(ts, tz="UTC").isoformat(), "order": order_id, "rule": r.rule, "reason": r.reason}
                 for ts, order_id, r in list(self.refusals)[-50:]

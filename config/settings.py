@@ -436,6 +436,15 @@ SCHEMA: tuple[Key, ...] = (
        "session", "replay"),
     _k("REPLAY_END", _date, "", "last session date replayed; empty: REPLAY_START", "replay"),
     _k("REPLAY_SPEED", _speed, "realtime", "realtime, xN (N times faster) or max", "replay"),
+    # web dashboard (python -m web)
+    _k("WEB_HOST", _host, "127.0.0.1", "address the dashboard listens on (loopback unless you "
+       "mean to expose it)", "web"),
+    _k("WEB_PORT", _int_range(1, 65535), "8080", "dashboard port", "web"),
+    _k("WEB_USER", _text, "admin", "dashboard login name (the password is WEB_PASSWORD in the "
+       "secrets file)", "web"),
+    _k("WEB_SESSION_HOURS", _int_range(1, 720), "12", "how long a dashboard login lasts", "web"),
+    _k("BACKTEST_RESULTS", _path, "backtest_results", "folder of run_backtest.py results the "
+       "dashboard lists", "web"),
     # secrets (only from the secrets file)
     _k("SECRETS_FILE", _path, "", "the Fernet-encrypted secrets file (python -m config "
        "encrypt); empty: none", "secrets"),

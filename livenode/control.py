@@ -5,9 +5,18 @@ Files under `<state_dir>/control/`, so it works under systemd, over ssh and from
 process alike, with no port to secure:
 - `state.json`: a snapshot the runner rewrites (atomically, by rename) about once a second:
   mode, broker, phase, trading state, positions, open orders, fills, the gate's holds.
-- `inbox/*.json`: commands, one a file: {"command": "stop" | "halt" | "flatten" | "resume",
-  "reason": "..."}. The runner validates each; accepted ones move to `done/`, refused ones to
-  `rejected/` with the reason beside them. `stop` flattens, halts and shuts the node down.
+- `inbox/*.json`: commands, one a file: {"command": ..., "reason": "...", "actor": "who",
+  "id": "...", plus the command's own fields}. The runner validates each; accepted ones move to
+  `done/`, refused ones to `rejected/` with the reason beside them (`<id>.reason`), so a sender
+  can wait for the verdict (`command_outcome`).
+  - stop: flatten, halt and shut the node down;
+  - halt / flatten: the kill switch (flatten also closes every position); resume: reset it;
+  - pause_strategy / resume_strategy {"strategy": id}: the pre-trade gate refuses (or again
+    passes) the strategy's new exposure; its exits, working orders and state are untouched;
+  - set_parameters {"strategy": id, "parameters": {name: value}}: apply new parameters to the
+    running strategy (the strategy's config class validates them) and persist them in
+    `parameters.json`, applied again at the next start.
+Every accepted command is recorded in the journal with its actor.
 """
 
 from __future__ import annotations
@@ -19,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-COMMANDS = ("stop", "halt", "flatten", "resume")
+COMMANDS = ("stop", "halt", "flatten", "resume", "pause_strategy", "resume_strategy", "set_parameters")
+STRATEGY_COMMANDS = ("pause_strategy", "resume_strategy", "set_parameters")
+FIELDS = {"command", "reason", "actor", "strategy", "parameters"}
 
 
 class ControlError(ValueError):
@@ -31,6 +42,13 @@ class Command:
     name: str
     reason: str
     path: Path
+    actor: str = "operator"
+    strategy: str = ""
+    parameters: dict[str, Any] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.path.stem
 
 
 def control_dir(state_dir: Path) -> Path:
@@ -44,29 +62,79 @@ def parse_command(path: Path) -> Command:
         raise ControlError(f"{path.name}: expected a JSON object, got invalid JSON ({exc.msg})") from None
     if not isinstance(data, dict):
         raise ControlError(f"{path.name}: expected a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - {"command", "reason"})
+    try:
+        return validate_command(data, path)
+    except ControlError as exc:
+        raise ControlError(f"{path.name}: {exc}") from None
+
+
+def validate_command(data: dict[str, Any], path: Path = Path("command.json")) -> Command:
+    """The fields of one command, checked; raises ControlError naming the field."""
+    unknown = sorted(set(data) - FIELDS)
     if unknown:
-        raise ControlError(f"{path.name}: unknown field(s) {', '.join(unknown)}; expected command, reason")
+        raise ControlError(f"unknown field(s) {', '.join(unknown)}; expected {', '.join(sorted(FIELDS))}")
     name = data.get("command")
     if name not in COMMANDS:
-        raise ControlError(f"{path.name}: command: expected one of {', '.join(COMMANDS)}, got {name!r}")
+        raise ControlError(f"command: expected one of {', '.join(COMMANDS)}, got {name!r}")
     reason = data.get("reason", "operator")
     if not isinstance(reason, str):
-        raise ControlError(f"{path.name}: reason: expected text, got {reason!r}")
-    return Command(name, reason, path)
+        raise ControlError(f"reason: expected text, got {reason!r}")
+    actor = data.get("actor", "operator")
+    if not isinstance(actor, str) or not actor:
+        raise ControlError(f"actor: expected the name of who sent it, got {actor!r}")
+    strategy = data.get("strategy", "")
+    parameters = data.get("parameters")
+    if name in STRATEGY_COMMANDS:
+        if not isinstance(strategy, str) or not strategy:
+            raise ControlError(f"strategy: expected a strategy id for {name}, got {strategy!r}")
+    elif strategy:
+        raise ControlError(f"strategy: {name} applies to the whole node, got {strategy!r}")
+    if name == "set_parameters":
+        if not isinstance(parameters, dict) or not parameters:
+            raise ControlError(f"parameters: expected an object of name: value, got {parameters!r}")
+    elif parameters is not None:
+        raise ControlError(f"parameters: only set_parameters takes parameters, got them with {name}")
+    return Command(name, reason, path, actor, strategy, parameters)
 
 
-def send_command(state_dir: Path, name: str, reason: str = "operator") -> Path:
+def send_command(
+    state_dir: Path,
+    name: str,
+    reason: str = "operator",
+    actor: str = "operator",
+    strategy: str = "",
+    parameters: dict[str, Any] | None = None,
+) -> Path:
     """Drop a command into a running node's inbox (what `run_live.py stop` and the dashboard do)."""
-    if name not in COMMANDS:
-        raise ControlError(f"command: expected one of {', '.join(COMMANDS)}, got {name!r}")
+    data: dict[str, Any] = {"command": name, "reason": reason, "actor": actor}
+    if strategy:
+        data["strategy"] = strategy
+    if parameters is not None:
+        data["parameters"] = parameters
+    validate_command(data)
     inbox = control_dir(state_dir) / "inbox"
     inbox.mkdir(parents=True, exist_ok=True)
-    tmp = inbox / f".{uuid.uuid4().hex}.tmp"
-    tmp.write_text(json.dumps({"command": name, "reason": reason}))
-    final = inbox / f"{uuid.uuid4().hex}.json"
+    command_id = uuid.uuid4().hex
+    tmp = inbox / f".{command_id}.tmp"
+    tmp.write_text(json.dumps(data))
+    final = inbox / f"{command_id}.json"
     os.replace(tmp, final)
     return final
+
+
+def command_outcome(state_dir: Path, command_path: Path) -> tuple[str, str]:
+    """
+    ("pending", "") while the node has not taken the command, ("done", "") once applied,
+    ("rejected", reason) when refused (by the file check or by the strategy's validation).
+    """
+    root = control_dir(state_dir)
+    name = command_path.name
+    reason_file = (root / "rejected" / name).with_suffix(".reason")
+    if reason_file.exists():
+        return "rejected", reason_file.read_text().strip()
+    if (root / "done" / name).exists():
+        return "done", ""
+    return "pending", ""
 
 
 def read_state(state_dir: Path) -> dict[str, Any]:
@@ -74,12 +142,16 @@ def read_state(state_dir: Path) -> dict[str, Any]:
 
 
 class ControlChannel:
-    """The runner's side: takes commands from the inbox, writes snapshots."""
+    """
+    The runner's side: takes commands from the inbox, writes snapshots. A valid command waits
+    in `taken/` until the runner has applied it (`accept`) or could not (`refuse`), so a sender
+    never sees "done" for a command that is then refused.
+    """
 
     def __init__(self, state_dir: Path) -> None:
         self.root = control_dir(state_dir)
         self.inbox = self.root / "inbox"
-        for folder in (self.inbox, self.root / "done", self.root / "rejected"):
+        for folder in (self.inbox, self.root / "taken", self.root / "done", self.root / "rejected"):
             folder.mkdir(parents=True, exist_ok=True)
 
     def take_commands(self) -> tuple[list[Command], list[str]]:
@@ -90,15 +162,30 @@ class ControlChannel:
                 command = parse_command(path)
             except ControlError as exc:
                 problems.append(str(exc))
-                target = self.root / "rejected" / path.name
-                os.replace(path, target)
-                target.with_suffix(".reason").write_text(str(exc) + "\n")
+                self._reject(path, str(exc))
                 continue
-            os.replace(path, self.root / "done" / path.name)
-            commands.append(command)
+            taken = self.root / "taken" / path.name
+            os.replace(path, taken)
+            commands.append(Command(command.name, command.reason, taken, command.actor,
+                                    command.strategy, command.parameters))
         return commands, problems
 
+    def accept(self, command: Command) -> None:
+        if command.path.exists():
+            os.replace(command.path, self.root / "done" / command.path.name)
+
+    def refuse(self, command: Command, reason: str) -> None:
+        """A command that parsed but could not be applied (unknown strategy, invalid value)."""
+        self._reject(command.path, reason)
+
+    def _reject(self, path: Path, reason: str) -> None:
+        target = self.root / "rejected" / path.name
+        # The reason is written first: a sender that sees the command in rejected/ finds it.
+        target.with_suffix(".reason").write_text(reason + "\n")
+        if path.exists():
+            os.replace(path, target)
+
     def write_state(self, state: dict[str, Any]) -> None:
-        tmp = self.root / ".state.json.tmp"
-        tmp.write_text(json.dumps(state, indent=1, default=str))
+        tmp = self.root / f".state.{uuid.uuid4().hex}.tmp"
+        tmp.write_text(json.dumps(state, separators=(",", ":"), default=str))
         os.replace(tmp, self.root / "state.json")

@@ -41,6 +41,8 @@ from nautilus_trader.model.identifiers import ClientId
 from actors.journal import Journal
 from actors.pre_trade_gate import PreTradeGate
 from actors.pre_trade_gate import install_risk_layer
+from actors.error_monitor import ErrorMonitor
+from actors.watchdog import Watchdog
 from adapters.replay.config import REPLAY_CLIENT_ID
 from adapters.replay.data import ReplayDataClientFactory
 from adapters.replay.data import node_is_idle
@@ -51,7 +53,10 @@ from livenode.builder import IB_CLIENT
 from livenode.builder import LivePlan
 from livenode.builder import build_node_config
 from livenode.builder import write_replay_state
+from livenode.control import Command
 from livenode.control import ControlChannel
+from livenode.operations import CommandRefused
+from livenode.operations import Operations
 from livenode.selfcheck import self_check_report
 from risk.messages import CONTROL_ENDPOINT
 from risk.messages import ControlAction
@@ -112,6 +117,8 @@ class LiveRunner:
         self.out = out
         self.node: TradingNode | None = None
         self.gate: PreTradeGate | None = None
+        self.operations: Operations | None = None
+        self._snapshot_ms = 0.0
         self.control = ControlChannel(plan.state_dir)
         self._stop_reason: str | None = None
         self._flatten_on_stop = False
@@ -164,6 +171,9 @@ class LiveRunner:
             self.dry_run_orders = install_dry_run(node.kernel, self._log_warning)
         if self.settings["CACHE_BACKEND"] == "memory":
             self._restore_strategy_state(node)
+        self.operations = Operations(node.kernel, self.plan.state_dir, self.plan.source_bar_types())
+        for line in self.operations.restore_parameters():
+            self.out(f"parameters restored from {self.plan.state_dir}: {line}")
         self.node = node
         return node
 
@@ -258,6 +268,7 @@ class LiveRunner:
                          "resuming (orders and positions restored from the cache)")
             replay.begin(node.kernel)
         last_snapshot = 0.0
+        writing: asyncio.Future | None = None
         while self._stop_reason is None:
             self._take_commands(node)
             if warm_up and replay is not None and replay.caught_up.is_set():
@@ -270,10 +281,18 @@ class LiveRunner:
                 self.request_stop("node stopped by itself")
             now = time.monotonic()
             if now - last_snapshot >= 1.0:
-                self.control.write_state(self.snapshot(node, "running"))
+                # Built and written on the node's loop: its cost is published (snapshot_ms) so
+                # the dashboard's share of the loop's time stays visible.
+                state = self.snapshot(node, "running")
+                self._snapshot_ms = (time.monotonic() - now) * 1000
+                # Encoding and writing the file happen off the loop (a thread of its own).
+                if writing is None or writing.done():
+                    writing = asyncio.get_running_loop().run_in_executor(None, self.control.write_state, state)
                 last_snapshot = now
             await asyncio.sleep(0.02 if replay is not None else 0.2)
         self.out(f"stopping: {self._stop_reason}")
+        if writing is not None:
+            await writing
         self.control.write_state(self.snapshot(node, "stopping"))
         await self._wind_down(node)
         self._save_strategy_state(node)
@@ -310,14 +329,34 @@ class LiveRunner:
         for problem in problems:
             node.kernel.logger.error(f"control: refused {problem}")
         for command in commands:
-            node.kernel.logger.warning(f"control: {command.name} ({command.reason})")
-            if command.name == "stop":
-                self.request_stop(f"stop command: {command.reason}", flatten=True)
-            elif command.name in ("halt", "flatten"):
-                self._send_control(node, ControlAction.HALT, command.reason,
-                                   exit_positions=command.name == "flatten")
-            elif command.name == "resume":
-                self._send_control(node, ControlAction.RESUME, command.reason)
+            node.kernel.logger.warning(f"control: {command.name} by {command.actor} ({command.reason})")
+            try:
+                detail = self._apply_command(node, command)
+            except Exception as exc:  # a failing command is refused and logged, never ends the run
+                message = str(exc) if isinstance(exc, CommandRefused) else f"{type(exc).__name__}: {exc}"
+                node.kernel.logger.error(f"control: refused {command.name} by {command.actor}: {message}")
+                self.control.refuse(command, message)
+                if self.operations is not None:
+                    self.operations.commands_refused += 1
+                continue
+            self.control.accept(command)
+            if self.operations is not None:
+                self.operations.commands_applied += 1
+                self.operations.record(command, detail, node.kernel.clock.timestamp_ns())
+
+    def _apply_command(self, node: TradingNode, command: Command) -> str:
+        if command.name == "stop":
+            self.request_stop(f"stop command: {command.reason}", flatten=True)
+            return "flatten, halt and stop the node"
+        if command.name in ("halt", "flatten"):
+            self._send_control(node, ControlAction.HALT, command.reason,
+                               exit_positions=command.name == "flatten")
+            return "kill switch: halt" + (" and flatten" if command.name == "flatten" else "")
+        if command.name == "resume":
+            self._send_control(node, ControlAction.RESUME, command.reason)
+            return "kill switch reset: resume trading"
+        assert self.operations is not None, "commands are taken only once the node is built"
+        return self.operations.apply(command)
 
     def _send_control(self, node: TradingNode, action: ControlAction, reason: str,
                       exit_positions: bool = False, source: str = "operator") -> None:
@@ -434,5 +473,8 @@ class LiveRunner:
             "open_orders": len(cache.orders_open()),
             "orders": len(cache.orders()),
             "gate": self.gate.snapshot() if self.gate else None,
+            "watchdog": next((a.snapshot() for a in node.trader.actors() if isinstance(a, Watchdog)), None),
+            "errors": next((a.snapshot() for a in node.trader.actors() if isinstance(a, ErrorMonitor)), None),
             "error": self.error,
-        }
+            "snapshot_ms": round(self._snapshot_ms, 2),
+        } | (self.operations.snapshot() if self.operations is not None else {})

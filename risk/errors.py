@@ -125,6 +125,7 @@ class ErrorHandler:
         self._lock = threading.Lock()
         self.critical_count = 0
         self.limit_reached = False
+        self.retries = 0  # transient failures retried (the dashboard shows the count)
 
     def call(self, fn: Callable[[], T], context: dict[str, Any]) -> T:
         """Run `fn`, retrying transient failures with backoff; log and raise when it fails for good."""
@@ -135,6 +136,7 @@ class ErrorHandler:
                 return fn()
             except Exception as exc:  # noqa: BLE001 (every failure is classified and logged)
                 if is_transient(exc) and attempt <= self.policy.retry_limit:
+                    self.retries += 1
                     self._sleep(self.policy.delay(attempt, self._rng))
                     continue
                 self.report(exc, context, attempts=attempt)
@@ -154,6 +156,7 @@ class ErrorHandler:
                 return await fn()
             except Exception as exc:  # noqa: BLE001 (every failure is classified and logged)
                 if is_transient(exc) and attempt <= self.policy.retry_limit:
+                    self.retries += 1
                     await sleep(self.policy.delay(attempt, self._rng))
                     continue
                 self.report(exc, context, attempts=attempt)

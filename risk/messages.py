@@ -46,6 +46,8 @@ class ControlAction(StrEnum):
     REDUCE = "REDUCE"  # TradingState.REDUCING: only orders that reduce a position
     RESUME = "RESUME"  # lifts the source's own HALT / REDUCE
     PAUSE = "PAUSE"  # no new exposure in one instrument until `until_ns` (circuit breakers)
+    PAUSE_STRATEGY = "PAUSE_STRATEGY"  # no new exposure from one strategy (its exits pass)
+    RESUME_STRATEGY = "RESUME_STRATEGY"  # lifts PAUSE_STRATEGY
 
 
 @dataclass(frozen=True)
@@ -58,3 +60,4 @@ class RiskControl:
     cancel_orders: bool = True
     instrument_id: str = ""  # PAUSE only
     until_ns: int = 0  # PAUSE only
+    strategy_id: str = ""  # PAUSE_STRATEGY / RESUME_STRATEGY only

@@ -169,8 +169,17 @@ class CoreRSI(Strategy):
       it (trading lots first, then core-building lots, then core), and the log says so.
     """
 
+    # What may change while it runs (the dashboard's parameter change, `update_config`).
+    LIVE_PARAMETERS = (
+        "buy_rsi", "exit_rsi", "lot_fraction", "profit_target", "core_sale_fraction", "core_target",
+        "symbol_cap", "core_exit_fraction", "core_exit_step", "max_cycles",
+    )
+
     def __init__(self, config: CoreRSIConfig) -> None:
         super().__init__(config)
+        # The parameters in force: the config until update_config replaces them (Nautilus
+        # configs are frozen, and a strategy's `config` attribute is read-only).
+        self.params = config
         self.signals = RsiSignals(
             config.instrument_id, config.rsi_period, config.buy_rsi, config.exit_rsi
         )
@@ -192,6 +201,45 @@ class CoreRSI(Strategy):
         self._last_price = ZERO
         self._last_bankroll = ZERO
         self._core_target = _d(config.core_target)
+
+    def update_config(self, config: CoreRSIConfig) -> None:
+        """Apply new LIVE_PARAMETERS from the next bar on; the rest cannot change while it runs."""
+        changed = [
+            name for name in CoreRSIConfig.__struct_fields__
+            if getattr(config, name) != getattr(self.params, name) and name not in self.LIVE_PARAMETERS
+        ]
+        if changed:
+            raise ValueError(f"{changed[0]} cannot change while the strategy runs")
+        # The crosses keep whether they are armed: a new level applies to the next RSI value.
+        self.signals.buy_cross.level = config.buy_rsi
+        self.signals.exit_cross.level = config.exit_rsi
+        self.signals.exit_level = config.exit_rsi
+        self._core_target = _d(config.core_target)
+        self.params = config
+
+    def progress(self) -> dict[str, object]:
+        """The core's progress and the open lots by kind (for the dashboard)."""
+        if self.book is None:
+            return {}
+        latest = self.record.core_progress[-1][1] if self.record.core_progress else 0.0
+        return {
+            "core_pct_of_target": round(latest, 2),
+            "cycles": f"{self.cycles()}/{self.params.max_cycles}",
+            **{f"{kind.value}_lots": len(self.book.open_lots(kind)) for kind in LotKind},
+        }
+
+    def indicators_in_use(self) -> dict[str, object]:
+        """The levels the RSI crosses are compared with (for the dashboard)."""
+        return {"buy_rsi": self.signals.buy_cross.level, "exit_rsi": self.signals.exit_cross.level}
+
+    def indicator_values(self) -> dict[str, float]:
+        """The intraday and weekly RSI, 0-100 (the dashboard's indicator panel)."""
+        values = {}
+        if self.signals.rsi_intraday.initialized:
+            values["rsi"] = self.signals.rsi_intraday.value * 100
+        if self.signals.weekly_value is not None:
+            values["rsi_weekly"] = self.signals.weekly_value
+        return values
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -266,7 +314,7 @@ class CoreRSI(Strategy):
         return started + pending
 
     def _kept_by_core(self, quantity: Decimal) -> Decimal:
-        sold = (quantity * _d(self.config.core_sale_fraction)).to_integral_value(
+        sold = (quantity * _d(self.params.core_sale_fraction)).to_integral_value(
             rounding=ROUND_DOWN
         )
         return quantity - sold
@@ -326,24 +374,24 @@ class CoreRSI(Strategy):
             return
         price = self._reference_price(bar)
         bankroll = self.bankroll()
-        shares = (bankroll * _d(self.config.lot_fraction) / price).to_integral_value(
+        shares = (bankroll * _d(self.params.lot_fraction) / price).to_integral_value(
             rounding=ROUND_DOWN
         )
         if shares < 1:
             self.log.warning(f"Bankroll {bankroll} buys no share at {price}")
             return
         held = self.book.open_quantity() + self._pending_buy_shares()
-        cap = bankroll * _d(self.config.symbol_cap)
+        cap = bankroll * _d(self.params.symbol_cap)
         if (held + shares) * price > cap:
             self.record.cap_blocks.append(bar.ts_event)
             self.log.info(
                 f"Cap: {held} shares held + {shares} at {price} would exceed "
-                f"{self.config.symbol_cap:.0%} of {bankroll}; not buying",
+                f"{self.params.symbol_cap:.0%} of {bankroll}; not buying",
             )
             return
         core_value = self.committed_core_shares() * price
-        building = self.cycles() < self.config.max_cycles and core_value < bankroll * _d(
-            self.config.core_target
+        building = self.cycles() < self.params.max_cycles and core_value < bankroll * _d(
+            self.params.core_target
         )
         kind = LotKind.CORE_BUILDING if building else LotKind.TRADING
         order_id = self._submit(OrderSide.BUY, shares, price, mode="chase", tag=f"lot={kind.value}")
@@ -375,20 +423,20 @@ class CoreRSI(Strategy):
             core = self.book.open_quantity(LotKind.CORE)
             if core > 0 and not self._exit_active:
                 self._exit_active = True
-                chunk = (core * _d(self.config.core_exit_fraction)).to_integral_value(
+                chunk = (core * _d(self.params.core_exit_fraction)).to_integral_value(
                     rounding=ROUND_DOWN
                 )
                 self._exit_chunk = max(chunk, ONE)
                 self._last_core_sale = None
                 self.log.info(
-                    f"Weekly RSI {rsi_weekly:.1f} crossed above {self.config.exit_rsi}: "
+                    f"Weekly RSI {rsi_weekly:.1f} crossed above {self.params.exit_rsi}: "
                     f"selling the core {self._exit_chunk} shares per step"
                 )
                 self._place_core_exit(self._reference_price(bar))
-        elif self._exit_active and rsi_weekly is not None and rsi_weekly < self.config.exit_rsi:
+        elif self._exit_active and rsi_weekly is not None and rsi_weekly < self.params.exit_rsi:
             self._exit_active = False
             self.log.info(
-                f"Weekly RSI {rsi_weekly:.1f} back below {self.config.exit_rsi}: core exit stops"
+                f"Weekly RSI {rsi_weekly:.1f} back below {self.params.exit_rsi}: core exit stops"
             )
             if self._exit_order is not None:
                 self.cancel_order(self.cache.order(self._exit_order))
@@ -431,14 +479,14 @@ class CoreRSI(Strategy):
         bankroll = self.bankroll()
         core_lots = self.book.open_lots(LotKind.CORE)
         core = sum((lot.open_quantity for lot in core_lots), ZERO)
-        core_limit = (bankroll * _d(self.config.core_target) / price).to_integral_value(
+        core_limit = (bankroll * _d(self.params.core_target) / price).to_integral_value(
             rounding=ROUND_DOWN
         )
         core_trim = max(core - core_limit, ZERO)
         if core_trim > 0:
             message = (
                 f"Rebalance: core {core} shares ({core * price:.2f} USD) is above "
-                f"{self.config.core_target:.0%} of {bankroll:.2f}; trimming {core_trim}"
+                f"{self.params.core_target:.0%} of {bankroll:.2f}; trimming {core_trim}"
             )
             self.log.info(message)
             self.record.rebalances.append((bar.ts_event, message))
@@ -450,7 +498,7 @@ class CoreRSI(Strategy):
                 "trim", [lot.lot_id for lot in core_lots], core_trim
             )
         total = self.book.open_quantity() - core_trim
-        total_limit = (bankroll * _d(self.config.symbol_cap) / price).to_integral_value(
+        total_limit = (bankroll * _d(self.params.symbol_cap) / price).to_integral_value(
             rounding=ROUND_DOWN
         )
         total_trim = max(total - total_limit, ZERO)
@@ -472,7 +520,7 @@ class CoreRSI(Strategy):
                     self.cancel_order(self.cache.order(target))
             message = (
                 f"Rebalance: position {total} shares ({total * price:.2f} USD) is above "
-                f"{self.config.symbol_cap:.0%} of {bankroll:.2f}; trimming {total_trim}"
+                f"{self.params.symbol_cap:.0%} of {bankroll:.2f}; trimming {total_trim}"
             )
             self.log.info(message)
             self.record.rebalances.append((bar.ts_event, message))
@@ -530,7 +578,7 @@ class CoreRSI(Strategy):
             if lot.kind == LotKind.CORE_BUILDING:
                 self.book.convert(lot_id, LotKind.CORE)
             return
-        price = self._ceil_tick(lot.price * (ONE + _d(self.config.profit_target)))
+        price = self._ceil_tick(lot.price * (ONE + _d(self.params.profit_target)))
         # A resting target must be able to fill in any session the data covers.
         order_id = self._submit(
             OrderSide.SELL,
@@ -630,7 +678,7 @@ class CoreRSI(Strategy):
                 self._last_core_sale = intent.notional / intent.filled
             if self._exit_active and intent.filled == intent.quantity:
                 step = self._ceil_tick(
-                    self._last_core_sale * (ONE + _d(self.config.core_exit_step))
+                    self._last_core_sale * (ONE + _d(self.params.core_exit_step))
                 )
                 self._place_core_exit(step)
         elif intent.purpose == "trim":
@@ -664,9 +712,9 @@ class CoreRSI(Strategy):
             "exit_crosses": list(self.record.exit_crosses),
             "core_progress": list(self.record.core_progress),
             "cost_basis_reductions": list(self.book.reductions),
-            "buy_rsi": self.config.buy_rsi,
-            "exit_rsi": self.config.exit_rsi,
-            "core_target": self.config.core_target,
+            "buy_rsi": self.params.buy_rsi,
+            "exit_rsi": self.params.exit_rsi,
+            "core_target": self.params.core_target,
         }
 
     def summary(self) -> dict[str, object]:

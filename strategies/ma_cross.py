@@ -68,13 +68,20 @@ class MACross(Strategy):
     `position_fraction` of equity at market; when it crosses below, sell the whole position at
     market. Only crosses (a change of sign between consecutive bars) trade, so a strategy
     started mid-trend waits for the next cross.
+
+    Running parameters: LIVE_PARAMETERS may be changed while it runs (`update_config`, the
+    dashboard's parameter change); new averages are warmed up from the bars in the cache so
+    the change takes effect on the next bar.
     """
+
+    LIVE_PARAMETERS = ("fast_period", "slow_period", "average", "position_fraction", "regular_hours_only")
 
     def __init__(self, config: MACrossConfig) -> None:
         super().__init__(config)
-        average = MovingAverageType[config.average]
-        self.fast = MovingAverageFactory.create(config.fast_period, average)
-        self.slow = MovingAverageFactory.create(config.slow_period, average)
+        # The parameters in force: the config until update_config replaces them (Nautilus
+        # configs are frozen, and a strategy's `config` attribute is read-only).
+        self.params = config
+        self.fast, self.slow = self._averages(config)
         self.instrument: Instrument | None = None
         self._sessions = SessionTracker()
         self._was_above: bool | None = None
@@ -88,6 +95,44 @@ class MACross(Strategy):
         self.register_indicator_for_bars(self.config.bar_type, self.fast)
         self.register_indicator_for_bars(self.config.bar_type, self.slow)
         self.subscribe_bars(self.config.bar_type)
+
+    @staticmethod
+    def _averages(config: MACrossConfig) -> tuple:
+        average = MovingAverageType[config.average]
+        return (MovingAverageFactory.create(config.fast_period, average),
+                MovingAverageFactory.create(config.slow_period, average))
+
+    def update_config(self, config: MACrossConfig) -> None:
+        """Apply new LIVE_PARAMETERS; the instrument and bar type cannot change."""
+        changed = [
+            name for name in MACrossConfig.__struct_fields__
+            if getattr(config, name) != getattr(self.params, name) and name not in self.LIVE_PARAMETERS
+        ]
+        if changed:
+            raise ValueError(f"{changed[0]} cannot change while the strategy runs")
+        if (config.fast_period, config.slow_period, config.average) != (
+            self.params.fast_period, self.params.slow_period, self.params.average,
+        ):
+            fast, slow = self._averages(config)
+            # Oldest first; the cache keeps the most recent bars newest first.
+            # Bars aggregated inside the engine are cached under the standard bar type.
+            for bar in reversed(self.cache.bars(config.bar_type.standard())):
+                fast.handle_bar(bar)
+                slow.handle_bar(bar)
+            # The old averages stay registered (Nautilus has no unregister) but are not read.
+            self.register_indicator_for_bars(config.bar_type, fast)
+            self.register_indicator_for_bars(config.bar_type, slow)
+            self.fast, self.slow = fast, slow
+            self._was_above = (fast.value > slow.value) if fast.initialized and slow.initialized else None
+        self.params = config
+
+    def indicators_in_use(self) -> dict[str, object]:
+        """The average objects on_bar reads (their str names type and period)."""
+        return {"fast": self.fast, "slow": self.slow}
+
+    def indicator_values(self) -> dict[str, float]:
+        """The averages in force (for the dashboard's indicator panel)."""
+        return {"fast": self.fast.value, "slow": self.slow.value}
 
     def on_bar(self, bar: Bar) -> None:
         if not (self.fast.initialized and self.slow.initialized):
@@ -107,7 +152,7 @@ class MACross(Strategy):
                 indicators={"fast": f"{self.fast.value:.4f}", "slow": f"{self.slow.value:.4f}"},
             ),
         )
-        if self.config.regular_hours_only and not self._sessions.in_regular_hours(bar.ts_event):
+        if self.params.regular_hours_only and not self._sessions.in_regular_hours(bar.ts_event):
             return
         if above and self.portfolio.is_flat(self.config.instrument_id):
             self._buy(bar)
@@ -116,7 +161,7 @@ class MACross(Strategy):
 
     def _buy(self, bar: Bar) -> None:
         equity = account_equity(self.portfolio, self.cache, self.config.instrument_id.venue)
-        budget = equity * Decimal(str(self.config.position_fraction))
+        budget = equity * Decimal(str(self.params.position_fraction))
         shares = (budget / bar.close.as_decimal()).to_integral_value(rounding=ROUND_DOWN)
         if shares < 1:
             self.log.warning(f"Equity {equity} buys no share at {bar.close}")
@@ -134,6 +179,7 @@ class MACross(Strategy):
         self.cancel_all_orders(self.config.instrument_id)
 
     def on_reset(self) -> None:
+        self.fast, self.slow = self._averages(self.params)
         self.fast.reset()
         self.slow.reset()
         self._was_above = None

@@ -26,7 +26,7 @@ EXIT_REASONS = {
     "exit:kill_switch": "kill switch",
     "exit:manual": "manual",
 }
-RISK_KINDS = ("refusal", "halt", "resume", "limit", "kill_switch", "unresolved_order")
+RISK_KINDS = ("refusal", "halt", "resume", "limit", "kill_switch", "unresolved_order", "control")
 
 
 @dataclass(frozen=True)

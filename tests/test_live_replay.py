@@ -208,9 +208,9 @@ def test_control_commands_are_validated(tmp_path: Path) -> None:
     commands, problems = channel.take_commands()
     assert [(c.name, c.reason) for c in commands] == [("halt", "lunch")]
     assert sorted(problems) == sorted([
-        "bad.json: command: expected one of stop, halt, flatten, resume, got 'sell_everything'",
+        "bad.json: command: expected one of stop, halt, flatten, resume, pause_strategy, resume_strategy, set_parameters, got 'sell_everything'",
         "junk.json: expected a JSON object, got invalid JSON (Expecting property name enclosed in double quotes)",
-        "extra.json: unknown field(s) when; expected command, reason",
+        "extra.json: unknown field(s) when; expected actor, command, parameters, reason, strategy",
     ])
     assert (channel.root / "rejected" / "bad.reason").read_text().startswith("bad.json: command")
     assert not list(channel.inbox.glob("*.json"))

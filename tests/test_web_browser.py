@@ -1,0 +1,204 @@
+"""
+Browser flows with Playwright driving Debian's chromium against a replay-fed paper node
+(run_live.py, replay broker, sandbox fills) and the dashboard (python -m web), both real
+processes on loopback: log in; pause a strategy before its first trade and see its buy
+refused by the gate (nothing reaches the venue) while the other trades; see a fill appear in
+the positions table and the chart extend over the WebSocket; trigger the kill switch (with its confirmation) and see HALTED and flat;
+reset it; change a running strategy's period (a refused value names the field; a valid one is
+in force); the light/dark toggle. Every control action is in the journal with who did it.
+Screenshots go to test_artifacts/web/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from livenode.control import send_command
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test_artifacts" / "web"
+DAY = "2024-12-16"  # MA cross buys SPY and QQQ at 14:40 UTC and holds SPY until 18:40 UTC
+USER, PASSWORD = "trader", "browser-test-password"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, limit_s: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{proc.args} exited: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer in {limit_s} s")
+
+
+@pytest.fixture(scope="module")
+def live(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("Debian chromium not installed at /usr/bin/chromium")
+        pytest.skip("Debian chromium not installed at /usr/bin/chromium")
+    tmp = tmp_path_factory.mktemp("web_browser")
+    state = tmp / "state"
+    port = free_port()
+    (tmp / "web.secrets").write_text(f"WEB_PASSWORD={PASSWORD}\n")
+    env = tmp / "bot.env"
+    env.write_text("".join(f"{k}={v}\n" for k, v in {
+        "MODE": "paper", "BROKER": "replay", "STRATEGIES": "ma_cross", "SYMBOLS": "SPY,QQQ",
+        "REPLAY_CATALOG": str(sample_catalog), "REPLAY_START": DAY, "REPLAY_SPEED": "x400",
+        "STATE_DIR": str(state), "LOG_LEVEL": "WARNING", "SECRETS_FILE": str(tmp / "web.secrets"),
+        "WEB_USER": USER, "WEB_PORT": str(port),
+    }.items()))
+    web = subprocess.Popen([sys.executable, "-m", "web", "--config", str(env)], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    node = subprocess.Popen([sys.executable, "run_live.py", "--config", str(env)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", 30, web)
+        yield {"url": f"http://127.0.0.1:{port}", "state": state, "node": node, "tmp": tmp}
+    finally:
+        if node.poll() is None:
+            send_command(state, "stop", "browser test over")
+            try:
+                node.wait(60)
+            except subprocess.TimeoutExpired:
+                node.kill()
+        web.terminate()
+        try:
+            web.wait(10)
+        except subprocess.TimeoutExpired:
+            web.kill()
+            web.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser(live: dict) -> Iterator:
+    with playwright_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            user_data_dir=str(live["tmp"] / "chromium-profile"), executable_path=str(CHROMIUM),
+            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1800},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def snapshot(state: Path) -> dict:
+    return json.loads((state / "control" / "state.json").read_text())
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> None:
+    page = browser.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{live['url']}/")
+    assert page.url.endswith("/login")  # no session: to the login page
+    page.fill("#username", USER)
+    page.fill("#password", PASSWORD)
+    page.click("#login-btn")
+    page.wait_for_url(f"{live['url']}/")
+    page.wait_for_selector('#strategies tr[data-strategy="MACross-QQQ"]', timeout=60_000)
+    assert page.get_attribute("html", "data-theme") == "dark"
+    shot(page, "01_logged_in")
+
+    # Pause QQQ before the 14:40 cross that buys both symbols.
+    assert snapshot(live["state"])["market_time"] < f"{DAY}T14:30"
+    page.click('#strategies tr[data-strategy="MACross-QQQ"] button.pause')
+    page.wait_for_selector('#strategies tr[data-strategy="MACross-QQQ"] td.state:text("PAUSED")')
+
+    # A fill appears in the positions table, and the price chart extends over the WebSocket.
+    page.wait_for_selector('#positions tr[data-key="SPY.SIM"]', timeout=90_000)
+    row = page.inner_text('#positions tr[data-key="SPY.SIM"]')
+    assert "MACross-SPY" in row
+    points = page.evaluate("document.getElementById('chart-SPY.SIM').data[0].x.length")
+    page.wait_for_function(f"document.getElementById('chart-SPY.SIM').data[0].x.length > {points}")
+    assert page.evaluate("document.getElementById('chart-SPY.SIM').data[1].x.length") >= 1  # buy marker
+    shot(page, "02_position_and_chart")
+
+    # The kill switch: a confirmation step, then halted and flat.
+    page.click("#kill-switch")
+    assert page.is_visible("#kill-confirm")
+    page.click("#kill-confirm-btn")
+    page.wait_for_selector("#trading-state:text('HALTED')")
+    page.wait_for_function("document.querySelectorAll('#positions tbody tr').length === 0")
+    halted = snapshot(live["state"])
+    assert halted["positions"] == [] and halted["gate"]["trading_state"] == "HALTED"
+    shot(page, "03_halted_and_flat")
+    page.click("#kill-reset")
+    page.wait_for_selector("#trading-state:text('ACTIVE')")
+
+    # A parameter change: refused values name the field, a valid one is in force.
+    spy = '#strategies tr[data-strategy="MACross-SPY"]'
+    assert live["node"].poll() is None, "the replay ended before the parameter change"
+    page.fill(f"{spy} input[name=fast_period]", "40")
+    page.click(f"{spy} button.apply")
+    page.wait_for_selector("#command-result:has-text('fast_period')")
+    assert "must be less than slow_period" in page.inner_text("#command-result")
+    page.fill(f"{spy} input[name=fast_period]", "5")
+    page.click(f"{spy} button.apply")
+    page.wait_for_selector("#command-result:has-text('set_parameters: done')")
+    page.wait_for_function(
+        "document.querySelector('#strategies tr[data-strategy=\"MACross-SPY\"] input[name=fast_period]')"
+        ".title === 'in force: 5'")
+    assert json.loads((live["state"] / "parameters.json").read_text()) == {"MACross-SPY": {"fast_period": 5}}
+
+    # The paused strategy's buy on the 14:40 cross was refused by the gate (nothing reached the
+    # venue) while SPY traded (its buy, then the kill switch's exit).
+    final = snapshot(live["state"])
+    strategies = {s["id"]: s for s in final["strategies"]}
+    assert strategies["MACross-QQQ"]["state"] == "PAUSED" and strategies["MACross-QQQ"]["orders"] >= 1
+    assert not [f for f in final["fills"] if f["strategy_id"] == "MACross-QQQ"]
+    refused = [r for r in final["gate"]["recent_refusals"] if r["order"].endswith("-QQQ-1")]
+    assert [r["rule"] for r in refused] == ["strategy_paused"]
+    assert strategies["MACross-SPY"]["orders"] >= 2
+    latency = snapshot(live["state"])["order_latency_ms"]
+    assert latency["samples"] >= 2 and 0 <= latency["p50"] <= latency["max"]
+    assert page.inner_text("#latency").count("/") == 2
+    assert strategies["MACross-SPY"]["parameters"]["fast_period"] == 5
+    # The averages on_bar reads are the new ones, warmed up from the cached bars.
+    assert strategies["MACross-SPY"]["indicators_in_use"] == {
+        "fast": "ExponentialMovingAverage(5)", "slow": "ExponentialMovingAverage(30)",
+    }
+
+    # Light/dark toggle.
+    page.click("#theme-toggle")
+    assert page.get_attribute("html", "data-theme") == "light"
+    shot(page, "04_light_theme")
+    page.click("#theme-toggle")
+    assert page.get_attribute("html", "data-theme") == "dark"
+
+    # Every control action is in the journal with who did it.
+    with sqlite3.connect(live["state"] / "journal_paper.sqlite") as db:
+        rows = db.execute("SELECT source, detail FROM risk_events WHERE kind = 'control' ORDER BY id").fetchall()
+    assert [source for source, _ in rows] == [f"operator:{USER} (web)"] * 4
+    assert [detail.split(":")[0] for _, detail in rows] == ["pause_strategy", "flatten", "resume", "set_parameters"]
