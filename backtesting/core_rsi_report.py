@@ -28,7 +28,9 @@ def _series(points: list[tuple[int, float]]) -> pd.Series:
     return pd.Series(values, index=pd.to_datetime(list(ts), utc=True).tz_convert(EXCHANGE_TZ))
 
 
-def _marker_trace(series: pd.Series, stamps: list[int], name: str, marker: dict[str, Any]) -> go.Scatter:
+def _marker_trace(
+    series: pd.Series, stamps: list[int], name: str, marker: dict[str, Any],
+) -> go.Scatter:
     """The series' values at the recorded signal times, drawn as markers over its line."""
     index = pd.to_datetime(stamps, utc=True).tz_convert(EXCHANGE_TZ)
     points = series.reindex(index)

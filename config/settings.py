@@ -175,7 +175,9 @@ def _distinct_list(
     return parse
 
 
-_symbols = _distinct_list(_SYMBOL, "ticker symbols", "SPY,QQQ", "symbol", "comma-separated ticker symbols")
+_symbols = _distinct_list(
+    _SYMBOL, "ticker symbols", "SPY,QQQ", "symbol", "comma-separated ticker symbols",
+)
 _names = _distinct_list(
     _NAME, "strategy names", "core_rsi,ma_cross", "strategy",
     "comma-separated strategy names, in priority order",

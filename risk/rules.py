@@ -38,7 +38,9 @@ def _equity_limit(equity: Decimal, limit_pct: Decimal) -> Decimal:
     return equity * limit_pct / HUNDRED
 
 
-def _above_equity_limit(amount: Decimal, equity: Decimal, limit_name: str, limit_pct: Decimal) -> str:
+def _above_equity_limit(
+    amount: Decimal, equity: Decimal, limit_name: str, limit_pct: Decimal,
+) -> str:
     """How far `amount` goes past a limit set as a percentage of equity (the refusal's tail)."""
     return (
         f"{_pct(amount / equity * HUNDRED)} of equity {_money(equity)}, above "
@@ -177,8 +179,11 @@ class MaxRiskPerTrade(RiskRule):
                     else f"default stop {_pct(config.default_stop_pct)}")
             distance = stop_distance(order.price, order.stop_price, config)
             return self.refuse(
-                f"risk {order.quantity} x {distance} ({stop} from {order.price}) = {_money(risk)} is "
-                + _above_equity_limit(risk, ctx.equity, "MAX_RISK_PER_TRADE", config.max_risk_per_trade_pct),
+                f"risk {order.quantity} x {distance} ({stop} from {order.price}) = "
+                f"{_money(risk)} is "
+                + _above_equity_limit(
+                    risk, ctx.equity, "MAX_RISK_PER_TRADE", config.max_risk_per_trade_pct,
+                ),
             )
         return None
 
@@ -191,7 +196,8 @@ class MaxOpenRisk(RiskRule):
         total = ctx.open_risk + risk
         if total > _equity_limit(ctx.equity, config.max_open_risk_pct):
             return self.refuse(
-                f"open risk {_money(ctx.open_risk)} + this order's {_money(risk)} = {_money(total)} is "
+                f"open risk {_money(ctx.open_risk)} + this order's {_money(risk)} = "
+                f"{_money(total)} is "
                 + _above_equity_limit(total, ctx.equity, "MAX_OPEN_RISK", config.max_open_risk_pct),
             )
         return None

@@ -440,7 +440,8 @@ class CoreRSI(Strategy):
                     self._trimming.add(lot.lot_id)
                     self.cancel_order(self.cache.order(target))
             order_id = self._submit_trim(
-                bar, "position", total, self.config.symbol_cap, bankroll, price, total_trim, "trim-total",
+                bar, "position", total, self.config.symbol_cap, bankroll, price, total_trim,
+                "trim-total",
             )
             self._sells[order_id] = _SellIntent("trim", lots, total_trim)
 

@@ -41,5 +41,6 @@ def write_spy_minutes(
     frame["low"] = close - 0.05
     frame["volume"] = volume
     frame.index = frame.index.tz_convert("UTC")
-    catalog.write_data(bars_from_frame(instrument, bar_type_for(instrument.id, "1min"), frame.round(2)))
+    bar_type = bar_type_for(instrument.id, "1min")
+    catalog.write_data(bars_from_frame(instrument, bar_type, frame.round(2)))
     return path
