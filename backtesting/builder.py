@@ -327,28 +327,20 @@ def build_run_config(request: BacktestRequest, plan: RunPlan | None = None) -> B
     bar_groups = [list(dict.fromkeys(plan.bar_types.values()))]
     if plan.vix_bar_type is not None:
         bar_groups.append([plan.vix_bar_type])
-    data = [
-        BacktestDataConfig(
+
+    def catalog_data(data_cls: type, **selection: Any) -> BacktestDataConfig:
+        return BacktestDataConfig(
             catalog_path=str(request.catalog),
-            data_cls=Bar,
-            bar_types=bar_types,
+            data_cls=data_cls,
+            **selection,
             start_time=start.isoformat(),
             end_time=end.isoformat(),
         )
-        for bar_types in bar_groups
-    ]
+
+    data = [catalog_data(Bar, bar_types=bar_types) for bar_types in bar_groups]
     # Quotes are optional: instruments without them run on bars and the report says so.
     quoted = quoted_instruments(request) if any(spec.needs_quotes for spec in plan.specs) else []
-    data += [
-        BacktestDataConfig(
-            catalog_path=str(request.catalog),
-            data_cls=QuoteTick,
-            instrument_id=instrument_id,
-            start_time=start.isoformat(),
-            end_time=end.isoformat(),
-        )
-        for instrument_id in quoted
-    ]
+    data += [catalog_data(QuoteTick, instrument_id=instrument_id) for instrument_id in quoted]
     actors = []
     risk = request.risk_config()
     if risk is not None:

@@ -28,9 +28,13 @@ def _series(points: list[tuple[int, float]]) -> pd.Series:
     return pd.Series(values, index=pd.to_datetime(list(ts), utc=True).tz_convert(EXCHANGE_TZ))
 
 
-def _markers(series: pd.Series, stamps: list[int]) -> pd.Series:
+def _marker_trace(
+    series: pd.Series, stamps: list[int], name: str, marker: dict[str, Any],
+) -> go.Scatter:
+    """The series' values at the recorded signal times, drawn as markers over its line."""
     index = pd.to_datetime(stamps, utc=True).tz_convert(EXCHANGE_TZ)
-    return series.reindex(index)
+    points = series.reindex(index)
+    return go.Scatter(x=points.index, y=points.values, mode="markers", name=name, marker=marker)
 
 
 def rsi_figure(state: Mapping[str, Any]) -> go.Figure:
@@ -48,14 +52,10 @@ def rsi_figure(state: Mapping[str, Any]) -> go.Figure:
         1,
         1,
     )
-    buys = _markers(intraday, state["buy_signals"])
     fig.add_trace(
-        go.Scatter(
-            x=buys.index,
-            y=buys.values,
-            mode="markers",
-            name="buy signals",
-            marker={"symbol": "triangle-up", "size": 8, "color": "#2ca02c"},
+        _marker_trace(
+            intraday, state["buy_signals"], "buy signals",
+            {"symbol": "triangle-up", "size": 8, "color": "#2ca02c"},
         ),
         1,
         1,
@@ -63,14 +63,10 @@ def rsi_figure(state: Mapping[str, Any]) -> go.Figure:
     fig.add_trace(
         go.Scatter(x=weekly.index, y=weekly.values, name="RSI weekly", mode="lines+markers"), 2, 1
     )
-    exits = _markers(weekly, state["exit_crosses"])
     fig.add_trace(
-        go.Scatter(
-            x=exits.index,
-            y=exits.values,
-            mode="markers",
-            name="core-exit crosses",
-            marker={"symbol": "triangle-down", "size": 11, "color": "#d62728"},
+        _marker_trace(
+            weekly, state["exit_crosses"], "core-exit crosses",
+            {"symbol": "triangle-down", "size": 11, "color": "#d62728"},
         ),
         2,
         1,

@@ -158,29 +158,30 @@ def _symbol(raw: str) -> str:
 _symbol.form = "ticker symbol"  # type: ignore[attr-defined]
 
 
-def _symbols(raw: str) -> tuple[str, ...]:
-    items = tuple(s.strip() for s in raw.split(","))
-    bad = [s for s in items if not _SYMBOL.match(s)]
-    if not raw or bad:
-        raise _Invalid(f"expected comma-separated ticker symbols (e.g. SPY,QQQ), got {raw!r}")
-    if len(set(items)) != len(items):
-        raise _Invalid(f"expected each symbol once, got {raw!r}")
-    return items
+def _distinct_list(
+    pattern: re.Pattern[str], items_text: str, example: str, item: str, form: str,
+) -> Callable[[str], tuple[str, ...]]:
+    """A parser of comma-separated items that each match `pattern` and appear once."""
+
+    def parse(raw: str) -> tuple[str, ...]:
+        items = tuple(s.strip() for s in raw.split(","))
+        if not raw or any(not pattern.match(s) for s in items):
+            raise _Invalid(f"expected comma-separated {items_text} (e.g. {example}), got {raw!r}")
+        if len(set(items)) != len(items):
+            raise _Invalid(f"expected each {item} once, got {raw!r}")
+        return items
+
+    parse.form = form  # type: ignore[attr-defined]
+    return parse
 
 
-_symbols.form = "comma-separated ticker symbols"  # type: ignore[attr-defined]
-
-
-def _names(raw: str) -> tuple[str, ...]:
-    items = tuple(s.strip() for s in raw.split(","))
-    if not raw or any(not _NAME.match(s) for s in items):
-        raise _Invalid(f"expected comma-separated strategy names (e.g. core_rsi,ma_cross), got {raw!r}")
-    if len(set(items)) != len(items):
-        raise _Invalid(f"expected each strategy once, got {raw!r}")
-    return items
-
-
-_names.form = "comma-separated strategy names, in priority order"  # type: ignore[attr-defined]
+_symbols = _distinct_list(
+    _SYMBOL, "ticker symbols", "SPY,QQQ", "symbol", "comma-separated ticker symbols",
+)
+_names = _distinct_list(
+    _NAME, "strategy names", "core_rsi,ma_cross", "strategy",
+    "comma-separated strategy names, in priority order",
+)
 
 
 def _weights(raw: str) -> tuple[Decimal, ...]:

@@ -34,6 +34,20 @@ def _pct(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.001'), rounding=ROUND_HALF_UP).normalize():f}%"
 
 
+def _equity_limit(equity: Decimal, limit_pct: Decimal) -> Decimal:
+    return equity * limit_pct / HUNDRED
+
+
+def _above_equity_limit(
+    amount: Decimal, equity: Decimal, limit_name: str, limit_pct: Decimal,
+) -> str:
+    """How far `amount` goes past a limit set as a percentage of equity (the refusal's tail)."""
+    return (
+        f"{_pct(amount / equity * HUNDRED)} of equity {_money(equity)}, above "
+        f"{limit_name} {_pct(limit_pct)} ({_money(_equity_limit(equity, limit_pct))})"
+    )
+
+
 @dataclass(frozen=True)
 class OrderIntent:
     """What an order would do, in the gate's terms."""
@@ -160,15 +174,16 @@ class MaxRiskPerTrade(RiskRule):
 
     def check(self, order, ctx, config):
         risk = order_risk(order.quantity, order.price, order.stop_price, config)
-        limit = ctx.equity * config.max_risk_per_trade_pct / HUNDRED
-        if risk > limit:
+        if risk > _equity_limit(ctx.equity, config.max_risk_per_trade_pct):
             stop = (f"stop {order.stop_price}" if order.stop_price is not None
                     else f"default stop {_pct(config.default_stop_pct)}")
             distance = stop_distance(order.price, order.stop_price, config)
             return self.refuse(
-                f"risk {order.quantity} x {distance} ({stop} from {order.price}) = {_money(risk)} "
-                f"is {_pct(risk / ctx.equity * HUNDRED)} of equity {_money(ctx.equity)}, above "
-                f"MAX_RISK_PER_TRADE {_pct(config.max_risk_per_trade_pct)} ({_money(limit)})",
+                f"risk {order.quantity} x {distance} ({stop} from {order.price}) = "
+                f"{_money(risk)} is "
+                + _above_equity_limit(
+                    risk, ctx.equity, "MAX_RISK_PER_TRADE", config.max_risk_per_trade_pct,
+                ),
             )
         return None
 
@@ -179,12 +194,11 @@ class MaxOpenRisk(RiskRule):
     def check(self, order, ctx, config):
         risk = order_risk(order.quantity, order.price, order.stop_price, config)
         total = ctx.open_risk + risk
-        limit = ctx.equity * config.max_open_risk_pct / HUNDRED
-        if total > limit:
+        if total > _equity_limit(ctx.equity, config.max_open_risk_pct):
             return self.refuse(
-                f"open risk {_money(ctx.open_risk)} + this order's {_money(risk)} = {_money(total)} "
-                f"is {_pct(total / ctx.equity * HUNDRED)} of equity {_money(ctx.equity)}, above "
-                f"MAX_OPEN_RISK {_pct(config.max_open_risk_pct)} ({_money(limit)})",
+                f"open risk {_money(ctx.open_risk)} + this order's {_money(risk)} = "
+                f"{_money(total)} is "
+                + _above_equity_limit(total, ctx.equity, "MAX_OPEN_RISK", config.max_open_risk_pct),
             )
         return None
 
@@ -196,12 +210,10 @@ class SymbolCap(RiskRule):
         held = ctx.position_values.get(order.symbol, Decimal(0))
         adding = order.quantity * order.price
         total = held + adding
-        limit = ctx.equity * config.symbol_cap_pct / HUNDRED
-        if total > limit:
+        if total > _equity_limit(ctx.equity, config.symbol_cap_pct):
             return self.refuse(
                 f"{order.symbol} would hold {_money(held)} + {_money(adding)} = {_money(total)}, "
-                f"{_pct(total / ctx.equity * HUNDRED)} of equity {_money(ctx.equity)}, above the "
-                f"symbol cap {_pct(config.symbol_cap_pct)} ({_money(limit)})",
+                + _above_equity_limit(total, ctx.equity, "the symbol cap", config.symbol_cap_pct),
             )
         return None
 

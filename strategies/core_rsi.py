@@ -145,6 +145,11 @@ def _d(value: float) -> Decimal:
     return Decimal(str(value))
 
 
+def _whole_shares(bankroll: Decimal, fraction: float, price: Decimal) -> Decimal:
+    """The most whole shares worth `fraction` of the bankroll at `price`."""
+    return (bankroll * _d(fraction) / price).to_integral_value(rounding=ROUND_DOWN)
+
+
 class CoreRSI(Strategy):
     """
     Rules, per symbol (levels on the 0-100 RSI scale; sizes are fractions of the bankroll,
@@ -479,29 +484,16 @@ class CoreRSI(Strategy):
         bankroll = self.bankroll()
         core_lots = self.book.open_lots(LotKind.CORE)
         core = sum((lot.open_quantity for lot in core_lots), ZERO)
-        core_limit = (bankroll * _d(self.params.core_target) / price).to_integral_value(
-            rounding=ROUND_DOWN
-        )
-        core_trim = max(core - core_limit, ZERO)
+        core_trim = max(core - _whole_shares(bankroll, self.params.core_target, price), ZERO)
         if core_trim > 0:
-            message = (
-                f"Rebalance: core {core} shares ({core * price:.2f} USD) is above "
-                f"{self.params.core_target:.0%} of {bankroll:.2f}; trimming {core_trim}"
-            )
-            self.log.info(message)
-            self.record.rebalances.append((bar.ts_event, message))
-            self._publish_signal(bar, "rebalance", None, self.signals.weekly_value, message)
-            order_id = self._submit(
-                OrderSide.SELL, core_trim, price, mode="rest", tag="trim-core", extended_hours=True
+            order_id = self._submit_trim(
+                bar, "core", core, self.params.core_target, bankroll, price, core_trim, "trim-core",
             )
             self._sells[order_id] = _SellIntent(
                 "trim", [lot.lot_id for lot in core_lots], core_trim
             )
         total = self.book.open_quantity() - core_trim
-        total_limit = (bankroll * _d(self.params.symbol_cap) / price).to_integral_value(
-            rounding=ROUND_DOWN
-        )
-        total_trim = max(total - total_limit, ZERO)
+        total_trim = max(total - _whole_shares(bankroll, self.params.symbol_cap, price), ZERO)
         if total_trim > 0:
             order = [
                 *self.book.open_lots(LotKind.TRADING),
@@ -518,22 +510,32 @@ class CoreRSI(Strategy):
                 if target is not None:  # its shares are sold now; the target is re-placed after
                     self._trimming.add(lot.lot_id)
                     self.cancel_order(self.cache.order(target))
-            message = (
-                f"Rebalance: position {total} shares ({total * price:.2f} USD) is above "
-                f"{self.params.symbol_cap:.0%} of {bankroll:.2f}; trimming {total_trim}"
-            )
-            self.log.info(message)
-            self.record.rebalances.append((bar.ts_event, message))
-            self._publish_signal(bar, "rebalance", None, self.signals.weekly_value, message)
-            order_id = self._submit(
-                OrderSide.SELL,
-                total_trim,
-                price,
-                mode="rest",
-                tag="trim-total",
-                extended_hours=True,
+            order_id = self._submit_trim(
+                bar, "position", total, self.params.symbol_cap, bankroll, price, total_trim,
+                "trim-total",
             )
             self._sells[order_id] = _SellIntent("trim", lots, total_trim)
+
+    def _submit_trim(
+        self,
+        bar: Bar,
+        holding: str,
+        shares: Decimal,
+        fraction: float,
+        bankroll: Decimal,
+        price: Decimal,
+        trim: Decimal,
+        tag: str,
+    ) -> ClientOrderId:
+        """Record why a holding above its share of the bankroll is trimmed, then sell the excess."""
+        message = (
+            f"Rebalance: {holding} {shares} shares ({shares * price:.2f} USD) is above "
+            f"{fraction:.0%} of {bankroll:.2f}; trimming {trim}"
+        )
+        self.log.info(message)
+        self.record.rebalances.append((bar.ts_event, message))
+        self._publish_signal(bar, "rebalance", None, self.signals.weekly_value, message)
+        return self._submit(OrderSide.SELL, trim, price, mode="rest", tag=tag, extended_hours=True)
 
     # -- orders ----------------------------------------------------------------------------
 

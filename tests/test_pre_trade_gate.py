@@ -8,6 +8,7 @@ from decimal import Decimal as D
 import pandas as pd
 
 import pytest
+from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.config import RiskEngineConfig
 from nautilus_trader.examples.algorithms.twap import TWAPExecAlgorithm
 from nautilus_trader.examples.algorithms.twap import TWAPExecAlgorithmConfig
@@ -20,6 +21,7 @@ from actors.pre_trade_gate import day_trades_from_orders
 from catalog.instruments import make_instrument
 from catalog.store import bar_type_for
 from config.risk import RiskConfig
+from tests.risk_support import AlwaysBuy
 from tests.risk_support import build_engine
 from tests.risk_support import minute_bars
 
@@ -75,14 +77,20 @@ def test_the_nautilus_risk_engine_is_the_second_line():
     assert denied.reason == "NOTIONAL_EXCEEDS_MAX_PER_ORDER: max_notional=5000.00 USD, notional=9000.00 USD"
 
 
-def test_orders_carry_their_stop_as_a_tag():
-    # 40 shares with stop 50 from 100: risk $2,000 (2%) passes; 60 x 50 = $3,000 (3%) does not.
+def _run_60_then_40_shares_at_100(**strategy_config: str) -> tuple[BacktestEngine, AlwaysBuy]:
+    """Two $100 bars: a 60-share entry, then 40-share ones; only the risk-per-trade limit binds."""
     bars = minute_bars(INSTRUMENT, [100.0] * 2, "2024-03-05 09:31")
     risk = RiskConfig(symbol_cap_pct=D(100), max_open_risk_pct=D(100))
-    engine, gate, strategy = build_engine(
-        bars, risk, strategy_config={"first_quantity": 60, "each_quantity": 40, "stop_price": "50"},
+    engine, _gate, strategy = build_engine(
+        bars, risk, strategy_config={"first_quantity": 60, "each_quantity": 40, **strategy_config},
     )
     engine.run()
+    return engine, strategy
+
+
+def test_orders_carry_their_stop_as_a_tag():
+    # 40 shares with stop 50 from 100: risk $2,000 (2%) passes; 60 x 50 = $3,000 (3%) does not.
+    engine, strategy = _run_60_then_40_shares_at_100(stop_price="50")
     [denied] = strategy.denied
     assert denied.reason.startswith("PreTradeGate max_risk_per_trade: risk 60 x 50 (stop 50 from 100")
     assert [o.quantity.as_decimal() for o in engine.cache.orders() if o.status == OrderStatus.FILLED] == [D(40)]
@@ -91,12 +99,7 @@ def test_orders_carry_their_stop_as_a_tag():
 def test_a_bracket_is_judged_with_its_stop_loss_child():
     # Bracket entries at 100 with the stop-loss 50 below: 60 shares risk $3,000 (3%, refused,
     # the whole bracket denied); 40 shares risk $2,000 (2%) pass, the children go to work.
-    bars = minute_bars(INSTRUMENT, [100.0] * 2, "2024-03-05 09:31")
-    risk = RiskConfig(symbol_cap_pct=D(100), max_open_risk_pct=D(100))
-    engine, gate, strategy = build_engine(
-        bars, risk, strategy_config={"first_quantity": 60, "each_quantity": 40, "bracket_offset": "50"},
-    )
-    engine.run()
+    engine, strategy = _run_60_then_40_shares_at_100(bracket_offset="50")
     assert len(strategy.denied) == 3  # entry, stop-loss and take-profit of the first bracket
     assert {d.reason for d in strategy.denied} == {
         "PreTradeGate max_risk_per_trade: risk 60 x 50 (stop 50 from 100) = $3,000.00 is 3% of "

@@ -5,38 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import run_backtest
-from catalog.instruments import make_instrument
-from catalog.store import bar_type_for
-from catalog.store import bars_from_frame
-from catalog.store import open_catalog
-from catalog.store import write_instrument
+from tests.spy_minutes import write_spy_minutes
 
 
 @pytest.fixture(scope="module")
 def tiny_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two regular sessions of SPY minutes: enough for the CLI to resolve ranges."""
-    path = tmp_path_factory.mktemp("catalog")
-    catalog = open_catalog(path)
-    instrument = make_instrument("SPY")
-    write_instrument(catalog, instrument)
-    frames = []
-    for day in ("2024-01-02", "2024-01-03"):
-        opens = pd.date_range(f"{day} 09:30", periods=390, freq="1min", tz="America/New_York")
-        frames.append(pd.DataFrame(index=opens + pd.Timedelta(minutes=1)))
-    frame = pd.concat(frames)
-    close = 470 + np.cumsum(np.sin(np.arange(len(frame)) / 7.0) * 0.05)
-    frame["open"] = close
-    frame["close"] = close
-    frame["high"] = close + 0.05
-    frame["low"] = close - 0.05
-    frame["volume"] = 1000.0
-    frame.index = frame.index.tz_convert("UTC")
-    catalog.write_data(bars_from_frame(instrument, bar_type_for(instrument.id, "1min"), frame.round(2)))
-    return path
+    return write_spy_minutes(
+        tmp_path_factory.mktemp("catalog"),
+        ("2024-01-02", "2024-01-03"),
+        lambda steps: 470 + np.cumsum(np.sin(steps / 7.0) * 0.05),
+        volume=1000.0,
+    )
 
 
 def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:

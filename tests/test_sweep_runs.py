@@ -19,13 +19,9 @@ import optuna
 import pandas as pd
 import pytest
 
-from catalog.instruments import make_instrument
-from catalog.store import bar_type_for
-from catalog.store import bars_from_frame
-from catalog.store import open_catalog
-from catalog.store import write_instrument
 from scripts import sweep as sweep_cli
 from scripts.sweeping.record import load_results
+from tests.spy_minutes import write_spy_minutes
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSIONS = ("2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08")
@@ -34,25 +30,12 @@ SESSIONS = ("2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08"
 @pytest.fixture(scope="module")
 def week_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Five regular sessions of SPY minutes swinging enough for the averages to cross."""
-    path = tmp_path_factory.mktemp("catalog")
-    catalog = open_catalog(path)
-    instrument = make_instrument("SPY")
-    write_instrument(catalog, instrument)
-    frames = []
-    for day in SESSIONS:
-        opens = pd.date_range(f"{day} 09:30", periods=390, freq="1min", tz="America/New_York")
-        frames.append(pd.DataFrame(index=opens + pd.Timedelta(minutes=1)))
-    frame = pd.concat(frames)
-    steps = np.arange(len(frame))
-    close = 470 + 3 * np.sin(steps / 60.0) + np.sin(steps / 11.0)
-    frame["open"] = close
-    frame["close"] = close
-    frame["high"] = close + 0.05
-    frame["low"] = close - 0.05
-    frame["volume"] = 100000.0
-    frame.index = frame.index.tz_convert("UTC")
-    catalog.write_data(bars_from_frame(instrument, bar_type_for(instrument.id, "1min"), frame.round(2)))
-    return path
+    return write_spy_minutes(
+        tmp_path_factory.mktemp("catalog"),
+        SESSIONS,
+        lambda steps: 470 + 3 * np.sin(steps / 60.0) + np.sin(steps / 11.0),
+        volume=100000.0,
+    )
 
 
 def _sweep_file(folder: Path, catalog: Path, parameters: str, extra: str = "") -> Path:
