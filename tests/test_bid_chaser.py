@@ -279,4 +279,5 @@ def test_the_signal_also_goes_stale_in_market_data_time() -> None:
         ("100.10", OrderStatus.CANCELED),
     ]
     assert algorithm.stats.stale == 1 and algorithm.stats.resubmissions == 1
-    assert strategy.primary_closed_at is not None
+    # Closed on the quote stamped t0+120 s, which reached the clock 120 ms after t0's.
+    assert strategy.primary_closed_at == (T0 + pd.Timedelta(days=1, milliseconds=120)).value
