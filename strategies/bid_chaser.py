@@ -12,6 +12,14 @@ child orders spawned from it (ids ``<primary>-E1``, ``-E2``, ...), which carry t
 - SELL (mode ``rest``, the default for sells): one limit child at the primary's own price that
   rests until filled or cancelled (profit targets rest at their target price).
 
+The interval and the signal's age are measured twice: on the component clock (a timer, exact
+in a backtest and the only trigger live when no data arrives) and in market-data time, from
+the latest quote or ``fallback_bar_type`` bar of the instrument when the child was placed to
+the first quote or bar stamped at or past the deadline. The data-time deadline acts only where
+the clock and the data are more than an interval apart (a live node's wall clock during a
+replay faster than real time, or a feed that lags): there the timer would never come due
+while the market moves on. Whichever comes first moves the child, once.
+
 Where there is no quote for the instrument (bars-only data, such as a backtest over a catalog
 without quotes) the bid falls back to the close of the latest bar of ``fallback_bar_type``
 (an order parameter), and failing that to the primary's own limit price. Each fallback is
@@ -45,7 +53,9 @@ from nautilus_trader.config import PositiveInt
 from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.execution.algorithm import ExecAlgorithm
 from nautilus_trader.execution.messages import CancelOrder
+from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
+from nautilus_trader.model.data import QuoteTick
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import OrderType
 from nautilus_trader.model.enums import TimeInForce
@@ -119,6 +129,10 @@ class _Sequence:
     stale_at_ns: int
     fallback_bar_type: BarType | None
     extended_hours: bool
+    instrument_id: InstrumentId
+    # The same deadlines in market-data time (None: no data for the instrument yet).
+    stale_at_data_ns: int | None = None
+    chase_due_data_ns: int | None = None
     child_id: ClientOrderId | None = None
     attempts: int = 0
     stale: bool = False
@@ -157,6 +171,7 @@ class BidChaser(ExecAlgorithm):
         self._sequences: dict[ClientOrderId, _Sequence] = {}
         self._sessions = SessionTracker()
         self._quoted: set[InstrumentId] = set()
+        self._barred: set[BarType] = set()
         self.stats = ChaseStats()
 
     # -- intake ----------------------------------------------------------------------------
@@ -182,14 +197,20 @@ class BidChaser(ExecAlgorithm):
                 f"max_signal_age_secs must be positive, got {interval} and {max_age}",
             )
         fallback = params.get("fallback_bar_type")
+        fallback_bar_type = BarType.from_str(str(fallback)) if fallback else None
+        signal_data_ns = self._latest_data_ns(order.instrument_id, fallback_bar_type)
         sequence = _Sequence(
             primary_id=order.client_order_id,
             mode=mode,
             remaining=order.quantity.as_decimal(),
             interval_ns=interval * NS_PER_SECOND,
             stale_at_ns=order.ts_init + max_age * NS_PER_SECOND,
-            fallback_bar_type=BarType.from_str(str(fallback)) if fallback else None,
+            fallback_bar_type=fallback_bar_type,
             extended_hours=_flag(params.get("extended_hours", False)),
+            instrument_id=order.instrument_id,
+            stale_at_data_ns=(
+                None if signal_data_ns is None else signal_data_ns + max_age * NS_PER_SECOND
+            ),
         )
         self._sequences[order.client_order_id] = sequence
         self.stats.sequences += 1
@@ -197,6 +218,10 @@ class BidChaser(ExecAlgorithm):
             # Live, the cache holds quotes only for subscribed instruments.
             self.subscribe_quote_ticks(order.instrument_id)
             self._quoted.add(order.instrument_id)
+        if fallback_bar_type is not None and fallback_bar_type not in self._barred:
+            # Its bars are the market-data clock where there are no quotes.
+            self.subscribe_bars(fallback_bar_type)
+            self._barred.add(fallback_bar_type)
         self._place_child(order, sequence)
 
     # -- pricing ---------------------------------------------------------------------------
@@ -213,6 +238,17 @@ class BidChaser(ExecAlgorithm):
             if bar is not None:
                 return bar.close
         return order.price
+
+    def _latest_data_ns(self, instrument_id: InstrumentId, bar_type: BarType | None) -> int | None:
+        """When the latest quote or bar (of `bar_type`) of the instrument happened, if any."""
+        stamps = []
+        quote = self.cache.quote_tick(instrument_id)
+        if quote is not None:
+            stamps.append(quote.ts_event)
+        bar = self.cache.bar(bar_type) if bar_type is not None else None
+        if bar is not None:
+            stamps.append(bar.ts_event)
+        return max(stamps) if stamps else None
 
     def _is_regular_hours(self, ts_ns: int) -> bool:
         session = self._sessions.update(ts_ns)
@@ -247,7 +283,22 @@ class BidChaser(ExecAlgorithm):
             name = f"{child.client_order_id}-chase"
             self.clock.set_time_alert_ns(name, now + sequence.interval_ns, self._on_chase_timer)
             sequence.timers.append(name)
+            placed_data_ns = self._latest_data_ns(primary.instrument_id, sequence.fallback_bar_type)
+            if placed_data_ns is not None and sequence.chase_due_data_ns is not None:
+                # A replacement counts from the deadline that moved it, as its timer counts
+                # from the moment that deadline came due.
+                placed_data_ns = max(placed_data_ns, sequence.chase_due_data_ns)
+            sequence.chase_due_data_ns = (
+                None if placed_data_ns is None else placed_data_ns + sequence.interval_ns
+            )
         self.submit_order(child)
+
+    def _working_child(self, sequence: _Sequence) -> Order | None:
+        """The sequence's current child while it is still working (not closed, not cancelling)."""
+        child = self.cache.order(sequence.child_id) if sequence.child_id else None
+        if child is None or child.is_closed or child.is_pending_cancel:
+            return None
+        return child
 
     def _on_chase_timer(self, event: TimeEvent) -> None:
         child_id = ClientOrderId(event.name.removesuffix("-chase"))
@@ -261,6 +312,42 @@ class BidChaser(ExecAlgorithm):
             sequence.stale = True
         # The replacement is placed when the venue confirms the cancel (on_order_canceled).
         self.cancel_order(child)
+
+    def on_quote_tick(self, tick: QuoteTick) -> None:
+        self._on_data_time(tick.instrument_id, tick.ts_event)
+
+    def on_bar(self, bar: Bar) -> None:
+        self._on_data_time(bar.bar_type.instrument_id, bar.ts_event)
+
+    def _on_data_time(self, instrument_id: InstrumentId, ts_event: int) -> None:
+        """
+        The chase deadline measured in market-data time, for data the clock does not keep
+        time with: a live node's clock is the wall clock, which a replay faster than real time
+        (or a feed lagging behind) leaves behind, so its timer would not come due while the
+        market moves on. Where the clock is the data's time (a backtest, a live feed) only the
+        timer moves a child: a backtest fires the timer after the data of its own timestamp.
+        """
+        for sequence in list(self._sequences.values()):
+            due = sequence.chase_due_data_ns
+            if sequence.instrument_id != instrument_id or due is None or ts_event < due:
+                continue
+            if not self._clock_off_data_time(ts_event, sequence):
+                continue
+            child = self._working_child(sequence)
+            if child is None:
+                continue
+            # Exactly what the timer does, once: the timer is no longer needed.
+            self._cancel_timers(sequence)
+            if sequence.stale_at_data_ns is not None and due >= sequence.stale_at_data_ns:
+                sequence.stale = True
+            self.cancel_order(child)
+
+    def _clock_off_data_time(self, data_ns: int, sequence: _Sequence) -> bool:
+        """
+        True when the clock and market data stamped `data_ns` are more than the chase interval
+        apart: the clock cannot measure the sequence's intervals in the data's time.
+        """
+        return abs(self.clock.timestamp_ns() - data_ns) > sequence.interval_ns
 
     # -- events ----------------------------------------------------------------------------
 
@@ -289,7 +376,7 @@ class BidChaser(ExecAlgorithm):
         if sequence.remaining <= 0:
             self._finish(sequence)
             return
-        if sequence.stale or self.clock.timestamp_ns() >= sequence.stale_at_ns:
+        if sequence.stale or self._is_stale_now(sequence):
             self.stats.stale += 1
             self.log.info(
                 f"{sequence.primary_id}: signal stale after {sequence.attempts} attempt(s), "
@@ -302,6 +389,19 @@ class BidChaser(ExecAlgorithm):
             self.stats.sequences_resubmitted += 1
         self.stats.resubmissions += 1
         self._place_child(primary, sequence)
+
+    def _is_stale_now(self, sequence: _Sequence) -> bool:
+        """Past the signal's age on the clock, or in market-data time (see _on_data_time)."""
+        if self.clock.timestamp_ns() >= sequence.stale_at_ns:
+            return True
+        if sequence.stale_at_data_ns is None:
+            return False
+        data_ns = self._latest_data_ns(sequence.instrument_id, sequence.fallback_bar_type)
+        return (
+            data_ns is not None
+            and self._clock_off_data_time(data_ns, sequence)
+            and data_ns >= sequence.stale_at_data_ns
+        )
 
     def on_order_rejected(self, event: OrderRejected) -> None:
         self._end_on_failure(event.client_order_id, f"rejected: {event.reason}")

@@ -139,6 +139,20 @@ def test_unfilled_buy_is_cancelled_after_60_seconds_and_resubmitted_at_the_new_b
     assert strategy.primary_closed_at == (T0 + pd.Timedelta(seconds=90)).value
 
 
+def test_a_deadline_that_falls_on_a_quote_moves_the_child_after_that_quote() -> None:
+    # Nautilus's backtest fires a timer due at t after all data stamped t: child 2 is priced
+    # at the t0+60 s quote's bid, 100.20, not at the bid before it. (The replay counts on it:
+    # data stamped at the deadline moves the child after the venue has seen that data.)
+    _, _, _, children = run(
+        [(0, "100.00", "100.05"), (60, "100.20", "100.25"), (120, "100.30", "100.35")],
+    )
+    assert [(str(c.price), c.status) for c in children[:2]] == [
+        ("100.00", OrderStatus.CANCELED),
+        ("100.20", OrderStatus.CANCELED),
+    ]
+    assert children[1].ts_init == (T0 + pd.Timedelta(seconds=60)).value
+
+
 def test_chase_stops_when_the_signal_is_stale() -> None:
     rows = [
         (0, "100.00", "100.05"),
@@ -197,3 +211,73 @@ def test_without_quotes_the_bid_falls_back_to_the_bar_close_and_is_counted() -> 
     # not at the strategy's 99.00; it fills at once against that bar.
     assert [(str(c.price), c.status) for c in children] == [("101.50", OrderStatus.FILLED)]
     assert algorithm.stats.fallback_prices == 1 and algorithm.stats.bid_prices == 0
+
+
+def replayed_quotes(rows: list[tuple[int, str, str]]) -> list[QuoteTick]:
+    """
+    (seconds after T0, bid, ask) quotes as a fast replay delivers them: stamped with the
+    market's time, but reaching a clock that runs a day later and 1000 times slower (a quote
+    60 s after another arrives 60 ms after it), so the clock never sees a minute pass.
+    """
+    clock_start = T0 + pd.Timedelta(days=1)
+    return [
+        QuoteTick(
+            instrument_id=SPY,
+            bid_price=Price.from_str(bid),
+            ask_price=Price.from_str(ask),
+            bid_size=Quantity.from_int(100),
+            ask_size=Quantity.from_int(100),
+            ts_event=(T0 + pd.Timedelta(seconds=s)).value,
+            ts_init=(clock_start + pd.Timedelta(milliseconds=s)).value,
+        )
+        for s, bid, ask in rows
+    ]
+
+
+def run_replayed(quote_rows, **config):
+    engine, algorithm = make_engine(None, chase=BidChaserConfig())
+    engine.add_data(replayed_quotes(quote_rows))
+    strategy = OneOrder(OneOrderConfig(instrument_id=SPY, **config))
+    engine.add_strategy(strategy)
+    engine.run()
+    children = sorted(
+        (
+            o
+            for o in engine.cache.orders()
+            if o.exec_spawn_id == strategy.primary and o.client_order_id != strategy.primary
+        ),
+        key=lambda o: o.client_order_id.value,
+    )
+    return engine, algorithm, strategy, children
+
+
+def test_the_chase_interval_also_passes_in_market_data_time() -> None:
+    engine, algorithm, strategy, children = run_replayed(
+        [(0, "100.00", "100.05"), (30, "100.20", "100.25"), (60, "100.25", "100.30"),
+         (90, "100.20", "100.25")],
+    )
+    # Child 1 at 100.00 from the quote at t0. The quote stamped t0+60 s reaches the algorithm
+    # 60 ms after t0 on its clock, long before its 60 s timer: the data says the minute has
+    # passed, so child 1 is cancelled and child 2 placed at that quote's bid, 100.25, which the
+    # ask reaches at t0+90 s.
+    assert [(str(c.price), c.status, str(c.filled_qty)) for c in children] == [
+        ("100.00", OrderStatus.CANCELED, "0"),
+        ("100.25", OrderStatus.FILLED, "10"),
+    ]
+    assert children[1].ts_init - children[0].ts_init == 60_000_000  # 60 ms on the clock
+    assert "resubmission=1" in children[1].tags
+    assert algorithm.stats.resubmissions == 1 and algorithm.stats.stale == 0
+    assert engine.cache.order(strategy.primary).status == OrderStatus.CANCELED
+
+
+def test_the_signal_also_goes_stale_in_market_data_time() -> None:
+    rows = [(0, "100.00", "100.05"), (60, "100.10", "100.15"), (120, "100.20", "100.25")]
+    _, algorithm, strategy, children = run_replayed(rows, params={"max_signal_age_secs": 90})
+    # Moved at t0+60 s (data time); at t0+120 s the signal is 120 s old: the chase ends there.
+    assert [(str(c.price), c.status) for c in children] == [
+        ("100.00", OrderStatus.CANCELED),
+        ("100.10", OrderStatus.CANCELED),
+    ]
+    assert algorithm.stats.stale == 1 and algorithm.stats.resubmissions == 1
+    # Closed on the quote stamped t0+120 s, which reached the clock 120 ms after t0's.
+    assert strategy.primary_closed_at == (T0 + pd.Timedelta(days=1, milliseconds=120)).value
