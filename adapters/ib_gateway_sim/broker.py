@@ -160,8 +160,12 @@ Event = OrderUpdate | Execution | OrderError
 class Broker:
     """Orders, fills and the account of one simulated IB login."""
 
-    def __init__(self, market: Market, account: str, starting_cash: Decimal) -> None:
+    def __init__(
+        self, market: Market, account: str, starting_cash: Decimal, wire_offset_ns: int = 0
+    ) -> None:
         self.market = market
+        # added to replay time in what clients see (execution times): see market.as_now_offset
+        self.wire_offset_ns = wire_offset_ns
         self.account = account
         self.starting_cash = starting_cash
         self.cash = starting_cash
@@ -381,7 +385,7 @@ class Broker:
         commission = ib_commission(shares, price)
         realized = self._book(r.spec.symbol, r.action, shares, price, commission)
         seq = next(self._exec_seq)
-        local = pd.Timestamp(now_ns, tz="UTC").tz_convert(EXCHANGE_TZ)
+        local = pd.Timestamp(now_ns + self.wire_offset_ns, tz="UTC").tz_convert(EXCHANGE_TZ)
         execution = ExecutionView(
             exec_id=f"0000e1a7.{seq:08x}.01.01",
             order_id=r.order_id,
