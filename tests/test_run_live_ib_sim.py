@@ -1,0 +1,241 @@
+"""
+End to end through the real run_live path: ``run_live.py --broker ib --mode paper`` (preflight,
+livenode.builder's Nautilus IB data and execution clients with convert_exchange_to_mic_venue,
+the risk layer, the journal) trades MA cross on SPY against the IB Gateway simulator replaying
+a sample-catalog day, and the node's fills, positions, lots and journal agree with the
+simulator's own record of executions.
+
+Time: the simulator presents the replay as happening now (GatewayConfig.wire_offset_ns from
+market.as_now_offset): the node stamps reqMktData ticks with its wall clock and its strategies
+run on it, so executions and bars are shifted onto that clock too. The replay runs at
+``SPEED`` x, so its timestamps run ahead of the wall clock at that rate from the start on.
+MA cross is set (parameters.json, as the dashboard persists it) to short averages and
+regular_hours_only=false: its session check would read the wall-clock date's NYSE session,
+while the simulator's market stays in the replayed session (market orders fill there).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from adapters.ib_gateway_sim.gateway_thread import GatewayThread
+from adapters.ib_gateway_sim.market import Market
+from adapters.ib_gateway_sim.market import ReplayClock
+from adapters.ib_gateway_sim.market import as_now_offset
+from adapters.ib_gateway_sim.messages import ExecutionView
+from adapters.ib_gateway_sim.server import Gateway
+from adapters.ib_gateway_sim.server import GatewayConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+DAY = "2024-12-16"  # a sample session with several MA crosses on SPY (see test_live_replay)
+START = pd.Timestamp(f"{DAY} 09:35", tz="America/New_York").tz_convert("UTC")
+SPEED = 30.0  # a minute bar every 2 s
+ACCOUNT = "DU1234567"
+STRATEGY = "MACross-SPY"
+# Short averages: the first cross comes within a few bars.
+PARAMETERS = {STRATEGY: {"fast_period": 2, "slow_period": 3, "regular_hours_only": False}}
+
+
+# run_live.py with one change: MA cross on the 1-minute bars the gateway sends instead of its
+# default 5-minute bars. A live node aggregates 5-minute bars on its wall clock (a bar every
+# five wall minutes whatever the replay speed); 1-minute bars come at the replay's pace.
+ONE_MINUTE_MA_CROSS = """
+import dataclasses, sys
+import backtesting.registry as registry
+
+spec = registry.STRATEGIES["ma_cross"]
+defaults = spec.defaults
+registry.STRATEGIES["ma_cross"] = dataclasses.replace(
+    spec, defaults=lambda iid, n: defaults(iid, n) | {"bar_type": f"{iid}-1-MINUTE-LAST-EXTERNAL"})
+import run_live
+sys.exit(run_live.main(sys.argv[1:]))
+"""
+
+
+@dataclass
+class SimRecord:
+    """The simulator's own record, read on its loop."""
+
+    executions: list[ExecutionView]
+    position: Decimal
+    perm_ids: list[int]  # of every order the simulator received
+
+
+def sim_record(sim: GatewayThread) -> SimRecord:
+    def read() -> SimRecord:
+        broker = sim.gateway.broker
+        position = broker.positions["SPY"].quantity if "SPY" in broker.positions else Decimal(0)
+        perm_ids = sorted(order.perm_id for order in broker.orders.values())
+        return SimRecord(list(broker.executions), position, perm_ids)
+
+    return sim.call(read)
+
+
+def freeze(clock: ReplayClock) -> None:
+    clock.advance_to(clock.now_ns())
+    clock.speed = 0.0
+
+
+def start_gateway(catalog: Path) -> GatewayThread:
+    market = Market.from_catalog(
+        catalog, START - pd.Timedelta(days=3), START + pd.Timedelta(hours=8), ["SPY"]
+    )
+    config = GatewayConfig(
+        account=ACCOUNT, pump_interval_seconds=0.02, wire_offset_ns=as_now_offset(START.value)
+    )
+    return GatewayThread(Gateway(market, ReplayClock(START.value, SPEED), config))
+
+
+def write_env(tmp_path: Path, port: int) -> Path:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "parameters.json").write_text(json.dumps(PARAMETERS))
+    lines = {
+        "STRATEGIES": "ma_cross", "SYMBOLS": "SPY", "IB_HOST": "127.0.0.1",
+        "IB_PORT": str(port), "IB_ACCOUNT": ACCOUNT, "IB_CLIENT_ID": "1",
+        "IB_PREFLIGHT_TIMEOUT_SECONDS": "5", "STATE_DIR": str(state), "LOG_LEVEL": "WARNING",
+    }
+    path = tmp_path / "bot.env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+    return path
+
+
+def wait_for(predicate: Callable[[], bool], what: str, proc: subprocess.Popen[str],
+             limit_s: float = 90) -> None:
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"run_live exited early waiting for {what}:\n{proc.stdout.read()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"timed out waiting for {what}:\n{proc.communicate()[0]}")
+        time.sleep(0.1)
+
+
+@dataclass
+class LiveRun:
+    out: str
+    returncode: int
+    state: Path
+    sim: SimRecord
+    wall_start_ns: int
+    wall_end_ns: int
+
+
+@pytest.fixture(scope="module")
+def live_run(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
+    tmp = tmp_path_factory.mktemp("ib_sim_live")
+    wall_start_ns = time.time_ns()
+    with start_gateway(sample_catalog) as sim:
+        env = write_env(tmp, sim.port)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", ONE_MINUTE_MA_CROSS, "--config", str(env),
+             "--broker", "ib", "--mode", "paper"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        try:
+            # a round trip (a buy and its sell) and the next buy: a position is open at the end
+            wait_for(lambda: len(sim_record(sim).executions) >= 3, "three executions", proc)
+            sim.call(freeze, sim.gateway.clock)  # no bar after this: no further signal
+            time.sleep(1.0)  # let the node see the last execution's commission report
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        yield LiveRun(out, proc.returncode, tmp / "state", sim_record(sim), wall_start_ns,
+                      time.time_ns())
+
+
+def journal_fills(state: Path) -> list[tuple]:
+    with sqlite3.connect(state / "journal_paper.sqlite") as db:
+        return db.execute(
+            "SELECT trade_id, venue_order_id, ts_ns, instrument_id, side, quantity, price, "
+            "commission, strategy, broker FROM fills ORDER BY id",
+        ).fetchall()
+
+
+def signed(side: str, quantity: Decimal) -> Decimal:
+    return quantity if side in ("BUY", "BOT") else -quantity
+
+
+def test_run_live_starts_against_the_simulator_and_stops_cleanly(live_run: LiveRun) -> None:
+    assert live_run.returncode == 0, live_run.out
+    assert "mode paper, broker ib, strategies ma_cross, symbols SPY" in live_run.out
+    assert "IB preflight: gateway answers (server version" in live_run.out
+    assert f"account {ACCOUNT} visible" in live_run.out
+    assert f"parameters restored from {live_run.state}: {STRATEGY}" in live_run.out
+    assert "SIGTERM received: shutting down" in live_run.out
+    summary = json.loads((live_run.state / "session_summary.json").read_text())
+    assert summary["stop_reason"] == "signal SIGTERM"
+    assert summary["orders_open"] == 0
+
+
+def test_fills_agree_with_the_simulators_executions(live_run: LiveRun) -> None:
+    executions = live_run.sim.executions
+    assert len(executions) >= 3
+    fills = journal_fills(live_run.state)
+    # one journal fill per simulator execution, same id, order, side, quantity, price,
+    # commission and time (the execution's time as sent: replay time shifted to now)
+    expected = [
+        (e.exec_id, f"PERM-{e.perm_id}",  # the adapter's venue order id: IB's permId
+         pd.Timestamp(e.time.rsplit(" ", 1)[0], tz=e.time.rsplit(" ", 1)[1]).value,
+         "SPY.ARCX", "BUY" if e.side == "BOT" else "SELL", e.shares, e.price, e.commission,
+         STRATEGY, "ib")
+        for e in executions
+    ]
+    actual = [
+        (t, v, ts, iid, side, Decimal(q), Decimal(p), Decimal(c), s, b)
+        for t, v, ts, iid, side, q, p, c, s, b in fills
+    ]
+    assert actual == expected
+    # every order the simulator received was filled and journaled once: none duplicated or lost
+    assert sorted(int(v.removeprefix("PERM-")) for v in {f[1] for f in fills}) == live_run.sim.perm_ids
+    # the node's own fills (its cache, in the run's summary) are the same, and each order one
+    summary = json.loads((live_run.state / "session_summary.json").read_text())
+    assert [(f["ts_event"], f["side"], Decimal(f["quantity"]), Decimal(f["price"]),
+             Decimal(f["commission"].split()[0])) for f in summary["fills"]] == [
+        (e[2], e[4], e[5], e[6], e[7]) for e in expected
+    ]
+    assert len({f["client_order_id"] for f in summary["fills"]}) == len(executions)
+    # "now": the replay starts at the run's wall-clock minute and runs SPEED times faster
+    first_allowed = live_run.wall_start_ns - 60 * 10**9
+    last_allowed = live_run.wall_start_ns + int((live_run.wall_end_ns - live_run.wall_start_ns) * SPEED)
+    assert all(first_allowed <= e[2] <= last_allowed for e in expected)
+
+
+def test_positions_and_lots_agree_with_the_simulator(live_run: LiveRun) -> None:
+    net = sum((signed(e.side, e.shares) for e in live_run.sim.executions), Decimal(0))
+    assert net == live_run.sim.position > 0  # the last buy is still held
+    # the node's position (its final snapshot) is the simulator's
+    snapshot = json.loads((live_run.state / "control" / "state.json").read_text())
+    assert snapshot["phase"] == "stopped"
+    [position] = snapshot["positions"]
+    assert position["instrument_id"] == "SPY.ARCX"
+    assert Decimal(position["quantity"]) == live_run.sim.position
+    # the journal's lots: what is left open of them is the simulator's position, opened by
+    # the last buy at its execution price
+    with sqlite3.connect(live_run.state / "journal_paper.sqlite") as db:
+        lots = db.execute("SELECT lot_id, quantity, price FROM lots ORDER BY opened_ns").fetchall()
+        closings = db.execute("SELECT lot_id, quantity FROM lot_closings").fetchall()
+    closed: dict[str, Decimal] = {}
+    for lot_id, quantity in closings:
+        closed[lot_id] = closed.get(lot_id, Decimal(0)) + Decimal(quantity)
+    still_open = [(Decimal(q) - closed.get(lot_id, Decimal(0)), Decimal(price))
+                  for lot_id, q, price in lots if Decimal(q) > closed.get(lot_id, Decimal(0))]
+    last_buy = [e for e in live_run.sim.executions if e.side == "BOT"][-1]
+    assert still_open == [(live_run.sim.position, last_buy.price)]
