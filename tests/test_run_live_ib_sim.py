@@ -23,7 +23,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +30,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from adapters.ib_gateway_sim.broker import FillPlan
+from adapters.ib_gateway_sim.broker import OrderError
 from adapters.ib_gateway_sim.gateway_thread import GatewayThread
 from adapters.ib_gateway_sim.market import Market
 from adapters.ib_gateway_sim.market import ReplayClock
@@ -71,7 +72,8 @@ class SimRecord:
 
     executions: list[ExecutionView]
     position: Decimal
-    perm_ids: list[int]  # of every order the simulator received
+    perm_ids: list[int]  # of every order the simulator accepted
+    rejections: list[OrderError]
 
 
 def sim_record(sim: GatewayThread) -> SimRecord:
@@ -79,7 +81,7 @@ def sim_record(sim: GatewayThread) -> SimRecord:
         broker = sim.gateway.broker
         position = broker.positions["SPY"].quantity if "SPY" in broker.positions else Decimal(0)
         perm_ids = sorted(order.perm_id for order in broker.orders.values())
-        return SimRecord(list(broker.executions), position, perm_ids)
+        return SimRecord(list(broker.executions), position, perm_ids, list(broker.rejections))
 
     return sim.call(read)
 
@@ -135,11 +137,21 @@ class LiveRun:
     wall_end_ns: int
 
 
-@pytest.fixture(scope="module")
-def live_run(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
-    tmp = tmp_path_factory.mktemp("ib_sim_live")
+def run_live_session(
+    catalog: Path,
+    tmp: Path,
+    scenario: Callable[[GatewayThread, subprocess.Popen[str]], None],
+    before: Callable[[Gateway], None] | None = None,
+) -> LiveRun:
+    """
+    Start the simulator (``before`` scripts it first), then run_live.py against it while
+    ``scenario`` waits for what it needs; then the replay is frozen (no further bar, so no
+    further signal) and the node is sent SIGTERM, its graceful shutdown.
+    """
     wall_start_ns = time.time_ns()
-    with start_gateway(sample_catalog) as sim:
+    with start_gateway(catalog) as sim:
+        if before is not None:
+            sim.call(before, sim.gateway)
         env = write_env(tmp, sim.port)
         proc = subprocess.Popen(
             [sys.executable, "-c", ONE_MINUTE_MA_CROSS, "--config", str(env),
@@ -147,9 +159,8 @@ def live_run(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         try:
-            # a round trip (a buy and its sell) and the next buy: a position is open at the end
-            wait_for(lambda: len(sim_record(sim).executions) >= 3, "three executions", proc)
-            sim.call(freeze, sim.gateway.clock)  # no bar after this: no further signal
+            scenario(sim, proc)
+            sim.call(freeze, sim.gateway.clock)
             time.sleep(1.0)  # let the node see the last execution's commission report
             proc.send_signal(signal.SIGTERM)
             out, _ = proc.communicate(timeout=60)
@@ -157,8 +168,17 @@ def live_run(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-        yield LiveRun(out, proc.returncode, tmp / "state", sim_record(sim), wall_start_ns,
-                      time.time_ns())
+        return LiveRun(out, proc.returncode, tmp / "state", sim_record(sim), wall_start_ns,
+                       time.time_ns())
+
+
+@pytest.fixture(scope="module")
+def live_run(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
+    def scenario(sim: GatewayThread, proc: subprocess.Popen[str]) -> None:
+        # a round trip (a buy and its sell) and the next buy: a position is open at the end
+        wait_for(lambda: len(sim_record(sim).executions) >= 3, "three executions", proc)
+
+    return run_live_session(sample_catalog, tmp_path_factory.mktemp("ib_sim_live"), scenario)
 
 
 def journal_fills(state: Path) -> list[tuple]:
@@ -167,6 +187,41 @@ def journal_fills(state: Path) -> list[tuple]:
             "SELECT trade_id, venue_order_id, ts_ns, instrument_id, side, quantity, price, "
             "commission, strategy, broker FROM fills ORDER BY id",
         ).fetchall()
+
+
+def summary_fills(run: LiveRun) -> list[dict]:
+    return json.loads((run.state / "session_summary.json").read_text())["fills"]
+
+
+def execution_ns(execution: ExecutionView) -> int:
+    """An execution's time as the simulator sent it ("YYYYMMDD HH:MM:SS <zone>")."""
+    local, zone = execution.time.rsplit(" ", 1)
+    return pd.Timestamp(local, tz=zone).value
+
+
+def assert_fills_match(run: LiveRun) -> list[tuple]:
+    """
+    One journal fill per simulator execution, in order, with the same execution id, order
+    (the adapter's venue order id is IB's permId), time (as sent: replay time shifted to now),
+    side, quantity, price and commission; the node's own fills (its cache, in the run's
+    summary) are the same; every order the simulator accepted was journaled.
+    """
+    expected = [
+        (e.exec_id, f"PERM-{e.perm_id}", execution_ns(e), "SPY.ARCX",
+         "BUY" if e.side == "BOT" else "SELL", e.shares, e.price, e.commission, STRATEGY, "ib")
+        for e in run.sim.executions
+    ]
+    actual = [
+        (t, v, ts, iid, side, Decimal(q), Decimal(p), Decimal(c), s, b)
+        for t, v, ts, iid, side, q, p, c, s, b in journal_fills(run.state)
+    ]
+    assert actual == expected
+    assert [(f["ts_event"], f["side"], Decimal(f["quantity"]), Decimal(f["price"]),
+             Decimal(f["commission"].split()[0])) for f in summary_fills(run)] == [
+        (e[2], e[4], e[5], e[6], e[7]) for e in expected
+    ]
+    assert sorted({int(e[1].removeprefix("PERM-")) for e in expected}) == run.sim.perm_ids
+    return expected
 
 
 def signed(side: str, quantity: Decimal) -> Decimal:
@@ -188,30 +243,8 @@ def test_run_live_starts_against_the_simulator_and_stops_cleanly(live_run: LiveR
 def test_fills_agree_with_the_simulators_executions(live_run: LiveRun) -> None:
     executions = live_run.sim.executions
     assert len(executions) >= 3
-    fills = journal_fills(live_run.state)
-    # one journal fill per simulator execution, same id, order, side, quantity, price,
-    # commission and time (the execution's time as sent: replay time shifted to now)
-    expected = [
-        (e.exec_id, f"PERM-{e.perm_id}",  # the adapter's venue order id: IB's permId
-         pd.Timestamp(e.time.rsplit(" ", 1)[0], tz=e.time.rsplit(" ", 1)[1]).value,
-         "SPY.ARCX", "BUY" if e.side == "BOT" else "SELL", e.shares, e.price, e.commission,
-         STRATEGY, "ib")
-        for e in executions
-    ]
-    actual = [
-        (t, v, ts, iid, side, Decimal(q), Decimal(p), Decimal(c), s, b)
-        for t, v, ts, iid, side, q, p, c, s, b in fills
-    ]
-    assert actual == expected
-    # every order the simulator received was filled and journaled once: none duplicated or lost
-    assert sorted(int(v.removeprefix("PERM-")) for v in {f[1] for f in fills}) == live_run.sim.perm_ids
-    # the node's own fills (its cache, in the run's summary) are the same, and each order one
-    summary = json.loads((live_run.state / "session_summary.json").read_text())
-    assert [(f["ts_event"], f["side"], Decimal(f["quantity"]), Decimal(f["price"]),
-             Decimal(f["commission"].split()[0])) for f in summary["fills"]] == [
-        (e[2], e[4], e[5], e[6], e[7]) for e in expected
-    ]
-    assert len({f["client_order_id"] for f in summary["fills"]}) == len(executions)
+    expected = assert_fills_match(live_run)
+    assert len({f["client_order_id"] for f in summary_fills(live_run)}) == len(executions)
     # "now": the replay starts at the run's wall-clock minute and runs SPEED times faster
     first_allowed = live_run.wall_start_ns - 60 * 10**9
     last_allowed = live_run.wall_start_ns + int((live_run.wall_end_ns - live_run.wall_start_ns) * SPEED)
@@ -239,3 +272,104 @@ def test_positions_and_lots_agree_with_the_simulator(live_run: LiveRun) -> None:
                   for lot_id, q, price in lots if Decimal(q) > closed.get(lot_id, Decimal(0))]
     last_buy = [e for e in live_run.sim.executions if e.side == "BOT"][-1]
     assert still_open == [(live_run.sim.position, last_buy.price)]
+
+
+# -- faults through run_live: a rejection, a partial fill, a connection drop and restore ------
+
+REJECTION = "simulated margin check"
+FIRST_PART = Decimal(40)
+
+
+@dataclass
+class FaultMarks:
+    executions_before_drop: int = 0
+    sessions_before_drop: frozenset[int] = frozenset()
+
+
+@pytest.fixture(scope="module")
+def fault_run(
+    sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[LiveRun, FaultMarks]:
+    marks = FaultMarks()
+
+    def reject_first_order(gateway: Gateway) -> None:
+        gateway.broker.reject_next_order(REJECTION)
+
+    def api_sessions_with_data(sim: GatewayThread) -> frozenset[int]:
+        return sim.call(lambda: frozenset(
+            id(s) for s in sim.gateway.api_sessions() if s.subscriptions
+        ))
+
+    def scenario(sim: GatewayThread, proc: subprocess.Popen[str]) -> None:
+        # the first buy is refused (201); the next one fills in two parts, 40 then the rest
+        wait_for(lambda: len(sim_record(sim).rejections) == 1, "the rejection", proc)
+        sim.call(sim.gateway.broker.plan_next_fill,
+                 FillPlan(parts=[FIRST_PART], part_interval_seconds=1.0))
+        wait_for(lambda: len(sim_record(sim).executions) >= 2, "both parts of the buy", proc)
+        # the connection drops (every socket closed, nothing listening for a second) and is
+        # restored: the node reconnects and subscribes again by itself, and keeps trading
+        marks.executions_before_drop = len(sim_record(sim).executions)
+        marks.sessions_before_drop = api_sessions_with_data(sim)
+        sim.run(sim.gateway.restart(1.0))
+        wait_for(lambda: bool(api_sessions_with_data(sim) - marks.sessions_before_drop),
+                 "the node's new session with its subscriptions", proc)
+        wait_for(lambda: len(sim_record(sim).executions) > marks.executions_before_drop,
+                 "a fill after the reconnection", proc)
+
+    run = run_live_session(sample_catalog, tmp_path_factory.mktemp("ib_sim_faults"), scenario,
+                           before=reject_first_order)
+    return run, marks
+
+
+def unresolved(run: LiveRun) -> list[dict]:
+    path = run.state / "unresolved_orders.log"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_faults_leave_fills_agreeing_with_the_simulator(fault_run: tuple[LiveRun, FaultMarks]) -> None:
+    run, marks = fault_run
+    assert run.returncode == 0, run.out
+    assert_fills_match(run)
+    # after the reconnection the node traded on: fills after the drop, none repeated
+    assert len(run.sim.executions) > marks.executions_before_drop
+    assert len({e.exec_id for e in run.sim.executions}) == len(run.sim.executions)
+    # no order duplicated or lost: the journal's orders are the simulator's accepted orders
+    # and its rejection, each once
+    with sqlite3.connect(run.state / "journal_paper.sqlite") as db:
+        orders = db.execute("SELECT client_order_id FROM orders").fetchall()
+    assert len(orders) == len({o for o, in orders}) == len(run.sim.perm_ids) + len(run.sim.rejections)
+    net = sum((signed(e.side, e.shares) for e in run.sim.executions), Decimal(0))
+    assert net == run.sim.position
+    positions = json.loads((run.state / "control" / "state.json").read_text())["positions"]
+    assert sum((Decimal(p["quantity"]) for p in positions), Decimal(0)) == run.sim.position
+
+
+def test_the_rejection_is_journaled_and_logged_unresolved(fault_run: tuple[LiveRun, FaultMarks]) -> None:
+    run, _ = fault_run
+    [rejection] = run.sim.rejections
+    assert rejection.code == 201
+    with sqlite3.connect(run.state / "journal_paper.sqlite") as db:
+        [(client_order_id, detail)] = db.execute(
+            "SELECT client_order_id, detail FROM order_events WHERE event_type = 'OrderRejected'",
+        ).fetchall()
+    assert REJECTION in detail
+    [logged] = [r for r in unresolved(run) if r["kind"] == "order_rejected"]
+    assert logged["context"]["client_order_id"] == client_order_id
+    assert REJECTION in logged["message"]
+
+
+def test_the_partial_fill_is_journaled_and_logged_unresolved(fault_run: tuple[LiveRun, FaultMarks]) -> None:
+    run, _ = fault_run
+    first, rest = run.sim.executions[:2]
+    assert first.order_id == rest.order_id and first.shares == FIRST_PART
+    total = first.shares + rest.shares
+    with sqlite3.connect(run.state / "journal_paper.sqlite") as db:
+        parts = db.execute(
+            "SELECT client_order_id, quantity FROM fills WHERE trade_id IN (?, ?) ORDER BY id",
+            (first.exec_id, rest.exec_id),
+        ).fetchall()
+    assert [Decimal(q) for _, q in parts] == [FIRST_PART, rest.shares]
+    assert parts[0][0] == parts[1][0]
+    [logged] = [r for r in unresolved(run) if r["kind"] == "partial_fill"]
+    assert logged["message"] == f"filled {FIRST_PART} of {total}"
+    assert logged["context"]["client_order_id"] == parts[0][0]

@@ -176,6 +176,7 @@ class Broker:
         self._exec_seq = itertools.count(1)
         self._next_plan: FillPlan | None = None
         self._next_rejection: str | None = None
+        self.rejections: list[OrderError] = []  # every order or modification refused, in order
 
     # -- faults scripted from outside ----------------------------------------------------------
 
@@ -198,11 +199,11 @@ class Broker:
         if problem is None and self._next_rejection is not None:
             problem, self._next_rejection = self._next_rejection, None
         if problem is not None:
-            return [
-                OrderError(
-                    request.order_id, request.client_id, 201, f"Order rejected - reason:{problem}"
-                )
-            ]
+            error = OrderError(
+                request.order_id, request.client_id, 201, f"Order rejected - reason:{problem}"
+            )
+            self.rejections.append(error)
+            return [error]
         order = SimOrder(request, next(self._perm_ids))
         if self._next_plan is not None:
             order.plan, self._next_plan = self._next_plan, None
@@ -235,11 +236,11 @@ class Broker:
             return [OrderError(request.order_id, request.client_id, 103, "Duplicate order id")]
         problem = self._validate(request)
         if problem is not None:
-            return [
-                OrderError(
-                    request.order_id, request.client_id, 201, f"Order rejected - reason:{problem}"
-                )
-            ]
+            error = OrderError(
+                request.order_id, request.client_id, 201, f"Order rejected - reason:{problem}"
+            )
+            self.rejections.append(error)
+            return [error]
         if request.quantity < order.filled:
             return [
                 OrderError(
