@@ -9,9 +9,12 @@ Time: the simulator presents the replay as happening now (GatewayConfig.wire_off
 market.as_now_offset): the node stamps reqMktData ticks with its wall clock and its strategies
 run on it, so executions and bars are shifted onto that clock too. The replay runs at
 ``SPEED`` x, so its timestamps run ahead of the wall clock at that rate from the start on.
-MA cross is set (parameters.json, as the dashboard persists it) to short averages and
-regular_hours_only=false: its session check would read the wall-clock date's NYSE session,
-while the simulator's market stays in the replayed session (market orders fill there).
+The strategy: MA cross on the gateway's 1-minute bars (ONE_MINUTE_MA_CROSS below: a node
+aggregates its default 5-minute bars on its wall clock), with short averages and
+regular_hours_only=false set through parameters.json as the dashboard persists them: its
+session check reads bar time, the wall-clock date's NYSE session, while the simulator's market
+stays in the replayed session (market orders fill there). Everything else is run_live.py as
+shipped, in its own process, talking to the simulator on an ephemeral 127.0.0.1 port.
 """
 
 from __future__ import annotations
@@ -60,7 +63,9 @@ import backtesting.registry as registry
 spec = registry.STRATEGIES["ma_cross"]
 defaults = spec.defaults
 registry.STRATEGIES["ma_cross"] = dataclasses.replace(
-    spec, defaults=lambda iid, n: defaults(iid, n) | {"bar_type": f"{iid}-1-MINUTE-LAST-EXTERNAL"})
+    spec,
+    defaults=lambda iid, n: defaults(iid, n) | {"bar_type": f"{iid}-1-MINUTE-LAST-EXTERNAL"},
+)
 import run_live
 sys.exit(run_live.main(sys.argv[1:]))
 """
@@ -120,7 +125,7 @@ def wait_for(predicate: Callable[[], bool], what: str, proc: subprocess.Popen[st
     deadline = time.monotonic() + limit_s
     while not predicate():
         if proc.poll() is not None:
-            raise AssertionError(f"run_live exited early waiting for {what}:\n{proc.stdout.read()}")
+            raise AssertionError(f"run_live exited waiting for {what}:\n{proc.stdout.read()}")
         if time.monotonic() > deadline:
             proc.kill()
             raise AssertionError(f"timed out waiting for {what}:\n{proc.communicate()[0]}")
@@ -247,7 +252,8 @@ def test_fills_agree_with_the_simulators_executions(live_run: LiveRun) -> None:
     assert len({f["client_order_id"] for f in summary_fills(live_run)}) == len(executions)
     # "now": the replay starts at the run's wall-clock minute and runs SPEED times faster
     first_allowed = live_run.wall_start_ns - 60 * 10**9
-    last_allowed = live_run.wall_start_ns + int((live_run.wall_end_ns - live_run.wall_start_ns) * SPEED)
+    elapsed = live_run.wall_end_ns - live_run.wall_start_ns
+    last_allowed = live_run.wall_start_ns + int(elapsed * SPEED)
     assert all(first_allowed <= e[2] <= last_allowed for e in expected)
 
 
@@ -326,7 +332,9 @@ def unresolved(run: LiveRun) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_faults_leave_fills_agreeing_with_the_simulator(fault_run: tuple[LiveRun, FaultMarks]) -> None:
+def test_faults_leave_fills_agreeing_with_the_simulator(
+    fault_run: tuple[LiveRun, FaultMarks],
+) -> None:
     run, marks = fault_run
     assert run.returncode == 0, run.out
     assert_fills_match(run)
@@ -337,14 +345,17 @@ def test_faults_leave_fills_agreeing_with_the_simulator(fault_run: tuple[LiveRun
     # and its rejection, each once
     with sqlite3.connect(run.state / "journal_paper.sqlite") as db:
         orders = db.execute("SELECT client_order_id FROM orders").fetchall()
-    assert len(orders) == len({o for o, in orders}) == len(run.sim.perm_ids) + len(run.sim.rejections)
+    sent = len(run.sim.perm_ids) + len(run.sim.rejections)
+    assert len(orders) == len({o for o, in orders}) == sent
     net = sum((signed(e.side, e.shares) for e in run.sim.executions), Decimal(0))
     assert net == run.sim.position
     positions = json.loads((run.state / "control" / "state.json").read_text())["positions"]
     assert sum((Decimal(p["quantity"]) for p in positions), Decimal(0)) == run.sim.position
 
 
-def test_the_rejection_is_journaled_and_logged_unresolved(fault_run: tuple[LiveRun, FaultMarks]) -> None:
+def test_the_rejection_is_journaled_and_logged_unresolved(
+    fault_run: tuple[LiveRun, FaultMarks],
+) -> None:
     run, _ = fault_run
     [rejection] = run.sim.rejections
     assert rejection.code == 201
@@ -358,7 +369,9 @@ def test_the_rejection_is_journaled_and_logged_unresolved(fault_run: tuple[LiveR
     assert REJECTION in logged["message"]
 
 
-def test_the_partial_fill_is_journaled_and_logged_unresolved(fault_run: tuple[LiveRun, FaultMarks]) -> None:
+def test_the_partial_fill_is_journaled_and_logged_unresolved(
+    fault_run: tuple[LiveRun, FaultMarks],
+) -> None:
     run, _ = fault_run
     first, rest = run.sim.executions[:2]
     assert first.order_id == rest.order_id and first.shares == FIRST_PART
