@@ -204,12 +204,11 @@ def execution_ns(execution: ExecutionView) -> int:
     return pd.Timestamp(local, tz=zone).value
 
 
-def assert_fills_match(run: LiveRun) -> list[tuple]:
+def assert_journal_matches(run: LiveRun) -> list[tuple]:
     """
     One journal fill per simulator execution, in order, with the same execution id, order
     (the adapter's venue order id is IB's permId), time (as sent: replay time shifted to now),
-    side, quantity, price and commission; the node's own fills (its cache, in the run's
-    summary) are the same; every order the simulator accepted was journaled.
+    side, quantity, price and commission.
     """
     expected = [
         (e.exec_id, f"PERM-{e.perm_id}", execution_ns(e), "SPY.ARCX",
@@ -221,6 +220,14 @@ def assert_fills_match(run: LiveRun) -> list[tuple]:
         for t, v, ts, iid, side, q, p, c, s, b in journal_fills(run.state)
     ]
     assert actual == expected
+    return expected
+
+
+def assert_fills_match(run: LiveRun) -> list[tuple]:
+    """The journal matches the simulator (assert_journal_matches), the node's own fills (its
+    cache, in the run's summary) are the same, and every order the simulator accepted was
+    journaled."""
+    expected = assert_journal_matches(run)
     assert [(f["ts_event"], f["side"], Decimal(f["quantity"]), Decimal(f["price"]),
              Decimal(f["commission"].split()[0])) for f in summary_fills(run)] == [
         (e[2], e[4], e[5], e[6], e[7]) for e in expected
@@ -386,3 +393,88 @@ def test_the_partial_fill_is_journaled_and_logged_unresolved(
     [logged] = [r for r in unresolved(run) if r["kind"] == "partial_fill"]
     assert logged["message"] == f"filled {FIRST_PART} of {total}"
     assert logged["context"]["client_order_id"] == parts[0][0]
+
+
+# -- a restart of the node: orders and positions reconcile with the simulator ----------------
+
+
+@dataclass
+class RestartRun:
+    first: LiveRun
+    second_out: str
+    second_returncode: int
+    position_after_first: Decimal
+    snapshot_after_restart: dict
+
+
+def start_run_live(env: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", ONE_MINUTE_MA_CROSS, "--config", str(env),
+         "--broker", "ib", "--mode", "paper"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def stop_run_live(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    return out
+
+
+@pytest.fixture(scope="module")
+def restart_run(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> RestartRun:
+    tmp = tmp_path_factory.mktemp("ib_sim_restart")
+    wall_start_ns = time.time_ns()
+    with start_gateway(sample_catalog) as sim:
+        env = write_env(tmp, sim.port)
+        proc = start_run_live(env)
+        try:
+            wait_for(lambda: len(sim_record(sim).executions) >= 1, "the first buy", proc)
+            sim.call(freeze, sim.gateway.clock)
+            time.sleep(1.0)
+            out = stop_run_live(proc)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        first = LiveRun(out, proc.returncode, tmp / "state", sim_record(sim), wall_start_ns,
+                        time.time_ns())
+        # the same node again (same state folder, journal and client id) on the same account
+        proc = start_run_live(env)
+        state_file = tmp / "state" / "control" / "state.json"
+        try:
+            def running_with_positions() -> bool:
+                if not state_file.exists():
+                    return False
+                snapshot = json.loads(state_file.read_text())
+                return snapshot["phase"] == "running" and bool(snapshot["positions"])
+
+            wait_for(running_with_positions, "the restarted node with its position", proc, 60)
+            snapshot = json.loads(state_file.read_text())
+            time.sleep(1.0)
+            out2 = stop_run_live(proc)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        return RestartRun(first, out2, proc.returncode, first.sim.position, snapshot)
+
+
+def test_a_restarted_node_reconciles_its_position_with_the_simulator(
+    restart_run: RestartRun,
+) -> None:
+    run = restart_run
+    assert run.first.returncode == 0, run.first.out
+    assert run.second_returncode == 0, run.second_out
+    assert run.position_after_first > 0
+    # the restarted node (empty memory cache) holds what the simulator says it holds
+    [position] = run.snapshot_after_restart["positions"]
+    assert position["instrument_id"] == "SPY.ARCX"
+    assert Decimal(position["quantity"]) == run.position_after_first
+    assert run.snapshot_after_restart["open_orders"] == []
+    # the journal holds each execution once across both runs: reconciliation added nothing
+    assert_journal_matches(run.first)
+    with sqlite3.connect(run.first.state / "journal_paper.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
+        orders = db.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
+    assert orders == len(run.first.sim.perm_ids)
