@@ -459,7 +459,8 @@ class Gateway:
         if bar is not None:
             session.send(m.tick_price(req_id, TickType.LAST, bar.close, bar.volume))
             session.send(m.tick_size(req_id, TickType.LAST_SIZE, bar.volume))
-            session.send(m.tick_string(req_id, TickType.LAST_TIMESTAMP, str(self.wire(bar.ts_close_ns) // NS)))
+            last_time = str(self.wire(bar.ts_close_ns) // NS)
+            session.send(m.tick_string(req_id, TickType.LAST_TIMESTAMP, last_time))
 
     def _send_quote(self, session: Session, req_id: int, sub: Subscription, quote: Quote) -> None:
         previous = sub.last_quote
