@@ -32,6 +32,7 @@ from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.model.events import AccountState
 from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.objects import Currency
 
 from actors.fills import FillRecord
 from actors.fills import fill_from_event
@@ -367,8 +368,15 @@ class Ledger(Actor):
         self.msgbus.subscribe(topic="events.account.*", handler=self._on_account_state)
         if not self.ledger.has_opening_balance():
             accounts = self.cache.accounts()
-            if accounts:
-                self._book_opening(money_decimal(accounts[0].balance_total()))
+            # An IB account has no base currency (balance_total() needs one named); an
+            # account without a balance in the book's currency yet is booked by
+            # _on_account_state when its state arrives.
+            balance = (
+                accounts[0].balance_total(Currency.from_str(self.ledger.chart.currency))
+                if accounts else None
+            )
+            if balance is not None:
+                self._book_opening(money_decimal(balance))
 
     def _book_opening(self, cash: Decimal) -> None:
         self.ledger.record_opening_balance(

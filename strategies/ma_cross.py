@@ -120,8 +120,10 @@ class MACross(Strategy):
                 fast.handle_bar(bar)
                 slow.handle_bar(bar)
             # The old averages stay registered (Nautilus has no unregister) but are not read.
-            self.register_indicator_for_bars(config.bar_type, fast)
-            self.register_indicator_for_bars(config.bar_type, slow)
+            # Before the start (parameters restored at build), on_start registers them.
+            if self.is_running:
+                self.register_indicator_for_bars(config.bar_type, fast)
+                self.register_indicator_for_bars(config.bar_type, slow)
             self.fast, self.slow = fast, slow
             self._was_above = (fast.value > slow.value) if fast.initialized and slow.initialized else None
         self.params = config

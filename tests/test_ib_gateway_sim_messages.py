@@ -300,3 +300,28 @@ def test_daily_bars_group_by_exchange_date_and_skip_extended_hours_with_rth() ->
     assert (row.date, row.open, row.close, row.volume, row.count) == ("20240102", 2, 3, 200, 2)
     [(close, row)] = aggregate([premarket, *regular], "1 day", use_rth=False, format_date=1)
     assert (row.open, row.low, row.high, row.count) == (1, 1, 3, 3)
+
+
+def test_the_replay_presented_as_now_is_shifted_by_whole_minutes() -> None:
+    from adapters.ib_gateway_sim.market import as_now_offset
+
+    minute = 60 * 10**9
+    wall = pd.Timestamp("2026-11-21 21:19:52.5", tz="UTC").value
+    offset = as_now_offset(NOW, wall)
+    assert offset % minute == 0 and 0 <= wall - (NOW + offset) < minute
+    d = Decimal
+
+    def bar(close_ns: int, price: str) -> MinuteBar:
+        return MinuteBar(close_ns, d(price), d(price), d(price), d(price), d(100))
+
+    # two regular-session minutes of the replayed day (09:40-09:42 ET) and one pre-market
+    regular = [bar(NOW + minute, "2.00"), bar(NOW + 2 * minute, "3.00")]
+    premarket = bar(NOW - 60 * minute, "1.00")
+    rows = aggregate([premarket, *regular], "1 min", use_rth=True, format_date=2,
+                     wire_offset_ns=offset)
+    # regular hours are the replayed day's; the dates are presented (shifted) open times,
+    # and the close times stay in replay time for the gateway's own bookkeeping
+    assert [(close, row.date) for close, row in rows] == [
+        (NOW + minute, str((NOW + offset) // 10**9)),
+        (NOW + 2 * minute, str((NOW + offset + minute) // 10**9)),
+    ]

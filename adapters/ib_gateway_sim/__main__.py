@@ -1,4 +1,8 @@
-"""python -m adapters.ib_gateway_sim --catalog PATH --port 4002 --speed 60 [--start ...]"""
+"""python -m adapters.ib_gateway_sim --catalog PATH --port 4002 --speed 60 [--start ...] [--as-now]
+
+--as-now presents the replay as happening now (every timestamp sent shifted by a constant so
+the replay starts at the current wall time, see market.as_now_offset): what a live node such
+as run_live.py needs, since it stamps quotes and runs its strategies on its own wall clock."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from adapters.ib_gateway_sim.faults import load_fault_script
 from adapters.ib_gateway_sim.faults import run_fault_script
 from adapters.ib_gateway_sim.market import Market
 from adapters.ib_gateway_sim.market import ReplayClock
+from adapters.ib_gateway_sim.market import as_now_offset
 from adapters.ib_gateway_sim.server import Gateway
 from adapters.ib_gateway_sim.server import GatewayConfig
 
@@ -41,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--symbols", nargs="*", help="load only these symbols")
     parser.add_argument("--account", default="DU1234567")
     parser.add_argument("--cash", type=Decimal, default=Decimal("100000"))
+    parser.add_argument(
+        "--as-now",
+        action="store_true",
+        help="shift every timestamp sent so the replay starts at the current wall time",
+    )
     parser.add_argument("--faults", type=Path, help="JSON fault script (see faults.py)")
     args = parser.parse_args(argv)
 
@@ -56,8 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         end = args.start + pd.Timedelta(days=3)
     market = Market.from_catalog(args.catalog, history_start, end, args.symbols)
     start_ns = args.start.value if args.start is not None else market.first_ts()
+    offset = as_now_offset(start_ns) if args.as_now else 0
     gateway = Gateway(
-        market, ReplayClock(start_ns, args.speed), GatewayConfig(args.account, args.cash)
+        market,
+        ReplayClock(start_ns, args.speed),
+        GatewayConfig(args.account, args.cash, wire_offset_ns=offset),
     )
 
     async def serve() -> None:

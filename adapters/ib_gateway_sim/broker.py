@@ -160,8 +160,12 @@ Event = OrderUpdate | Execution | OrderError
 class Broker:
     """Orders, fills and the account of one simulated IB login."""
 
-    def __init__(self, market: Market, account: str, starting_cash: Decimal) -> None:
+    def __init__(
+        self, market: Market, account: str, starting_cash: Decimal, wire_offset_ns: int = 0
+    ) -> None:
         self.market = market
+        # added to replay time in what clients see (execution times): see market.as_now_offset
+        self.wire_offset_ns = wire_offset_ns
         self.account = account
         self.starting_cash = starting_cash
         self.cash = starting_cash
@@ -172,6 +176,7 @@ class Broker:
         self._exec_seq = itertools.count(1)
         self._next_plan: FillPlan | None = None
         self._next_rejection: str | None = None
+        self.rejections: list[OrderError] = []  # every order or modification refused, in order
 
     # -- faults scripted from outside ----------------------------------------------------------
 
@@ -194,11 +199,11 @@ class Broker:
         if problem is None and self._next_rejection is not None:
             problem, self._next_rejection = self._next_rejection, None
         if problem is not None:
-            return [
-                OrderError(
-                    request.order_id, request.client_id, 201, f"Order rejected - reason:{problem}"
-                )
-            ]
+            error = OrderError(
+                request.order_id, request.client_id, 201, f"Order rejected - reason:{problem}"
+            )
+            self.rejections.append(error)
+            return [error]
         order = SimOrder(request, next(self._perm_ids))
         if self._next_plan is not None:
             order.plan, self._next_plan = self._next_plan, None
@@ -231,11 +236,11 @@ class Broker:
             return [OrderError(request.order_id, request.client_id, 103, "Duplicate order id")]
         problem = self._validate(request)
         if problem is not None:
-            return [
-                OrderError(
-                    request.order_id, request.client_id, 201, f"Order rejected - reason:{problem}"
-                )
-            ]
+            error = OrderError(
+                request.order_id, request.client_id, 201, f"Order rejected - reason:{problem}"
+            )
+            self.rejections.append(error)
+            return [error]
         if request.quantity < order.filled:
             return [
                 OrderError(
@@ -381,7 +386,7 @@ class Broker:
         commission = ib_commission(shares, price)
         realized = self._book(r.spec.symbol, r.action, shares, price, commission)
         seq = next(self._exec_seq)
-        local = pd.Timestamp(now_ns, tz="UTC").tz_convert(EXCHANGE_TZ)
+        local = pd.Timestamp(now_ns + self.wire_offset_ns, tz="UTC").tz_convert(EXCHANGE_TZ)
         execution = ExecutionView(
             exec_id=f"0000e1a7.{seq:08x}.01.01",
             order_id=r.order_id,

@@ -84,8 +84,11 @@ def aggregate(
     bar_size: str,
     use_rth: bool,
     format_date: int,
+    wire_offset_ns: int = 0,
 ) -> list[tuple[int, BarRow]]:
-    """(close time ns, IB bar row) pairs, oldest first."""
+    """(close time ns, IB bar row) pairs, oldest first; close times in replay time, the rows'
+    dates in presented time (replay time + ``wire_offset_ns``, see market.as_now_offset).
+    Regular hours and day bars follow the replayed (catalog) day."""
     if bar_size not in BAR_MINUTES:
         raise HistoryRequestError(
             f"barSizeSetting {bar_size!r} is not served (served: {', '.join(BAR_MINUTES)})"
@@ -99,7 +102,7 @@ def aggregate(
         if size == 0:
             key: object = pd.Timestamp(open_ns, tz="UTC").tz_convert(EXCHANGE_TZ).date()
         else:
-            key = open_ns // (size * MINUTE_NS)
+            key = (open_ns + wire_offset_ns) // (size * MINUTE_NS)
         groups.setdefault(key, []).append(bar)
     rows: list[tuple[int, BarRow]] = []
     for key, bars in groups.items():

@@ -133,6 +133,23 @@ class Tape:
         return min(candidates) if candidates else None
 
 
+MINUTE_NS = 60 * NS
+
+
+def as_now_offset(replay_start_ns: int, wall_ns: int | None = None) -> int:
+    """
+    The constant shift that presents a replay starting at ``replay_start_ns`` as happening
+    now: every timestamp the gateway sends is replay time plus this offset, every timestamp
+    it reads is replay time minus it. Whole minutes, so minute bars stay on minute
+    boundaries. A live node stamps reqMktData ticks (which carry no time) with its own clock,
+    and its strategies read that clock; with the shift, quotes, bars and executions all land
+    on the node's "now" (at a speed above 1 they run ahead of it by the same constant rate).
+    The market itself (sessions, regular hours, matching) keeps the catalog's time.
+    """
+    wall = time.time_ns() if wall_ns is None else wall_ns
+    return (wall - replay_start_ns) // MINUTE_NS * MINUTE_NS
+
+
 class ReplayClock:
     """Replay time: starts at ``start_ns`` and runs ``speed`` times faster than the wall clock.
 

@@ -72,6 +72,9 @@ class GatewayConfig:
     starting_cash: Decimal = Decimal("100000")
     pump_interval_seconds: float = 0.02
     server_version: int = SERVER_VERSION
+    # Added to replay time in every timestamp clients see and taken off the ones they send:
+    # market.as_now_offset presents the replay as happening now to a node on wall time.
+    wire_offset_ns: int = 0
 
     def __post_init__(self) -> None:
         if self.starting_cash <= 0:
@@ -144,7 +147,7 @@ class Session:
                     if hello_payload is None:
                         hello_payload = payload
             version = negotiate(parse_hello(hello_payload), self.gateway.config.server_version)
-            now = pd.Timestamp(self.gateway.clock.now_ns(), tz="UTC").tz_convert(EXCHANGE_TZ)
+            now = pd.Timestamp(self.gateway.wire_now_ns(), tz="UTC").tz_convert(EXCHANGE_TZ)
             self.writer.write(encode_message([version, now.strftime("%Y%m%d %H:%M:%S %Z")]))
             while True:
                 data = await self.reader.read(65536)
@@ -171,7 +174,9 @@ class Gateway:
         self.market = market
         self.clock = clock
         self.config = config or GatewayConfig()
-        self.broker = Broker(market, self.config.account, self.config.starting_cash)
+        self.broker = Broker(
+            market, self.config.account, self.config.starting_cash, self.config.wire_offset_ns
+        )
         self.faults = FaultState()
         self.sessions: set[Session] = set()
         self.host = LOOPBACK
@@ -210,6 +215,13 @@ class Gateway:
             In.REQ_ACCOUNT_UPDATES_MULTI: self._req_account_updates_multi,
             In.CANCEL_ACCOUNT_UPDATES_MULTI: lambda s, r: None,
         }
+
+    def wire(self, replay_ns: int) -> int:
+        """A replay-time instant as clients see it (GatewayConfig.wire_offset_ns)."""
+        return replay_ns + self.config.wire_offset_ns
+
+    def wire_now_ns(self) -> int:
+        return self.wire(self.clock.now_ns())
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -364,7 +376,7 @@ class Gateway:
         session.send(m.next_valid_id(self.broker.max_order_id() + 1))
 
     def _req_current_time(self, session: Session, r: FieldReader) -> None:
-        session.send(m.current_time(self.clock.now_ns() // NS))
+        session.send(m.current_time(self.wire_now_ns() // NS))
 
     # -- contracts ------------------------------------------------------------------------------
 
@@ -447,7 +459,8 @@ class Gateway:
         if bar is not None:
             session.send(m.tick_price(req_id, TickType.LAST, bar.close, bar.volume))
             session.send(m.tick_size(req_id, TickType.LAST_SIZE, bar.volume))
-            session.send(m.tick_string(req_id, TickType.LAST_TIMESTAMP, str(bar.ts_close_ns // NS)))
+            last_time = str(self.wire(bar.ts_close_ns) // NS)
+            session.send(m.tick_string(req_id, TickType.LAST_TIMESTAMP, last_time))
 
     def _send_quote(self, session: Session, req_id: int, sub: Subscription, quote: Quote) -> None:
         previous = sub.last_quote
@@ -465,7 +478,7 @@ class Gateway:
             session.send(
                 m.tick_by_tick_bid_ask(
                     req_id,
-                    quote.ts_ns // NS,
+                    self.wire(quote.ts_ns) // NS,
                     quote.bid,
                     quote.ask,
                     quote.bid_size,
@@ -473,7 +486,7 @@ class Gateway:
                 ),
             )
         elif sub.kind == "midpoint":
-            session.send(m.tick_by_tick_midpoint(req_id, quote.ts_ns // NS, quote.mid))
+            session.send(m.tick_by_tick_midpoint(req_id, self.wire(quote.ts_ns) // NS, quote.mid))
 
     def _req_tick_by_tick(self, session: Session, r: FieldReader) -> None:
         req_id = r.int("reqId")
@@ -541,10 +554,13 @@ class Gateway:
             return
         now = self.clock.now_ns()
         try:
-            end_ns = min(parse_end(end_text, now), now)
+            offset = self.config.wire_offset_ns
+            end_ns = min(parse_end(end_text, self.wire(now)) - offset, now)
             start_ns = duration_start(duration, end_ns)
             tape = self.market.tapes[spec.symbol]
-            rows = aggregate(tape.bars_between(start_ns, end_ns), bar_size, use_rth, format_date)
+            rows = aggregate(
+                tape.bars_between(start_ns, end_ns), bar_size, use_rth, format_date, offset
+            )
         except HistoryRequestError as exc:
             session.error(req_id, 321, f"Error validating request.-'bW' : cause - {exc}")
             return
@@ -553,7 +569,10 @@ class Gateway:
             rows = rows[:-1]
         session.send(
             m.historical_data(
-                req_id, ib_datetime(start_ns), ib_datetime(end_ns), [row for _, row in rows]
+                req_id,
+                ib_datetime(self.wire(start_ns)),
+                ib_datetime(self.wire(end_ns)),
+                [row for _, row in rows],
             )
         )
         if keep_up:
@@ -757,7 +776,7 @@ class Gateway:
                     self.config.account,
                 ),
             )
-        local = pd.Timestamp(now, tz="UTC").tz_convert(EXCHANGE_TZ)
+        local = pd.Timestamp(self.wire(now), tz="UTC").tz_convert(EXCHANGE_TZ)
         session.send(m.account_update_time(local.strftime("%H:%M")))
 
     def _send_account_updates(self) -> None:
@@ -813,7 +832,7 @@ class Gateway:
                         m.tick_by_tick_last(
                             req_id,
                             1,
-                            bar.ts_close_ns // NS,
+                            self.wire(bar.ts_close_ns) // NS,
                             bar.close,
                             bar.volume,
                             sub.spec.primary_exchange,
@@ -826,12 +845,14 @@ class Gateway:
                 sub.last_ns += REAL_TIME_BAR_NS
                 row = self._real_time_bar(tape, start, sub.last_ns)
                 if row is not None:
-                    session.send(m.real_time_bar(req_id, start // NS, row))
+                    session.send(m.real_time_bar(req_id, self.wire(start) // NS, row))
         elif sub.kind == "keepup":
             closed = tape.bars_between(sub.last_ns, now)
             if not closed:
                 return
-            rows = aggregate(closed, sub.bar_size, sub.use_rth, sub.format_date)
+            rows = aggregate(
+                closed, sub.bar_size, sub.use_rth, sub.format_date, self.config.wire_offset_ns
+            )
             for _close_ns, row in rows:
                 session.send(m.historical_data_update(req_id, row))
             sub.last_ns = closed[-1].ts_close_ns
