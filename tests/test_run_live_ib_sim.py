@@ -121,7 +121,7 @@ def write_env(tmp_path: Path, port: int) -> Path:
 
 
 def wait_for(predicate: Callable[[], bool], what: str, proc: subprocess.Popen[str],
-             limit_s: float = 90) -> None:
+             limit_s: float = 180) -> None:
     deadline = time.monotonic() + limit_s
     while not predicate():
         if proc.poll() is not None:
