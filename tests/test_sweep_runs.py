@@ -185,3 +185,29 @@ def test_a_killed_worker_fails_its_trial_and_the_sweep_goes_on(week_catalog: Pat
     # The third trial ran on a fresh pool, in a new process.
     assert results[2].status == "ok" and int(results[2].worker.split(":")[1]) not in killed
     assert [r.number for r in load_results(tmp_path / "out" / "trials.jsonl")] == [0, 1, 2]
+
+
+def test_ctrl_c_between_a_trials_log_line_and_its_tables_loses_nothing(week_catalog: Path, tmp_path: Path) -> None:
+    """The interrupt lands inside the table writing that follows a logged trial."""
+    from scripts.sweeping.record import Recorder
+    from scripts.sweeping.space import load_sweep
+    from scripts.sweeping.trial import TrialResult
+
+    sweep = load_sweep(_sweep_file(tmp_path, week_catalog, "fast_period = { values = [2, 3] }"))
+    recorder = Recorder(tmp_path / "out", sweep)
+    trial = TrialResult(number=0, params={"fast_period": 2}, status="ok", phase="",
+                        metrics={"total_return_pct": 1.5}, error=None, traceback=None,
+                        seconds=0.1, cpu_seconds=0.1, worker="test:1")
+    recorder.add(trial)
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    recorder.write_tables, write = interrupted, recorder.write_tables
+    with pytest.raises(KeyboardInterrupt):
+        recorder.add(TrialResult(**{**trial.__dict__, "number": 1, "params": {"fast_period": 3}}))
+    recorder.write_tables = write
+    assert len(pd.read_parquet(tmp_path / "out" / "results.parquet")) == 1  # stale, as in the race
+    recorder.resync()
+    assert list(pd.read_parquet(tmp_path / "out" / "results.parquet")["trial"]) == [0, 1]
+    assert not list((tmp_path / "out").glob(".*.tmp"))

@@ -13,9 +13,11 @@ The sweep's output folder, written as trials finish so nothing finished is ever 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from dataclasses import asdict
 from decimal import Decimal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,13 +97,23 @@ class Recorder:
         self.results.append(result)
         self.write_tables()
 
+    def resync(self) -> None:
+        """
+        Rebuild the tables from trials.jsonl, the record of truth: Ctrl-C can land between a
+        trial's log line and the tables that follow it.
+        """
+        self.results = load_results(self.log) if self.log.exists() else []
+        self.write_tables()
+
     def write_tables(self) -> None:
+        # Each table is written beside its final name and renamed into place, so an interrupt
+        # never leaves a half-written file for the reader.
         frame = results_frame(self.results, self.sweep)
-        frame.to_csv(self.out_dir / "results.csv", index=False)
-        frame.to_parquet(self.out_dir / "results.parquet", index=False)
+        _replace(self.out_dir / "results.csv", lambda tmp: frame.to_csv(tmp, index=False))
+        _replace(self.out_dir / "results.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
         # Walk-forward trials (phases) are chosen per window in walk_forward.json instead.
         best = best_results([r for r in self.results if not r.phase], self.sweep.objective, self.top)
-        (self.out_dir / "best.json").write_text(json.dumps(
+        best_json = json.dumps(
             {
                 "objective": self.sweep.objective.metric,
                 "direction": self.sweep.objective.direction,
@@ -119,7 +131,14 @@ class Recorder:
             },
             indent=1,
             default=str,
-        ))
+        )
+        _replace(self.out_dir / "best.json", lambda tmp: tmp.write_text(best_json))
+
+
+def _replace(path: Path, write: Callable[[Path], object]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
 
 
 def load_results(log: Path) -> list[TrialResult]:

@@ -113,6 +113,7 @@ def run_trials(
         except KeyboardInterrupt:
             interrupted = True
             executor.abandon()
+            recorder.resync()
             for number, _ in pending.values():
                 search.abandon(number)
             console.print(
