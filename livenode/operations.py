@@ -53,6 +53,19 @@ class CommandRefused(ValueError):
     """A well-formed command that cannot be applied; the message names the field."""
 
 
+def fill_fields(event: OrderFilled) -> dict[str, str]:
+    """A fill as the snapshot and the session summary show it (exact decimals as text)."""
+    return {
+        "strategy_id": str(event.strategy_id),
+        "instrument_id": str(event.instrument_id),
+        "client_order_id": str(event.client_order_id),
+        "side": event.order_side.name,
+        "quantity": str(event.last_qty),
+        "price": str(event.last_px),
+        "commission": str(event.commission),
+    }
+
+
 def _iso(ts_ns: int) -> str:
     return pd.Timestamp(ts_ns, tz="UTC").isoformat()
 
@@ -127,16 +140,7 @@ class Operations:
             if isinstance(event, OrderRejected):
                 self.rejected += 1
         if isinstance(event, OrderFilled):
-            self.fills.append({
-                "ts": _iso(event.ts_event),
-                "strategy_id": str(event.strategy_id),
-                "instrument_id": str(event.instrument_id),
-                "client_order_id": str(event.client_order_id),
-                "side": event.order_side.name,
-                "quantity": str(event.last_qty),
-                "price": str(event.last_px),
-                "commission": str(event.commission),
-            })
+            self.fills.append({"ts": _iso(event.ts_event), **fill_fields(event)})
 
     # -- commands -------------------------------------------------------------------------------
 

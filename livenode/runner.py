@@ -57,6 +57,7 @@ from livenode.control import Command
 from livenode.control import ControlChannel
 from livenode.operations import CommandRefused
 from livenode.operations import Operations
+from livenode.operations import fill_fields
 from livenode.selfcheck import self_check_report
 from risk.messages import CONTROL_ENDPOINT
 from risk.messages import ControlAction
@@ -417,16 +418,7 @@ class LiveRunner:
         for order in cache.orders():
             for event in order.events:
                 if isinstance(event, OrderFilled):
-                    fills.append({
-                        "ts_event": event.ts_event,
-                        "strategy_id": str(event.strategy_id),
-                        "instrument_id": str(event.instrument_id),
-                        "client_order_id": str(event.client_order_id),
-                        "side": event.order_side.name,
-                        "quantity": str(event.last_qty),
-                        "price": str(event.last_px),
-                        "commission": str(event.commission),
-                    })
+                    fills.append({"ts_event": event.ts_event, **fill_fields(event)})
         summary = {
             "written_at": dt.datetime.now(dt.UTC).isoformat(),
             "mode": self.settings.mode,

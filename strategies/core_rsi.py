@@ -26,6 +26,7 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.trading.strategy import Strategy
 
 from strategies.account import account_equity
+from strategies.live_parameters import refuse_frozen_changes
 from strategies.lots import LotBook
 from strategies.lots import LotKind
 from strategies.lots import SqliteLotStore
@@ -209,12 +210,7 @@ class CoreRSI(Strategy):
 
     def update_config(self, config: CoreRSIConfig) -> None:
         """Apply new LIVE_PARAMETERS from the next bar on; the rest cannot change while it runs."""
-        changed = [
-            name for name in CoreRSIConfig.__struct_fields__
-            if getattr(config, name) != getattr(self.params, name) and name not in self.LIVE_PARAMETERS
-        ]
-        if changed:
-            raise ValueError(f"{changed[0]} cannot change while the strategy runs")
+        refuse_frozen_changes(self.params, config, self.LIVE_PARAMETERS)
         # The crosses keep whether they are armed: a new level applies to the next RSI value.
         self.signals.buy_cross.level = config.buy_rsi
         self.signals.exit_cross.level = config.exit_rsi

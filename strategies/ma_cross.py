@@ -21,6 +21,7 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.trading.strategy import Strategy
 
 from strategies.account import account_equity
+from strategies.live_parameters import refuse_frozen_changes
 from strategies.records import SignalRecord
 from strategies.records import publish_signal
 from strategies.sessions import SessionTracker
@@ -104,12 +105,7 @@ class MACross(Strategy):
 
     def update_config(self, config: MACrossConfig) -> None:
         """Apply new LIVE_PARAMETERS; the instrument and bar type cannot change."""
-        changed = [
-            name for name in MACrossConfig.__struct_fields__
-            if getattr(config, name) != getattr(self.params, name) and name not in self.LIVE_PARAMETERS
-        ]
-        if changed:
-            raise ValueError(f"{changed[0]} cannot change while the strategy runs")
+        refuse_frozen_changes(self.params, config, self.LIVE_PARAMETERS)
         if (config.fast_period, config.slow_period, config.average) != (
             self.params.fast_period, self.params.slow_period, self.params.average,
         ):

@@ -99,12 +99,8 @@ def quotes(rows: list[tuple[int, str, str]]) -> pd.DataFrame:
     )
 
 
-def run(quote_rows, start_offset: pd.Timedelta = pd.Timedelta(0), bars=None, **config):
-    frame = quotes(quote_rows)
-    frame.index = frame.index + start_offset
-    engine, algorithm = make_engine(bars, frame if quote_rows else None, chase=BidChaserConfig())
-    strategy = OneOrder(OneOrderConfig(instrument_id=SPY, **config))
-    engine.add_strategy(strategy)
+def _run_one_order(engine, algorithm, strategy):
+    """Run the engine; the chaser's child orders for the strategy's one order, oldest first."""
     engine.run()
     children = sorted(
         (
@@ -115,6 +111,15 @@ def run(quote_rows, start_offset: pd.Timedelta = pd.Timedelta(0), bars=None, **c
         key=lambda o: o.client_order_id.value,
     )
     return engine, algorithm, strategy, children
+
+
+def run(quote_rows, start_offset: pd.Timedelta = pd.Timedelta(0), bars=None, **config):
+    frame = quotes(quote_rows)
+    frame.index = frame.index + start_offset
+    engine, algorithm = make_engine(bars, frame if quote_rows else None, chase=BidChaserConfig())
+    strategy = OneOrder(OneOrderConfig(instrument_id=SPY, **config))
+    engine.add_strategy(strategy)
+    return _run_one_order(engine, algorithm, strategy)
 
 
 def test_unfilled_buy_is_cancelled_after_60_seconds_and_resubmitted_at_the_new_bid() -> None:
@@ -239,16 +244,7 @@ def run_replayed(quote_rows, **config):
     engine.add_data(replayed_quotes(quote_rows))
     strategy = OneOrder(OneOrderConfig(instrument_id=SPY, **config))
     engine.add_strategy(strategy)
-    engine.run()
-    children = sorted(
-        (
-            o
-            for o in engine.cache.orders()
-            if o.exec_spawn_id == strategy.primary and o.client_order_id != strategy.primary
-        ),
-        key=lambda o: o.client_order_id.value,
-    )
-    return engine, algorithm, strategy, children
+    return _run_one_order(engine, algorithm, strategy)
 
 
 def test_the_chase_interval_also_passes_in_market_data_time() -> None:
