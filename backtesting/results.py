@@ -9,8 +9,6 @@ actually sold.
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
@@ -18,6 +16,9 @@ import pandas as pd
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.model.data import Bar
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+from actors.lots import Lot
+from actors.lots import LotBook
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
@@ -58,64 +59,43 @@ def fills_frame(engine: BacktestEngine) -> pd.DataFrame:
     return frame.sort_values("ts_event", kind="stable").reset_index(drop=True)
 
 
-@dataclass
-class OpenLot:
-    ts: pd.Timestamp
-    quantity: Decimal
-    price: Decimal
-    commission: Decimal  # the part of the buy's commission still attached to these shares
-
-
 def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
-    """FIFO round trips: one row per closing fill, with gross and net P&L in Decimal."""
-    books: dict[tuple[str, str], deque[OpenLot]] = {}
+    """
+    FIFO round trips: one row per closing fill, with gross and net P&L in Decimal. Sales are
+    matched with the journal's and the ledger's own lot rule (actors/lots.py), so the report,
+    the journal and the book agree on every trade by construction.
+    """
+    book = LotBook()
     rows = []
     for fill in fills.itertuples(index=False):
-        book = books.setdefault((fill.strategy_id, fill.instrument_id), deque())
         if fill.side == "BUY":
-            book.append(OpenLot(fill.ts_event, fill.quantity, fill.price, fill.commission))
+            book.buy(Lot(fill.trade_id, fill.strategy_id, fill.instrument_id, fill.ts_event.value,
+                         fill.price, fill.quantity, fill.commission))
             continue
-        remaining = fill.quantity
-        cost = ZERO
-        entry_commission = ZERO
-        entry_ts = None
-        while remaining > 0:
-            if not book:
-                raise ValueError(
-                    f"fill {fill.trade_id} sells {fill.quantity} {fill.instrument_id} for "
-                    f"{fill.strategy_id} with no open shares: long-only accounts never go short",
-                )
-            lot = book[0]
-            take = min(remaining, lot.quantity)
-            share = lot.commission * take / lot.quantity
-            cost += take * lot.price
-            entry_commission += share
-            entry_ts = entry_ts or lot.ts
-            lot.quantity -= take
-            lot.commission -= share
-            remaining -= take
-            if lot.quantity == 0:
-                book.popleft()
-        proceeds = fill.quantity * fill.price
-        gross = proceeds - cost
-        charges = (entry_commission + fill.commission).quantize(CENT)
-        net = gross - charges
+        if fill.quantity > book.held(fill.strategy_id, fill.instrument_id):
+            raise ValueError(
+                f"fill {fill.trade_id} sells {fill.quantity} {fill.instrument_id} for "
+                f"{fill.strategy_id} with no open shares: long-only accounts never go short",
+            )
+        sale = book.sell(fill.strategy_id, fill.instrument_id, fill.quantity, fill.price,
+                         fill.commission, fill.trade_id)
+        entry_time = pd.Timestamp(sale.entry_ns, tz="UTC")
         rows.append(
             {
-                "entry_time": entry_ts,
+                "entry_time": entry_time,
                 "exit_time": fill.ts_event,
                 "strategy_name": fill.strategy_id,
                 "instrument_id": fill.instrument_id,
                 "ticker": fill.instrument_id.split(".")[0],
                 "side": "LONG",
                 "size": fill.quantity,
-                "entry_price": (cost / fill.quantity).quantize(Decimal("0.0001")),
+                "entry_price": sale.entry_price,
                 "exit_price": fill.price,
-                "gross_pnl": gross,
-                "commission": charges,
-                "pnl": net,
-                "pnl_pct": (net / cost * 100).quantize(Decimal("0.01")) if cost else ZERO,
-                "duration": fill.ts_event - entry_ts,
+                "gross_pnl": sale.gross_pnl,
+                "commission": sale.charges,
+                "pnl": sale.net_pnl,
+                "pnl_pct": sale.net_pnl_pct,
+                "duration": fill.ts_event - entry_time,
                 "exit_reason": fill.tags or "",
             },
         )
