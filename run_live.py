@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     except LivePlanError as exc:
         print(f"run_live.py: {exc}", file=sys.stderr)
         return EXIT_REFUSED
+    for note in plan.notes:
+        print(f"note: {note}", flush=True)
     runner = LiveRunner(plan)
     runner.build()
     return runner.run()

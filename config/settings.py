@@ -377,6 +377,10 @@ SCHEMA: tuple[Key, ...] = (
     _k("TRADING_START", _clock_time, "09:30", "first time new entries are taken", "timing"),
     _k("TRADING_END", _clock_time, "16:00", "last time new entries are taken (cut at an early "
        "close)", "timing"),
+    _k("WARMUP_DAYS", _int_range(0, 3650), "70", "calendar days of IB history read at start by "
+       "strategies that warm up (warmup_days: core RSI's weekly RSI needs its period + 1 NYSE "
+       "weeks); 0: none, signals wait for live bars; the replay starts cold as its backtest does",
+       "timing"),
     _k("HEARTBEAT_SECONDS", _int_range(1, 3600), "5", "watchdog connectivity check interval",
        "timing"),
     _k("BROKER_GRACE_SECONDS", _int_range(1, 3600), "30", "broker outage tolerated before new "

@@ -93,6 +93,8 @@ class LivePlan:
     replay_end: pd.Timestamp | None = None
     # A restarted replay (CACHE_BACKEND=redis): the data time the previous run stopped at.
     replay_resume_ns: int | None = None
+    # Things the operator should know about the plan, printed at start.
+    notes: tuple[str, ...] = ()
     # Backtest-equivalent fill rules of the replay venue.
     slippage_prob: float = 1.0
     per_share_fee: Decimal = Decimal("0.005")
@@ -159,13 +161,16 @@ def strategy_overrides(settings: Settings, name: str, state_dir: Path) -> dict[s
     them: BEARISH_INSTRUMENT -> bearish_instrument, VIX_MIN -> min_vix, ALLOCATION x the
     strategy's weight -> capital_fraction when ALLOCATION or WEIGHTS is set explicitly, and a
     lots file in STATE_DIR (lots_path) where state survives restarts: always with IB, with the
-    replay only on the Redis cache (a memory-cache replay starts every day afresh).
+    replay only on the Redis cache (a memory-cache replay starts every day afresh), and
+    WARMUP_DAYS -> warmup_days with IB (its historical bars; the replay client has none).
     """
     parameters = {p for spec in specs_for(name) for p in spec.parameter_names()}
     overrides: dict[str, Any] = {}
     restartable = settings.broker == "ib" or settings["CACHE_BACKEND"] == "redis"
     if "lots_path" in parameters and restartable and settings.mode != "dry-run":
         overrides["lots_path"] = str(state_dir / f"lots_{settings.mode}_{name}.sqlite")
+    if "warmup_days" in parameters and settings.broker == "ib":
+        overrides["warmup_days"] = settings["WARMUP_DAYS"]
     if "bearish_instrument" in parameters:
         overrides["bearish_instrument"] = settings["BEARISH_INSTRUMENT"]
     if "min_vix" in parameters and settings["VIX_MIN"] is not None:
@@ -220,6 +225,41 @@ def _live_strategies(
     return bar_types, configs
 
 
+def claim_broker_orders(
+    configs: list[ImportableStrategyConfig],
+) -> tuple[list[ImportableStrategyConfig], list[str]]:
+    """
+    Give each instrument traded by exactly one strategy to that strategy as its Nautilus
+    external order claim: after a restart on an empty cache the node rebuilds orders and
+    positions from the broker's reports, and without a claim they belong to no strategy
+    (EXTERNAL), so nothing would manage the position or its resting orders. An instrument
+    traded by several strategies cannot be given to one of them: it stays unclaimed, and a
+    note says so.
+    """
+    owners: dict[str, list[int]] = {}
+    for index, config in enumerate(configs):
+        if "instrument_id" in config.config:
+            owners.setdefault(str(config.config["instrument_id"]), []).append(index)
+    claimed = list(configs)
+    notes = []
+    for instrument_id, indexes in owners.items():
+        if len(indexes) > 1:
+            names = ", ".join(configs[i].strategy_path.rsplit(":", 1)[-1] for i in indexes)
+            notes.append(
+                f"{instrument_id} is traded by {len(indexes)} strategies ({names}): orders and "
+                "positions found at the broker after a restart stay EXTERNAL, unmanaged"
+            )
+            continue
+        [index] = indexes
+        config = configs[index]
+        claimed[index] = ImportableStrategyConfig(
+            strategy_path=config.strategy_path,
+            config_path=config.config_path,
+            config=config.config | {"external_order_claims": [instrument_id]},
+        )
+    return claimed, notes
+
+
 def _explain(mapped: dict[str, Any], exc: Exception) -> str:
     """Name the settings a refused strategy parameter came from."""
     sources = {"capital_fraction": "ALLOCATION x WEIGHTS", "bearish_instrument": "BEARISH_INSTRUMENT",
@@ -264,8 +304,10 @@ def make_plan(settings: Settings, state_dir: Path | None = None, catalog: Path |
         check_redis(settings["REDIS_HOST"], settings["REDIS_PORT"])
     if settings.broker != "replay":
         bar_types, configs = _live_strategies(settings, state)
+        configs, notes = claim_broker_orders(configs)
         return LivePlan(settings=settings, state_dir=state, catalog=None, bar_types=bar_types,
-                        strategies=tuple(configs), exec_algorithms=algorithms)
+                        strategies=tuple(configs), exec_algorithms=algorithms,
+                        notes=tuple(notes))
     catalog = catalog or settings["REPLAY_CATALOG"] or DEFAULT_CATALOG
     start, end = replay_window(settings, catalog)
     bar_types, vix, configs = _replay_strategies(settings, catalog, start, state)

@@ -415,10 +415,14 @@ class LiveRunner:
     def _write_summary(self, node: TradingNode) -> None:
         cache = node.cache
         fills = []
+        reconciled = []  # inferred at start from the broker's reports: not executions of this run
         for order in cache.orders():
             for event in order.events:
                 if isinstance(event, OrderFilled):
-                    fills.append({"ts_event": event.ts_event, **fill_fields(event)})
+                    inferred = event.reconciliation or order.init_event.reconciliation
+                    (reconciled if inferred else fills).append(
+                        {"ts_event": event.ts_event, **fill_fields(event)}
+                    )
         summary = {
             "written_at": dt.datetime.now(dt.UTC).isoformat(),
             "mode": self.settings.mode,
@@ -427,6 +431,7 @@ class LiveRunner:
             "orders": len(cache.orders()),
             "orders_open": len(cache.orders_open()),
             "fills": sorted(fills, key=lambda f: f["ts_event"]),
+            "reconciled_fills": sorted(reconciled, key=lambda f: f["ts_event"]),
             "positions_open": [str(p.instrument_id) for p in cache.positions_open()],
             "dry_run_orders": self.dry_run_orders,
             "gate": self.gate.snapshot() if self.gate else None,
@@ -458,8 +463,8 @@ class LiveRunner:
                 {"id": str(s.id), "state": s.state.name} for s in node.trader.strategies()
             ],
             "positions": [
-                {"instrument_id": str(p.instrument_id), "quantity": str(p.signed_qty),
-                 "avg_px_open": str(p.avg_px_open)}
+                {"instrument_id": str(p.instrument_id), "strategy_id": str(p.strategy_id),
+                 "quantity": str(p.signed_qty), "avg_px_open": str(p.avg_px_open)}
                 for p in cache.positions_open()
             ],
             "open_orders": len(cache.orders_open()),

@@ -9,12 +9,17 @@ from dataclasses import dataclass
 from dataclasses import field
 from decimal import ROUND_CEILING
 from decimal import ROUND_DOWN
+from datetime import timedelta
 from decimal import Decimal
 
+from nautilus_trader.config import NonNegativeInt
 from nautilus_trader.config import PositiveInt
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.data import Bar
+from nautilus_trader.core.data import Data
+from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.model.data import BarType
+from nautilus_trader.model.enums import AggregationSource
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import TimeInForce
 from nautilus_trader.model.events import OrderCanceled
@@ -61,6 +66,9 @@ class CoreRSIConfig(StrategyConfig, frozen=True):
         and its timing for this strategy's buys.
     rebalance: trim the core and the position weekly, at the first session of the week.
     lots_path: SQLite file the lots persist in (live); None keeps them in memory (backtests).
+    warmup_days: calendar days of the data client's own bars of the bar_type's spec requested
+        at start to warm both RSIs before trading (live: IB's historical bars; the weekly RSI
+        needs rsi_period + 1 NYSE weeks). 0: none (a backtest warms up on its earlier data).
     """
 
     instrument_id: InstrumentId
@@ -83,6 +91,7 @@ class CoreRSIConfig(StrategyConfig, frozen=True):
     signal_max_age_secs: PositiveInt = 900
     rebalance: bool = True
     lots_path: str | None = None
+    warmup_days: NonNegativeInt = 0
 
     def __post_init__(self) -> None:
         for name in ("buy_rsi", "exit_rsi"):
@@ -129,6 +138,7 @@ class _SellIntent:
     quantity: Decimal
     filled: Decimal = ZERO
     notional: Decimal = ZERO
+    adopted: bool = False  # a broker order taken back after a restart (no algorithm around it)
 
 
 @dataclass
@@ -207,6 +217,12 @@ class CoreRSI(Strategy):
         self._last_price = ZERO
         self._last_bankroll = ZERO
         self._core_target = _d(config.core_target)
+        # Warm-up: live bars that arrive before the history are held back, then played after it.
+        self._warming = False
+        self._held_bars: list[Bar] = []
+        self._warmup_bars = 0
+        self._warmup_last_ns = -1
+        self._targets_due: list[str] = []  # lots whose targets wait for the first bar
 
     def update_config(self, config: CoreRSIConfig) -> None:
         """Apply new LIVE_PARAMETERS from the next bar on; the rest cannot change while it runs."""
@@ -259,22 +275,73 @@ class CoreRSI(Strategy):
                 f"{self.book.open_quantity()} shares open",
             )
             self._restore_targets()
+        if self.config.warmup_days:
+            self._request_warmup()
         # Sizes and sells price at the bid when quotes flow (live, or a catalog with quotes).
         self.subscribe_quote_ticks(self.config.instrument_id)
         self.subscribe_bars(self.config.bar_type)
 
+    def _request_warmup(self) -> None:
+        # The data client's own bars of the same spec: an engine-built bar type (15-MINUTE
+        # INTERNAL from minutes) has no history of its own to ask for.
+        bar_type = BarType(
+            self.config.instrument_id, self.config.bar_type.spec, AggregationSource.EXTERNAL
+        )
+        self._warming = True
+        start = self.clock.utc_now() - timedelta(days=self.config.warmup_days)
+        self.request_bars(bar_type, start=start, callback=self._on_warmup_done)
+        self.log.info(f"Warming up the RSIs from {bar_type} bars since {start:%Y-%m-%d}")
+
+    def on_historical_data(self, data: Data) -> None:
+        # The history only feeds the RSIs: a cross in it is not a signal to act on now.
+        if isinstance(data, Bar) and self._warming:
+            self.signals.update(data)
+            self._warmup_bars += 1
+            self._warmup_last_ns = max(self._warmup_last_ns, data.ts_event)
+
+    def _on_warmup_done(self, request_id: UUID4) -> None:
+        self._warming = False
+        weekly = self.signals.weekly_value
+        self.log.info(
+            f"Warm-up done: {self._warmup_bars} bars; intraday RSI "
+            f"{'ready' if self.signals.rsi_intraday.initialized else 'not ready'}, weekly RSI "
+            f"{'not ready' if weekly is None else f'{weekly:.1f}'}",
+        )
+        held, self._held_bars = self._held_bars, []
+        for bar in held:
+            self.on_bar(bar)
+
     def _restore_targets(self) -> None:
         """
-        After a restart the orders working before it are not ours to track any more: cancel
-        them and give every open core-building and trading lot its profit target again.
+        After a restart: a working sell the broker still holds for an open lot's exact target
+        (the node claims the instrument's broker orders for this strategy) is adopted as that
+        lot's target; any other working order of ours is cancelled; a lot left without a
+        target gets one at the next bar, once the pre-trade gate has opened after start.
         """
+        wanted = {lot.lot_id: self._target_for(lot.lot_id) for lot in self.book.open_lots()
+                  if lot.kind != LotKind.CORE}
         for order in self.cache.orders_open(
             instrument_id=self.config.instrument_id, strategy_id=self.id
         ):
-            self.cancel_order(order)
-        for lot in self.book.open_lots():
-            if lot.kind != LotKind.CORE:
-                self._place_target(lot.lot_id)
+            lot_id = next(
+                (
+                    lot_id for lot_id, target in wanted.items()
+                    if target is not None and lot_id not in self._targets
+                    and order.side == OrderSide.SELL and order.has_price
+                    and (order.leaves_qty.as_decimal(), order.price.as_decimal()) == target
+                ),
+                None,
+            )
+            if lot_id is None:
+                self.cancel_order(order)
+                continue
+            quantity = order.leaves_qty.as_decimal()
+            self._sells[order.client_order_id] = _SellIntent(
+                "target", [lot_id], quantity, adopted=True
+            )
+            self._targets[lot_id] = order.client_order_id
+            self.log.info(f"Lot {lot_id}: adopted working target {order.client_order_id}")
+        self._targets_due = [lot_id for lot_id in wanted if lot_id not in self._targets]
 
     def on_stop(self) -> None:
         if self.book is not None and self.book.store is not None:
@@ -293,6 +360,11 @@ class CoreRSI(Strategy):
         self._last_core_sale = None
         self._rebalanced_week = -1
         self._week_close = -1
+        self._warming = False
+        self._held_bars.clear()
+        self._warmup_bars = 0
+        self._warmup_last_ns = -1
+        self._targets_due.clear()
 
     # -- sizes -----------------------------------------------------------------------------
 
@@ -349,6 +421,15 @@ class CoreRSI(Strategy):
     # -- signals ---------------------------------------------------------------------------
 
     def on_bar(self, bar: Bar) -> None:
+        if self._warming:
+            self._held_bars.append(bar)
+            return
+        if bar.ts_event <= self._warmup_last_ns:
+            return  # already counted from the history
+        due, self._targets_due = self._targets_due, []
+        for lot_id in due:
+            if lot_id not in self._targets and self.book.get(lot_id).is_open:
+                self._place_target(lot_id)
         update = self.signals.update(bar)
         if update is None:
             return
@@ -564,26 +645,33 @@ class CoreRSI(Strategy):
         self.submit_order(order)
         return order.client_order_id
 
-    def _place_target(self, lot_id: str) -> None:
+    def _target_for(self, lot_id: str) -> tuple[Decimal, Decimal] | None:
+        """The shares a lot's profit target sells and its price, or None if it sells none."""
         lot = self.book.get(lot_id)
         if lot.kind == LotKind.CORE_BUILDING:
             quantity = lot.open_quantity - self._kept_by_core(lot.quantity)
         elif lot.kind == LotKind.TRADING:
             quantity = lot.open_quantity
         else:
-            return
+            return None
         if quantity <= 0:
-            if lot.kind == LotKind.CORE_BUILDING:
+            return None
+        return quantity, self._ceil_tick(lot.price * (ONE + _d(self.params.profit_target)))
+
+    def _place_target(self, lot_id: str) -> None:
+        target = self._target_for(lot_id)
+        if target is None:
+            if self.book.get(lot_id).kind == LotKind.CORE_BUILDING:
                 self.book.convert(lot_id, LotKind.CORE)
             return
-        price = self._ceil_tick(lot.price * (ONE + _d(self.params.profit_target)))
+        quantity, price = target
         # A resting target must be able to fill in any session the data covers.
         order_id = self._submit(
             OrderSide.SELL,
             quantity,
             price,
             mode="rest",
-            tag=f"target={lot.kind.value}",
+            tag=f"target={self.book.get(lot_id).kind.value}",
             extended_hours=True,
         )
         self._sells[order_id] = _SellIntent("target", [lot_id], quantity)
@@ -646,6 +734,11 @@ class CoreRSI(Strategy):
                 f"Fill {event.trade_id}: {primary} sold {remaining} shares more than the lot "
                 f"book of {self.config.instrument_id} holds",
             )
+        if intent.adopted and intent.filled == intent.quantity:
+            # No algorithm closes an adopted order's sequence: its last fill ends it.
+            del self._sells[primary]
+            self._targets.pop(intent.lot_ids[0], None)
+            self._on_target_done(intent.lot_ids[0])
 
     def on_order_canceled(self, event: OrderCanceled) -> None:
         # The bid chaser closes a primary when its work is over (filled, stale or cancelled).

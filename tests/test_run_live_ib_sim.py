@@ -3,14 +3,9 @@ End to end through the real run_live path: ``run_live.py --broker ib --mode pape
 livenode.builder's Nautilus IB data and execution clients with convert_exchange_to_mic_venue,
 the risk layer, the journal) trades MA cross on SPY against the IB Gateway simulator replaying
 a sample-catalog day, and the node's fills, positions, lots and journal agree with the
-simulator's own record of executions.
+simulator's own record of executions (tests/ib_sim_live.py says how time and bars work).
 
-Time: the simulator presents the replay as happening now (GatewayConfig.wire_offset_ns from
-market.as_now_offset): the node stamps reqMktData ticks with its wall clock and its strategies
-run on it, so executions and bars are shifted onto that clock too. The replay runs at
-``SPEED`` x, so its timestamps run ahead of the wall clock at that rate from the start on.
-The strategy: MA cross on the gateway's 1-minute bars (ONE_MINUTE_MA_CROSS below: a node
-aggregates its default 5-minute bars on its wall clock), with short averages and
+The strategy: MA cross on the gateway's 1-minute bars, with short averages and
 regular_hours_only=false set through parameters.json as the dashboard persists them: its
 session check reads bar time, the wall-clock date's NYSE session, while the simulator's market
 stays in the replayed session (market orders fill there). Everything else is run_live.py as
@@ -20,10 +15,8 @@ shipped, in its own process, talking to the simulator on an ephemeral 127.0.0.1 
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,147 +27,45 @@ import pandas as pd
 import pytest
 
 from adapters.ib_gateway_sim.broker import FillPlan
-from adapters.ib_gateway_sim.broker import OrderError
 from adapters.ib_gateway_sim.gateway_thread import GatewayThread
-from adapters.ib_gateway_sim.market import Market
-from adapters.ib_gateway_sim.market import ReplayClock
-from adapters.ib_gateway_sim.market import as_now_offset
-from adapters.ib_gateway_sim.messages import ExecutionView
 from adapters.ib_gateway_sim.server import Gateway
-from adapters.ib_gateway_sim.server import GatewayConfig
+from tests.ib_sim_live import ACCOUNT
+from tests.ib_sim_live import LiveRun
+from tests.ib_sim_live import assert_fills_match as assert_fills_match_for
+from tests.ib_sim_live import assert_journal_matches
+from tests.ib_sim_live import freeze
+from tests.ib_sim_live import run_live_script
+from tests.ib_sim_live import run_live_session
+from tests.ib_sim_live import signed
+from tests.ib_sim_live import sim_record
+from tests.ib_sim_live import start_gateway
+from tests.ib_sim_live import start_run_live
+from tests.ib_sim_live import stop_run_live
+from tests.ib_sim_live import summary_fills
+from tests.ib_sim_live import wait_for
+from tests.ib_sim_live import write_env
 
-ROOT = Path(__file__).resolve().parents[1]
 DAY = "2024-12-16"  # a sample session with several MA crosses on SPY (see test_live_replay)
 START = pd.Timestamp(f"{DAY} 09:35", tz="America/New_York").tz_convert("UTC")
 SPEED = 30.0  # a minute bar every 2 s
-ACCOUNT = "DU1234567"
 STRATEGY = "MACross-SPY"
 # Short averages: the first cross comes within a few bars.
 PARAMETERS = {STRATEGY: {"fast_period": 2, "slow_period": 3, "regular_hours_only": False}}
+# MA cross on the 1-minute bars the gateway sends instead of its default 5-minute bars.
+SCRIPT = run_live_script("ma_cross", "1-MINUTE-LAST-EXTERNAL")
 
 
-# run_live.py with one change: MA cross on the 1-minute bars the gateway sends instead of its
-# default 5-minute bars. A live node aggregates 5-minute bars on its wall clock (a bar every
-# five wall minutes whatever the replay speed); 1-minute bars come at the replay's pace.
-ONE_MINUTE_MA_CROSS = """
-import dataclasses, sys
-import backtesting.registry as registry
-
-spec = registry.STRATEGIES["ma_cross"]
-defaults = spec.defaults
-registry.STRATEGIES["ma_cross"] = dataclasses.replace(
-    spec,
-    defaults=lambda iid, n: defaults(iid, n) | {"bar_type": f"{iid}-1-MINUTE-LAST-EXTERNAL"},
-)
-import run_live
-sys.exit(run_live.main(sys.argv[1:]))
-"""
+def gateway(catalog: Path) -> GatewayThread:
+    return start_gateway(catalog, START, SPEED)
 
 
-@dataclass
-class SimRecord:
-    """The simulator's own record, read on its loop."""
-
-    executions: list[ExecutionView]
-    position: Decimal
-    perm_ids: list[int]  # of every order the simulator accepted
-    rejections: list[OrderError]
-
-
-def sim_record(sim: GatewayThread) -> SimRecord:
-    def read() -> SimRecord:
-        broker = sim.gateway.broker
-        position = broker.positions["SPY"].quantity if "SPY" in broker.positions else Decimal(0)
-        perm_ids = sorted(order.perm_id for order in broker.orders.values())
-        return SimRecord(list(broker.executions), position, perm_ids, list(broker.rejections))
-
-    return sim.call(read)
-
-
-def freeze(clock: ReplayClock) -> None:
-    clock.advance_to(clock.now_ns())
-    clock.speed = 0.0
-
-
-def start_gateway(catalog: Path) -> GatewayThread:
-    market = Market.from_catalog(
-        catalog, START - pd.Timedelta(days=3), START + pd.Timedelta(hours=8), ["SPY"]
-    )
-    config = GatewayConfig(
-        account=ACCOUNT, pump_interval_seconds=0.02, wire_offset_ns=as_now_offset(START.value)
-    )
-    return GatewayThread(Gateway(market, ReplayClock(START.value, SPEED), config))
-
-
-def write_env(tmp_path: Path, port: int) -> Path:
-    state = tmp_path / "state"
-    state.mkdir()
-    (state / "parameters.json").write_text(json.dumps(PARAMETERS))
-    lines = {
-        "STRATEGIES": "ma_cross", "SYMBOLS": "SPY", "IB_HOST": "127.0.0.1",
-        "IB_PORT": str(port), "IB_ACCOUNT": ACCOUNT, "IB_CLIENT_ID": "1",
-        "IB_PREFLIGHT_TIMEOUT_SECONDS": "5", "STATE_DIR": str(state), "LOG_LEVEL": "WARNING",
-    }
-    path = tmp_path / "bot.env"
-    path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
-    return path
-
-
-def wait_for(predicate: Callable[[], bool], what: str, proc: subprocess.Popen[str],
-             limit_s: float = 180) -> None:
-    deadline = time.monotonic() + limit_s
-    while not predicate():
-        if proc.poll() is not None:
-            raise AssertionError(f"run_live exited waiting for {what}:\n{proc.stdout.read()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"timed out waiting for {what}:\n{proc.communicate()[0]}")
-        time.sleep(0.1)
-
-
-@dataclass
-class LiveRun:
-    out: str
-    returncode: int
-    state: Path
-    sim: SimRecord
-    wall_start_ns: int
-    wall_end_ns: int
-
-
-def run_live_session(
-    catalog: Path,
-    tmp: Path,
-    scenario: Callable[[GatewayThread, subprocess.Popen[str]], None],
-    before: Callable[[Gateway], None] | None = None,
-) -> LiveRun:
-    """
-    Start the simulator (``before`` scripts it first), then run_live.py against it while
-    ``scenario`` waits for what it needs; then the replay is frozen (no further bar, so no
-    further signal) and the node is sent SIGTERM, its graceful shutdown.
-    """
-    wall_start_ns = time.time_ns()
-    with start_gateway(catalog) as sim:
+def session(catalog: Path, tmp: Path, scenario, before=None) -> LiveRun:
+    """run_live.py trading MA cross against a fresh simulator (``before`` scripts it first)."""
+    with gateway(catalog) as sim:
         if before is not None:
             sim.call(before, sim.gateway)
-        env = write_env(tmp, sim.port)
-        proc = subprocess.Popen(
-            [sys.executable, "-c", ONE_MINUTE_MA_CROSS, "--config", str(env),
-             "--broker", "ib", "--mode", "paper"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        try:
-            scenario(sim, proc)
-            sim.call(freeze, sim.gateway.clock)
-            time.sleep(1.0)  # let the node see the last execution's commission report
-            proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-        return LiveRun(out, proc.returncode, tmp / "state", sim_record(sim), wall_start_ns,
-                       time.time_ns())
+        env = write_env(tmp, sim.port, "ma_cross", PARAMETERS)
+        return run_live_session(sim, SCRIPT, env, scenario)
 
 
 @pytest.fixture(scope="module")
@@ -183,61 +74,15 @@ def live_run(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         # a round trip (a buy and its sell) and the next buy: a position is open at the end
         wait_for(lambda: len(sim_record(sim).executions) >= 3, "three executions", proc)
 
-    return run_live_session(sample_catalog, tmp_path_factory.mktemp("ib_sim_live"), scenario)
-
-
-def journal_fills(state: Path) -> list[tuple]:
-    with sqlite3.connect(state / "journal_paper.sqlite") as db:
-        return db.execute(
-            "SELECT trade_id, venue_order_id, ts_ns, instrument_id, side, quantity, price, "
-            "commission, strategy, broker FROM fills ORDER BY id",
-        ).fetchall()
-
-
-def summary_fills(run: LiveRun) -> list[dict]:
-    return json.loads((run.state / "session_summary.json").read_text())["fills"]
-
-
-def execution_ns(execution: ExecutionView) -> int:
-    """An execution's time as the simulator sent it ("YYYYMMDD HH:MM:SS <zone>")."""
-    local, zone = execution.time.rsplit(" ", 1)
-    return pd.Timestamp(local, tz=zone).value
-
-
-def assert_journal_matches(run: LiveRun) -> list[tuple]:
-    """
-    One journal fill per simulator execution, in order, with the same execution id, order
-    (the adapter's venue order id is IB's permId), time (as sent: replay time shifted to now),
-    side, quantity, price and commission.
-    """
-    expected = [
-        (e.exec_id, f"PERM-{e.perm_id}", execution_ns(e), "SPY.ARCX",
-         "BUY" if e.side == "BOT" else "SELL", e.shares, e.price, e.commission, STRATEGY, "ib")
-        for e in run.sim.executions
-    ]
-    actual = [
-        (t, v, ts, iid, side, Decimal(q), Decimal(p), Decimal(c), s, b)
-        for t, v, ts, iid, side, q, p, c, s, b in journal_fills(run.state)
-    ]
-    assert actual == expected
-    return expected
+    return session(sample_catalog, tmp_path_factory.mktemp("ib_sim_live"), scenario)
 
 
 def assert_fills_match(run: LiveRun) -> list[tuple]:
-    """The journal matches the simulator (assert_journal_matches), the node's own fills (its
-    cache, in the run's summary) are the same, and every order the simulator accepted was
-    journaled."""
-    expected = assert_journal_matches(run)
-    assert [(f["ts_event"], f["side"], Decimal(f["quantity"]), Decimal(f["price"]),
-             Decimal(f["commission"].split()[0])) for f in summary_fills(run)] == [
-        (e[2], e[4], e[5], e[6], e[7]) for e in expected
-    ]
+    """The journal and the node's fills match the simulator, and every order the simulator
+    accepted was journaled with a fill (MA cross only sends market orders)."""
+    expected = assert_fills_match_for(run, STRATEGY)
     assert sorted({int(e[1].removeprefix("PERM-")) for e in expected}) == run.sim.perm_ids
     return expected
-
-
-def signed(side: str, quantity: Decimal) -> Decimal:
-    return quantity if side in ("BUY", "BOT") else -quantity
 
 
 def test_run_live_starts_against_the_simulator_and_stops_cleanly(live_run: LiveRun) -> None:
@@ -297,6 +142,8 @@ FIRST_PART = Decimal(40)
 class FaultMarks:
     executions_before_drop: int = 0
     sessions_before_drop: frozenset[int] = frozenset()
+    executions_before_outage: int = 0
+    perm_ids_before_outage: tuple[int, ...] = ()
 
 
 @pytest.fixture(scope="module")
@@ -328,9 +175,21 @@ def fault_run(
                  "the node's new session with its subscriptions", proc)
         wait_for(lambda: len(sim_record(sim).executions) > marks.executions_before_drop,
                  "a fill after the reconnection", proc)
+        # IB loses its own connectivity with the socket up (1100: no data, no routing) for
+        # a few seconds, then has it back (1102, data maintained); the node trades on
+        record = sim_record(sim)
+        marks.executions_before_outage = len(record.executions)
+        marks.perm_ids_before_outage = tuple(record.perm_ids)
+        sim.call(sim.gateway.lose_connectivity)
+        time.sleep(3.0)
+        sim.call(sim.gateway.restore_connectivity)
+        wait_for(lambda: len(sim_record(sim).executions) > marks.executions_before_outage,
+                 "a fill after IB's connectivity came back (1102)", proc)
 
-    run = run_live_session(sample_catalog, tmp_path_factory.mktemp("ib_sim_faults"), scenario,
-                           before=reject_first_order)
+    with gateway(sample_catalog) as sim:
+        sim.call(reject_first_order, sim.gateway)
+        env = write_env(tmp_path_factory.mktemp("ib_sim_faults"), sim.port, "ma_cross", PARAMETERS)
+        run = run_live_session(sim, SCRIPT, env, scenario)
     return run, marks
 
 
@@ -407,56 +266,37 @@ class RestartRun:
     snapshot_after_restart: dict
 
 
-def start_run_live(env: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", ONE_MINUTE_MA_CROSS, "--config", str(env),
-         "--broker", "ib", "--mode", "paper"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+def running_with_positions(state: Path) -> Callable[[], bool]:
+    state_file = state / "control" / "state.json"
 
+    def check() -> bool:
+        if not state_file.exists():
+            return False
+        snapshot = json.loads(state_file.read_text())
+        return snapshot["phase"] == "running" and bool(snapshot["positions"])
 
-def stop_run_live(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
-    return out
+    return check
 
 
 @pytest.fixture(scope="module")
 def restart_run(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> RestartRun:
     tmp = tmp_path_factory.mktemp("ib_sim_restart")
-    wall_start_ns = time.time_ns()
-    with start_gateway(sample_catalog) as sim:
-        env = write_env(tmp, sim.port)
-        proc = start_run_live(env)
-        try:
-            wait_for(lambda: len(sim_record(sim).executions) >= 1, "the first buy", proc)
-            sim.call(freeze, sim.gateway.clock)
-            time.sleep(1.0)
-            out = stop_run_live(proc)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-        first = LiveRun(out, proc.returncode, tmp / "state", sim_record(sim), wall_start_ns,
-                        time.time_ns())
-        # the same node again (same state folder, journal and client id) on the same account
-        proc = start_run_live(env)
-        state_file = tmp / "state" / "control" / "state.json"
-        try:
-            def running_with_positions() -> bool:
-                if not state_file.exists():
-                    return False
-                snapshot = json.loads(state_file.read_text())
-                return snapshot["phase"] == "running" and bool(snapshot["positions"])
+    with gateway(sample_catalog) as sim:
+        env = write_env(tmp, sim.port, "ma_cross", PARAMETERS)
 
-            wait_for(running_with_positions, "the restarted node with its position", proc, 60)
-            snapshot = json.loads(state_file.read_text())
+        def first_buy(sim: GatewayThread, proc: subprocess.Popen[str]) -> None:
+            wait_for(lambda: len(sim_record(sim).executions) >= 1, "the first buy", proc)
+
+        first = run_live_session(sim, SCRIPT, env, first_buy)
+        # the same node again (same state folder, journal and client id) on the same account
+        proc = start_run_live(SCRIPT, env)
+        try:
+            wait_for(running_with_positions(tmp / "state"), "the restarted node with its position",
+                     proc, 60)
+            snapshot = json.loads((tmp / "state" / "control" / "state.json").read_text())
             time.sleep(1.0)
-            out2 = stop_run_live(proc)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+            out2 = stop_run_live(proc)
         return RestartRun(first, out2, proc.returncode, first.sim.position, snapshot)
 
 
@@ -467,13 +307,15 @@ def test_a_restarted_node_reconciles_its_position_with_the_simulator(
     assert run.first.returncode == 0, run.first.out
     assert run.second_returncode == 0, run.second_out
     assert run.position_after_first > 0
-    # the restarted node (empty memory cache) holds what the simulator says it holds
+    # the restarted node (empty memory cache) holds what the simulator says it holds, and
+    # the strategy manages it again: it claims SPY's broker orders (external_order_claims)
     [position] = run.snapshot_after_restart["positions"]
     assert position["instrument_id"] == "SPY.ARCX"
+    assert position["strategy_id"] == STRATEGY
     assert Decimal(position["quantity"]) == run.position_after_first
     assert run.snapshot_after_restart["open_orders"] == []
     # the journal holds each execution once across both runs: reconciliation added nothing
-    assert_journal_matches(run.first)
+    assert_journal_matches(run.first, STRATEGY)
     with sqlite3.connect(run.first.state / "journal_paper.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
         orders = db.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
