@@ -15,12 +15,17 @@ Rules:
 
 Equity is computed here from the bars themselves, so the verdict on a bar never depends on
 whether the portfolio has already marked that bar.
+
+Live (`state_path`): the session's date and start equity, the peak, and a halt or reduce-only
+with its reason are written to a JSON file whenever they change and read back at start, so a
+restart in the middle of a session neither forgets the day's loss nor lifts a halt.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from dataclasses import asdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -54,6 +59,7 @@ class KillSwitchConfig(ActorConfig, frozen=True):
     bar_types: list[BarType] = []
     venue: str = "SIM"
     event_log: str | None = None
+    state_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,59 @@ class KillSwitchEvent:
     reason: str
 
 
+@dataclass(frozen=True)
+class KillSwitchState:
+    """What a restart must not forget (the file at KillSwitchConfig.state_path)."""
+
+    session_date: dt.date | None
+    session_start_equity: Decimal | None
+    peak_equity: Decimal | None
+    halted: bool
+    reducing: bool
+    reason: str  # of the halt or reduce-only in force
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "session_date": self.session_date.isoformat() if self.session_date else None,
+            "session_start_equity": _text(self.session_start_equity),
+            "peak_equity": _text(self.peak_equity),
+            "halted": self.halted,
+            "reducing": self.reducing,
+            "reason": self.reason,
+        }, indent=1)
+
+    @classmethod
+    def read(cls, path: Path) -> KillSwitchState:
+        """The saved state; a file that cannot be trusted is an error naming it and the key."""
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: kill switch state is not JSON ({exc})") from None
+        key = ""
+        try:
+            key = "session_date"
+            date = dt.date.fromisoformat(raw[key]) if raw[key] is not None else None
+            key = "session_start_equity"
+            start = Decimal(raw[key]) if raw[key] is not None else None
+            key = "peak_equity"
+            peak = Decimal(raw[key]) if raw[key] is not None else None
+            flags = {}
+            for key in ("halted", "reducing"):
+                if not isinstance(raw[key], bool):
+                    raise ValueError(f"expected true or false, got {raw[key]!r}")
+                flags[key] = raw[key]
+            key = "reason"
+            reason = str(raw[key])
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            detail = "missing" if isinstance(exc, KeyError) else str(exc)
+            raise ValueError(f"{path}: kill switch state key {key!r}: {detail}") from None
+        return cls(date, start, peak, flags["halted"], flags["reducing"], reason)
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
 class KillSwitch(Actor):
     def __init__(self, config: KillSwitchConfig) -> None:
         super().__init__(config)
@@ -76,6 +135,7 @@ class KillSwitch(Actor):
         self.peak_equity: Decimal | None = None
         self.halted = False
         self.reducing = False
+        self.reason = ""  # of the halt or reduce-only in force
         self.events: list[KillSwitchEvent] = []
         self._days = SessionTracker()
         self._equity: MarkedEquity | None = None
@@ -88,6 +148,8 @@ class KillSwitch(Actor):
             )
         self.msgbus.register(RESET_ENDPOINT, self.reset)
         self._equity = MarkedEquity(self.portfolio, self.cache, self._venue)
+        if self.config.state_path and Path(self.config.state_path).exists():
+            self._restore(KillSwitchState.read(Path(self.config.state_path)))
         self.msgbus.subscribe("events.account.*", self._equity.invalidate)
         self.msgbus.subscribe("events.position.*", self._equity.invalidate)
         for bar_type in self.config.bar_types:
@@ -100,6 +162,37 @@ class KillSwitch(Actor):
             self.msgbus.unsubscribe("events.account.*", self._equity.invalidate)
             self.msgbus.unsubscribe("events.position.*", self._equity.invalidate)
 
+    def _restore(self, state: KillSwitchState) -> None:
+        """Take the saved state back; a halt or reduce-only in force is applied at the gate
+        again (positions are not closed twice: what the halt closed is already closed)."""
+        self.session_date = state.session_date
+        self.session_start_equity = state.session_start_equity
+        self.peak_equity = state.peak_equity
+        self.halted, self.reducing, self.reason = state.halted, state.reducing, state.reason
+        self.log.warning(
+            f"KillSwitch state restored from {self.config.state_path}: session "
+            f"{state.session_date} starting at {state.session_start_equity}, peak "
+            f"{state.peak_equity}{', HALTED' if state.halted else ''}"
+            f"{', reduce-only' if state.reducing else ''}",
+        )
+        restored = f"restored after a restart: {state.reason}"
+        if state.halted:
+            self.msgbus.send(CONTROL_ENDPOINT,
+                             RiskControl(ControlAction.HALT, restored, "kill_switch"))
+        elif state.reducing:
+            self.msgbus.send(CONTROL_ENDPOINT,
+                             RiskControl(ControlAction.REDUCE, restored, "kill_switch"))
+
+    def _save(self) -> None:
+        if not self.config.state_path:
+            return
+        path = Path(self.config.state_path)
+        state = KillSwitchState(self.session_date, self.session_start_equity, self.peak_equity,
+                                self.halted, self.reducing, self.reason)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(state.to_json(), encoding="utf-8")
+        os.replace(tmp, path)
+
     def equity(self) -> Decimal:
         if self._equity is None:
             return account_equity(self.portfolio, self.cache, self._venue)
@@ -111,7 +204,9 @@ class KillSwitch(Actor):
         if day != self.session_date:
             self._new_session(day, bar.ts_event)
         equity = self.equity()
-        self.peak_equity = equity if self.peak_equity is None else max(self.peak_equity, equity)
+        if self.peak_equity is None or equity > self.peak_equity:
+            self.peak_equity = equity
+            self._save()
         if self.halted:
             return
         start = self.session_start_equity
@@ -129,6 +224,7 @@ class KillSwitch(Actor):
     def _new_session(self, day: dt.date, ts_ns: int) -> None:
         self.session_date = day
         self.session_start_equity = self.equity()
+        self._save()
         if self.halted and self.risk.resume_next_session:
             self._resume(ts_ns, f"new session {day}")
 
@@ -138,6 +234,8 @@ class KillSwitch(Actor):
             f"day loss {loss_pct.quantize(PCT)}% (equity {equity.quantize(PCT)} vs session start "
             f"{start.quantize(PCT)}) reached DAILY_LOSS_LIMIT {self.risk.daily_loss_limit_pct}%"
         )
+        self.reason = reason
+        self._save()
         self._record(KillSwitchEvent(ts_ns, "HALT", str(equity.quantize(PCT)), str(start.quantize(PCT)),
                                      str(loss_pct.quantize(PCT)), reason))
         self.msgbus.send(
@@ -158,6 +256,8 @@ class KillSwitch(Actor):
             f"drawdown {drawdown_pct.quantize(PCT)}% from peak {peak.quantize(PCT)} (equity "
             f"{equity.quantize(PCT)}) reached the {self.risk.max_drawdown_pct}% limit"
         )
+        self.reason = reason
+        self._save()
         self._record(KillSwitchEvent(ts_ns, "REDUCE", str(equity.quantize(PCT)), str(peak.quantize(PCT)),
                                      str(drawdown_pct.quantize(PCT)), reason))
         self.msgbus.send(CONTROL_ENDPOINT, RiskControl(ControlAction.REDUCE, reason, "kill_switch"))
@@ -168,6 +268,8 @@ class KillSwitch(Actor):
         self.reducing = False
         equity = self.equity()
         self.peak_equity = equity
+        self.reason = ""
+        self._save()
         self._record(KillSwitchEvent(ts_ns, "RESUME", str(equity.quantize(PCT)), "", "", reason))
         self.msgbus.send(CONTROL_ENDPOINT, RiskControl(ControlAction.RESUME, reason, "kill_switch"))
         self._alert(ts_ns, "Kill switch: trading resumed", reason, critical=False)

@@ -115,8 +115,10 @@ def risk_actor_configs(
     risk: RiskConfig,
     bar_types: list[str],
     venue: str = BACKTEST_VENUE.value,
+    kill_switch_state: str | None = None,
 ) -> list[ImportableActorConfig]:
-    """The pre-trade gate and the kill switch (watching `venue`'s account), from one RiskConfig."""
+    """The pre-trade gate and the kill switch (watching `venue`'s account, keeping its state
+    in `kill_switch_state` when given), from one RiskConfig."""
     settings = msgspec.to_builtins(risk)
     return [
         ImportableActorConfig(
@@ -127,7 +129,8 @@ def risk_actor_configs(
         ImportableActorConfig(
             actor_path="actors.kill_switch:KillSwitch",
             config_path="actors.kill_switch:KillSwitchConfig",
-            config={"risk": settings, "bar_types": bar_types, "venue": venue},
+            config={"risk": settings, "bar_types": bar_types, "venue": venue,
+                    "state_path": kill_switch_state},
         ),
     ]
 

@@ -155,6 +155,14 @@ def replay_window(settings: Settings, catalog: Path) -> tuple[pd.Timestamp, pd.T
     return _ny_midnight(start_date), _ny_midnight(end_date + dt.timedelta(days=1))
 
 
+def keeps_state(settings: Settings) -> bool:
+    """Whether state files carry over restarts: always with IB (the account lives on), with
+    the replay only on the Redis cache (a memory-cache replay starts every day afresh); never
+    in a dry run."""
+    restartable = settings.broker == "ib" or settings["CACHE_BACKEND"] == "redis"
+    return restartable and settings.mode != "dry-run"
+
+
 def strategy_overrides(settings: Settings, name: str, state_dir: Path) -> dict[str, Any]:
     """
     The settings that map onto strategy parameters, for the strategies of `name` that have
@@ -166,8 +174,7 @@ def strategy_overrides(settings: Settings, name: str, state_dir: Path) -> dict[s
     """
     parameters = {p for spec in specs_for(name) for p in spec.parameter_names()}
     overrides: dict[str, Any] = {}
-    restartable = settings.broker == "ib" or settings["CACHE_BACKEND"] == "redis"
-    if "lots_path" in parameters and restartable and settings.mode != "dry-run":
+    if "lots_path" in parameters and keeps_state(settings):
         overrides["lots_path"] = str(state_dir / f"lots_{settings.mode}_{name}.sqlite")
     if "warmup_days" in parameters and settings.broker == "ib":
         overrides["warmup_days"] = settings["WARMUP_DAYS"]
@@ -356,7 +363,10 @@ def actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
     settings = plan.settings
     risk = plan.risk_config()
     bar_types = plan.source_bar_types()
-    actors = risk_actor_configs(risk, bar_types, plan.account_venue)
+    kill_switch_state = (
+        str(plan.state_dir / f"kill_switch_{settings.mode}.json") if keeps_state(settings) else None
+    )
+    actors = risk_actor_configs(risk, bar_types, plan.account_venue, kill_switch_state)
     actors.append(ImportableActorConfig(
         actor_path="actors.watchdog:Watchdog",
         config_path="actors.watchdog:WatchdogConfig",

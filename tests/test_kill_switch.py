@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal as D
 
 import pandas as pd
+import pytest
 from nautilus_trader.execution.messages import SubmitOrder
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import OrderStatus
@@ -13,6 +15,7 @@ from nautilus_trader.model.enums import TradingState
 
 from actors.kill_switch import KillSwitch
 from actors.kill_switch import KillSwitchConfig
+from actors.kill_switch import KillSwitchState
 from catalog.instruments import make_instrument
 from catalog.store import bar_type_for
 from config.risk import RiskConfig
@@ -28,8 +31,9 @@ INSTRUMENT = make_instrument("SPY")
 BAR_TYPE = bar_type_for(INSTRUMENT.id, "1min")
 
 
-def run_scenario(bars, risk: RiskConfig, event_log=None, **strategy):
-    kill_switch = KillSwitch(KillSwitchConfig(risk=risk, bar_types=[BAR_TYPE], event_log=event_log))
+def run_scenario(bars, risk: RiskConfig, event_log=None, state_path=None, **strategy):
+    kill_switch = KillSwitch(KillSwitchConfig(risk=risk, bar_types=[BAR_TYPE], event_log=event_log,
+                                              state_path=state_path))
     engine, gate, strat = build_engine(bars, risk, strategy_config=strategy, extra_actors=[kill_switch])
     engine.run()
     return engine, gate, strat, kill_switch
@@ -139,3 +143,81 @@ def test_a_drawdown_from_the_peak_switches_to_reduce_only():
     sells = [o for o in engine.cache.orders() if o.side == OrderSide.SELL]
     assert [(o.quantity.as_decimal(), o.status) for o in sells] == [(D(200), OrderStatus.FILLED)]
     assert engine.portfolio.net_position(INSTRUMENT.id) == D(303)
+
+
+# -- a restart in the middle of a session (live: KillSwitchConfig.state_path) ----------------
+
+
+def saved(path, **fields) -> None:
+    state = dict(session_date=dt.date(2024, 3, 5), session_start_equity=D("105000"),
+                 peak_equity=D("105000"), halted=False, reducing=False, reason="") | fields
+    path.write_text(KillSwitchState(**state).to_json())
+
+
+def test_a_restart_keeps_the_sessions_start_equity(tmp_path):
+    # Before the restart the account was worth 105,000 at the session's start; it restarts at
+    # 100,000 (a 4.76% loss already taken). Bar 1 buys 800 at 100, bars 2-5 one share each.
+    # Bar 5 (09:35, close 100): cash 19,700, 803 x 100: equity 100,000, a 4.76% day loss.
+    # Bar 6 (09:36, close 96): cash 19,600, 804 x 96 = 77,184: equity 96,784, 7.82% of
+    #   105,000: the halt, two bars before a switch that forgot the morning would halt (09:38).
+    state = tmp_path / "kill_switch.json"
+    saved(state)
+    risk = RiskConfig(**PERMISSIVE)
+    bars = minute_bars(INSTRUMENT, CRASH_CLOSES, "2024-03-05 09:31")
+    _, _, _, kill_switch = run_scenario(bars, risk, state_path=str(state), first_quantity=800)
+    [event] = kill_switch.events
+    assert (event.ts_ns, event.action, event.equity, event.reference_equity, event.loss_pct) == (
+        ts("2024-03-05 09:36"), "HALT", "96784.00", "105000.00", "7.82",
+    )
+    # the file now holds the halt, for the next restart
+    after = KillSwitchState.read(state)
+    assert (after.session_date, after.session_start_equity, after.halted) == (
+        dt.date(2024, 3, 5), D("105000"), True,
+    )
+    assert after.reason == event.reason
+
+
+def test_a_halt_survives_a_restart_in_the_same_session(tmp_path):
+    state = tmp_path / "kill_switch.json"
+    saved(state, halted=True, reason="day loss 5.10% (...) reached DAILY_LOSS_LIMIT 5%")
+    risk = RiskConfig(**PERMISSIVE)
+    bars = minute_bars(INSTRUMENT, [100.0] * 3, "2024-03-05 10:00")
+    engine, gate, strategy, kill_switch = run_scenario(bars, risk, state_path=str(state))
+    assert engine.kernel.risk_engine.trading_state == TradingState.HALTED
+    assert len(strategy.denied) == 3 and engine.cache.orders_open() == []
+    assert all("restored after a restart: day loss 5.10%" in str(d.reason) for d in strategy.denied)
+    assert kill_switch.events == []
+
+
+def test_a_halt_saved_yesterday_lifts_at_todays_session(tmp_path):
+    state = tmp_path / "kill_switch.json"
+    saved(state, session_date=dt.date(2024, 3, 4), halted=True, reason="day loss 6.00%")
+    risk = RiskConfig(**PERMISSIVE)
+    bars = minute_bars(INSTRUMENT, [100.0] * 3, "2024-03-05 09:31")
+    engine, _, strategy, kill_switch = run_scenario(bars, risk, state_path=str(state))
+    assert [(e.action, e.ts_ns) for e in kill_switch.events] == [("RESUME", ts("2024-03-05 09:31"))]
+    assert engine.kernel.risk_engine.trading_state == TradingState.ACTIVE
+    assert strategy.denied == []
+    after = KillSwitchState.read(state)
+    assert (after.session_date, after.session_start_equity, after.halted) == (
+        dt.date(2024, 3, 5), D("100000"), False,
+    )
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{", "kill switch state is not JSON"),
+    ('{"session_date": "2024-03-05"}', "key 'session_start_equity': missing"),
+    ('{"session_date": "5.3.2024", "session_start_equity": "1"}', "key 'session_date': Invalid"),
+    ('{"session_date": null, "session_start_equity": "lots", "peak_equity": null}',
+     "key 'session_start_equity'"),
+    ('{"session_date": null, "session_start_equity": null, "peak_equity": null, '
+     '"halted": "no", "reducing": false, "reason": ""}',
+     "key 'halted': expected true or false, got 'no'"),
+])
+def test_a_damaged_state_file_is_refused_by_name(tmp_path, text, message):
+    state = tmp_path / "kill_switch.json"
+    state.write_text(text)
+    with pytest.raises(ValueError) as caught:
+        KillSwitchState.read(state)
+    assert str(caught.value).startswith(f"{state}: ")
+    assert message in str(caught.value)

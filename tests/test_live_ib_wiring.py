@@ -99,6 +99,36 @@ def test_ib_node_config(tmp_path: Path) -> None:
     kill_switch = next(a for a in config.actors if a.actor_path.endswith("KillSwitch"))
     # Nautilus's IB factory files the account as "IB-<account>": its venue is the client name.
     assert kill_switch.config["venue"] == "IB"
+    # the day's start equity and a halt survive a restart
+    assert kill_switch.config["state_path"] == str(tmp_path / "state" / "kill_switch_paper.json")
+    # each symbol's only strategy claims its broker orders (a restart rebuilds them from IB)
+    assert sorted(s.config["external_order_claims"] for s in config.strategies) == [
+        ["AAPL.XNAS"], ["SPY.ARCX"],
+    ]
+
+
+def test_core_rsi_warms_up_from_ib_history_by_default(tmp_path: Path) -> None:
+    plan = make_plan(load_settings(ib_env(tmp_path, 4002, STRATEGIES="core_rsi")))
+    [core] = plan.strategies
+    assert core.config["warmup_days"] == 70
+    assert core.config["lots_path"] == str(tmp_path / "state" / "lots_paper_core_rsi.sqlite")
+    plan = make_plan(load_settings(ib_env(tmp_path, 4002, STRATEGIES="core_rsi", WARMUP_DAYS="0",
+                                          MODE="dry-run")))
+    [core] = plan.strategies
+    assert core.config["warmup_days"] == 0 and "lots_path" not in core.config
+    kill_switch = next(a for a in build_node_config(plan).actors
+                       if a.actor_path.endswith("KillSwitch"))
+    assert kill_switch.config["state_path"] is None  # a dry run keeps nothing
+
+
+def test_a_symbol_traded_by_two_strategies_is_claimed_by_neither(tmp_path: Path) -> None:
+    plan = make_plan(load_settings(ib_env(tmp_path, 4002, STRATEGIES="ma_cross,core_rsi",
+                                          SYMBOLS="SPY")))
+    assert all("external_order_claims" not in s.config for s in plan.strategies)
+    assert plan.notes == (
+        "SPY.ARCX is traded by 2 strategies (MACross, CoreRSI): orders and positions found at "
+        "the broker after a restart stay EXTERNAL, unmanaged",
+    )
 
 
 def test_extended_hours_orders_are_marked_outside_rth() -> None:
