@@ -33,7 +33,6 @@ from tests.ib_sim_live import ACCOUNT
 from tests.ib_sim_live import LiveRun
 from tests.ib_sim_live import assert_fills_match as assert_fills_match_for
 from tests.ib_sim_live import assert_journal_matches
-from tests.ib_sim_live import freeze
 from tests.ib_sim_live import run_live_script
 from tests.ib_sim_live import run_live_session
 from tests.ib_sim_live import signed

@@ -13,18 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from livenode.control import send_command
+from scripts.replay_dashboard import replay_dashboard
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -37,26 +32,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, limit_s: float, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{proc.args} exited: {proc.stdout.read() if proc.stdout else ''}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer in {limit_s} s")
-
-
 @pytest.fixture(scope="module")
 def live(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     if not CHROMIUM.exists():
@@ -64,36 +39,8 @@ def live(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             pytest.fail("Debian chromium not installed at /usr/bin/chromium")
         pytest.skip("Debian chromium not installed at /usr/bin/chromium")
     tmp = tmp_path_factory.mktemp("web_browser")
-    state = tmp / "state"
-    port = free_port()
-    (tmp / "web.secrets").write_text(f"WEB_PASSWORD={PASSWORD}\n")
-    env = tmp / "bot.env"
-    env.write_text("".join(f"{k}={v}\n" for k, v in {
-        "MODE": "paper", "BROKER": "replay", "STRATEGIES": "ma_cross", "SYMBOLS": "SPY,QQQ",
-        "REPLAY_CATALOG": str(sample_catalog), "REPLAY_START": DAY, "REPLAY_SPEED": "x400",
-        "STATE_DIR": str(state), "LOG_LEVEL": "WARNING", "SECRETS_FILE": str(tmp / "web.secrets"),
-        "WEB_USER": USER, "WEB_PORT": str(port),
-    }.items()))
-    web = subprocess.Popen([sys.executable, "-m", "web", "--config", str(env)], cwd=ROOT,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    node = subprocess.Popen([sys.executable, "run_live.py", "--config", str(env)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", 30, web)
-        yield {"url": f"http://127.0.0.1:{port}", "state": state, "node": node, "tmp": tmp}
-    finally:
-        if node.poll() is None:
-            send_command(state, "stop", "browser test over")
-            try:
-                node.wait(60)
-            except subprocess.TimeoutExpired:
-                node.kill()
-        web.terminate()
-        try:
-            web.wait(10)
-        except subprocess.TimeoutExpired:
-            web.kill()
-            web.wait(10)
+    with replay_dashboard(sample_catalog, tmp, DAY, "x400", USER, PASSWORD) as stack:
+        yield {"url": stack.url, "state": stack.state, "node": stack.node, "tmp": tmp}
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import argparse
 import http.client
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,30 +30,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from scripts.bench.machine import describe_machine
+from scripts.replay_dashboard import replay_dashboard
 
-ROOT = Path(__file__).resolve().parents[2]
 DAY = "2024-12-16"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_health(port: int, limit_s: float) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"the dashboard did not answer on 127.0.0.1:{port} in {limit_s} s")
 
 
 def login(port: int, user: str, password: str) -> str:
@@ -86,23 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     catalog = args.catalog or ensure_sample_catalog(DEFAULT_CATALOG, progress=False)
     user, password = "bench", "bench-password"
     with tempfile.TemporaryDirectory(prefix="web_load_") as tmp_name:
-        tmp = Path(tmp_name)
-        port = free_port()
-        (tmp / "web.secrets").write_text(f"WEB_PASSWORD={password}\n")
-        env = tmp / "bot.env"
-        env.write_text("".join(f"{k}={v}\n" for k, v in {
-            "MODE": "paper", "BROKER": "replay", "STRATEGIES": "ma_cross", "SYMBOLS": "SPY,QQQ",
-            "REPLAY_CATALOG": str(catalog), "REPLAY_START": DAY, "REPLAY_SPEED": args.speed,
-            "STATE_DIR": str(tmp / "state"), "LOG_LEVEL": "WARNING",
-            "SECRETS_FILE": str(tmp / "web.secrets"), "WEB_USER": user, "WEB_PORT": str(port),
-        }.items()))
-        node = subprocess.Popen([sys.executable, "run_live.py", "--config", str(env)], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        web = subprocess.Popen([sys.executable, "-m", "web", "--config", str(env)], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_health(port, 30)
-            state = tmp / "state" / "control" / "state.json"
+        with replay_dashboard(catalog, Path(tmp_name), DAY, args.speed, user, password,
+                              capture_output=False) as stack:
+            state = stack.state / "control" / "state.json"
             # Measure while the node trades: from the regular session's open (first orders 14:40 UTC).
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline:
@@ -111,24 +75,11 @@ def main(argv: list[str] | None = None) -> int:
                     if market >= f"{DAY}T14:30":
                         break
                 time.sleep(0.2)
-            token = login(port, user, password)
-            latencies, errors = run_load(port, token, args.rate, seconds, console)
+            token = login(stack.port, user, password)
+            latencies, errors = run_load(stack.port, token, args.rate, seconds, console)
             snapshot = json.loads(state.read_text())
             node_state = (f"node phase {snapshot['phase']}, market time {snapshot.get('market_time')}, "
                           f"orders {snapshot.get('orders')}, fills {len(snapshot.get('fills', []))}")
-        finally:
-            from livenode.control import send_command
-
-            send_command(tmp / "state", "stop", "web_load done")
-            try:
-                node.wait(60)
-            except subprocess.TimeoutExpired:
-                node.kill()
-            web.terminate()
-            try:
-                web.wait(10)
-            except subprocess.TimeoutExpired:
-                web.kill()
     report(console, latencies, errors, args.rate, seconds, node_state)
     return 0
 
