@@ -115,14 +115,18 @@ def risk_actor_configs(
     risk: RiskConfig,
     bar_types: list[str],
     venue: str = BACKTEST_VENUE.value,
+    window_on_data_time: bool = False,
 ) -> list[ImportableActorConfig]:
-    """The pre-trade gate and the kill switch (watching `venue`'s account), from one RiskConfig."""
+    """
+    The pre-trade gate and the kill switch (watching `venue`'s account), from one RiskConfig.
+    window_on_data_time: the gate judges the entry window on the data's time (a live replay).
+    """
     settings = msgspec.to_builtins(risk)
     return [
         ImportableActorConfig(
             actor_path="actors.pre_trade_gate:PreTradeGate",
             config_path="actors.pre_trade_gate:PreTradeGateConfig",
-            config={"risk": settings, "bar_types": bar_types},
+            config={"risk": settings, "bar_types": bar_types, "window_on_data_time": window_on_data_time},
         ),
         ImportableActorConfig(
             actor_path="actors.kill_switch:KillSwitch",

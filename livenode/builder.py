@@ -356,7 +356,8 @@ def actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
     settings = plan.settings
     risk = plan.risk_config()
     bar_types = plan.source_bar_types()
-    actors = risk_actor_configs(risk, bar_types, plan.account_venue)
+    # A replay's clock is the wall clock but its sessions are the data's: the window follows the data.
+    actors = risk_actor_configs(risk, bar_types, plan.account_venue, window_on_data_time=plan.replay)
     actors.append(ImportableActorConfig(
         actor_path="actors.watchdog:Watchdog",
         config_path="actors.watchdog:WatchdogConfig",
