@@ -86,10 +86,14 @@ class PreTradeGateConfig(ActorConfig, frozen=True):
     risk: the limits and the list of rules.
     bar_types: the bars the gate watches for last prices and average volume (one per traded
         instrument; minute bars in backtests and live).
+    window_on_data_time: judge the trading window on the time of the latest bar or quote of
+        `bar_types` instead of the clock: a live replay's clock is the wall clock while its
+        data (and its sessions) are historical.
     """
 
     risk: RiskConfig = RiskConfig()
     bar_types: list[BarType] = []
+    window_on_data_time: bool = False
 
 
 class PreTradeGate(Actor):
@@ -282,7 +286,17 @@ class PreTradeGate(Actor):
             trading_state=self._state_for(str(instrument_id), now_ns),
             halt_reason=self._reason_for(str(instrument_id), now_ns),
             is_live=not isinstance(self.clock, TestClock),
+            now_ns=self.data_ns() if self.config.window_on_data_time else now_ns,
         )
+
+    def data_ns(self) -> int | None:
+        """The time of the latest bar or quote of the watched instruments; None before any."""
+        stamps = []
+        for bar_type in self.config.bar_types:
+            bar = self.cache.bar(bar_type)
+            quote = self.cache.quote_tick(bar_type.instrument_id)
+            stamps += [data.ts_event for data in (bar, quote) if data is not None]
+        return max(stamps, default=None)
 
     def _state_for(self, instrument: str, now_ns: int) -> str:
         state = self.effective_state

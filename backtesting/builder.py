@@ -116,15 +116,19 @@ def risk_actor_configs(
     bar_types: list[str],
     venue: str = BACKTEST_VENUE.value,
     kill_switch_state: str | None = None,
+    window_on_data_time: bool = False,
 ) -> list[ImportableActorConfig]:
-    """The pre-trade gate and the kill switch (watching `venue`'s account, keeping its state
-    in `kill_switch_state` when given), from one RiskConfig."""
+    """
+    The pre-trade gate and the kill switch (watching `venue`'s account), from one RiskConfig.
+    kill_switch_state: the file the kill switch keeps its state in (live), None: none.
+    window_on_data_time: the gate judges the entry window on the data's time (a live replay).
+    """
     settings = msgspec.to_builtins(risk)
     return [
         ImportableActorConfig(
             actor_path="actors.pre_trade_gate:PreTradeGate",
             config_path="actors.pre_trade_gate:PreTradeGateConfig",
-            config={"risk": settings, "bar_types": bar_types},
+            config={"risk": settings, "bar_types": bar_types, "window_on_data_time": window_on_data_time},
         ),
         ImportableActorConfig(
             actor_path="actors.kill_switch:KillSwitch",

@@ -7,6 +7,7 @@ arithmetic stays exact. The live-node configuration maps environment keys onto t
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from nautilus_trader.config import NautilusConfig
@@ -16,6 +17,7 @@ from nautilus_trader.config import NautilusConfig
 DEFAULT_RULES: tuple[str, ...] = (
     "trading_disabled",
     "trading_halted",
+    "trading_window",
     "price_range",
     "quote_sanity",
     "min_volume",
@@ -53,6 +55,10 @@ class RiskConfig(NautilusConfig, frozen=True):
     critical_error_limit: critical errors after which trading halts and positions are exited.
     max_notional_per_order: the Nautilus RiskEngine's own cap (the second line), USD.
     max_order_submit_rate: the Nautilus RiskEngine's submit rate limit.
+    trading_start, trading_end: TRADING_START / TRADING_END, the entry window in exchange time
+        (America/New_York), both inclusive; on a half day it ends no later than the early close.
+        None (the default, and what backtests use unless they set it) means no window: the
+        strategies' own windows decide. The live node always takes them from the settings.
     rules: the refusal rules the gate applies (names from DEFAULT_RULES).
     """
 
@@ -82,6 +88,8 @@ class RiskConfig(NautilusConfig, frozen=True):
     critical_error_limit: int = 5
     max_notional_per_order: Decimal = Decimal("1000000")
     max_order_submit_rate: str = "100/00:00:01"
+    trading_start: dt.time | None = None
+    trading_end: dt.time | None = None
     rules: tuple[str, ...] = DEFAULT_RULES
 
     def __post_init__(self) -> None:
@@ -110,6 +118,16 @@ class RiskConfig(NautilusConfig, frozen=True):
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.pdt_max_day_trades < 0 or self.api_retry_limit < 0:
             raise ValueError("pdt_max_day_trades and api_retry_limit must be >= 0")
+        if (self.trading_start is None) != (self.trading_end is None):
+            raise ValueError(
+                f"trading_start and trading_end are set together or not at all, got "
+                f"{self.trading_start} and {self.trading_end}",
+            )
+        if self.trading_start is not None and self.trading_start >= self.trading_end:
+            raise ValueError(
+                f"trading_start must be before trading_end, got {self.trading_start:%H:%M} and "
+                f"{self.trading_end:%H:%M}",
+            )
         # config/ imports nothing of ours, so the names are checked against this list here and
         # against the rule classes when the gate builds them (risk.rules.build_rules).
         unknown = [name for name in self.rules if name not in DEFAULT_RULES]

@@ -209,6 +209,13 @@ def _clock_time(raw: str) -> dt.time:
 _clock_time.form = "HH:MM, America/New_York"  # type: ignore[attr-defined]
 
 
+def _optional_clock_time(raw: str) -> dt.time | None:
+    return None if raw == "" else _clock_time(raw)
+
+
+_optional_clock_time.form = "HH:MM, America/New_York, or empty"  # type: ignore[attr-defined]
+
+
 def _date(raw: str) -> dt.date | None:
     if raw == "":
         return None
@@ -374,9 +381,14 @@ SCHEMA: tuple[Key, ...] = (
     _k("EXTENDED_HOURS", _bool, "false", "trade pre-market and after-hours (orders marked "
        "outsideRth live)", "filters"),
     # timing
-    _k("TRADING_START", _clock_time, "09:30", "first time new entries are taken", "timing"),
-    _k("TRADING_END", _clock_time, "16:00", "last time new entries are taken (cut at an early "
-       "close)", "timing"),
+    _k("TRADING_START", _optional_clock_time, "09:30", "first time new entries (orders that open "
+       "or add to a position) are taken, every strategy, in the pre-trade gate; exits and "
+       "cancels pass at any time; no entries on days without an NYSE session; empty together "
+       "with TRADING_END: no window (backtests have none unless their RiskConfig sets one)",
+       "timing", risk_field="trading_start"),
+    _k("TRADING_END", _optional_clock_time, "16:00", "last time new entries are taken, "
+       "inclusive (cut at an early close: 13:00 on a half day)", "timing",
+       risk_field="trading_end"),
     _k("WARMUP_DAYS", _int_range(0, 3650), "70", "calendar days of IB history read at start by "
        "strategies that warm up (warmup_days: core RSI's weekly RSI needs its period + 1 NYSE "
        "weeks); 0: none, signals wait for live bars; the replay starts cold as its backtest does",
@@ -592,6 +604,12 @@ def _cross_checks(values: dict[str, Any], sources: dict[str, str]) -> list[Probl
             src("MIN_PRICE") or src("MAX_PRICE"),
         ))
     start, end = values.get("TRADING_START"), values.get("TRADING_END")
+    if "TRADING_START" in values and "TRADING_END" in values and (start is None) != (end is None):
+        empty, set_ = ("TRADING_START", "TRADING_END") if start is None else ("TRADING_END", "TRADING_START")
+        problems.append(Problem(
+            empty, f"expected a time like {set_} ({(start or end):%H:%M}), or both empty for no "
+            f"entry window, got nothing", src(empty) or src(set_),
+        ))
     if start is not None and end is not None and start >= end:
         problems.append(Problem(
             "TRADING_START", f"expected before TRADING_END ({end:%H:%M}), got {start:%H:%M}",

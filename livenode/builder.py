@@ -366,7 +366,9 @@ def actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
     kill_switch_state = (
         str(plan.state_dir / f"kill_switch_{settings.mode}.json") if keeps_state(settings) else None
     )
-    actors = risk_actor_configs(risk, bar_types, plan.account_venue, kill_switch_state)
+    # A replay's clock is the wall clock but its sessions are the data's: the window follows the data.
+    actors = risk_actor_configs(risk, bar_types, plan.account_venue, kill_switch_state,
+                                window_on_data_time=plan.replay)
     actors.append(ImportableActorConfig(
         actor_path="actors.watchdog:Watchdog",
         config_path="actors.watchdog:WatchdogConfig",

@@ -10,6 +10,7 @@ only reduce a position are never refused by exposure rules: an exit must always 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -22,6 +23,8 @@ from config.risk import RiskConfig
 from risk.sizing import HUNDRED
 from risk.sizing import order_risk
 from risk.sizing import stop_distance
+from strategies.sessions import EXCHANGE_TZ
+from strategies.sessions import session_for
 
 CENT = Decimal("0.01")
 
@@ -77,6 +80,9 @@ class GateContext:
     trading_state: str = "ACTIVE"  # ACTIVE, HALTED, REDUCING (Nautilus) or PAUSED (this symbol)
     halt_reason: str = ""
     is_live: bool = False
+    # The order's time (UTC ns): the node clock (data time in a backtest), or in a replay the
+    # latest market data's time, None before any. Only the trading-window rule reads it.
+    now_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,52 @@ class TradingHalted(RiskRule):
             return self.refuse(
                 f"trading is REDUCING (reduce-only: {ctx.halt_reason or 'no reason recorded'}); "
                 f"{order.side} {order.quantity} {order.symbol} would add exposure",
+            )
+        return None
+
+
+def _clock(instant: dt.datetime) -> str:
+    """New York wall-clock time; seconds only when there are some (09:29:30 is not 09:29)."""
+    local = instant.astimezone(EXCHANGE_TZ)
+    return f"{local:%H:%M:%S}" if local.second or local.microsecond else f"{local:%H:%M}"
+
+
+class TradingWindow(RiskRule):
+    """
+    Entries only inside [TRADING_START, TRADING_END] in New York time on an NYSE session day;
+    the end is cut at an early close. Exits pass at any time (evaluate skips this rule for them).
+    """
+
+    name = "trading_window"
+
+    def check(self, order, ctx, config):
+        if config.trading_start is None:
+            return None
+        if ctx.now_ns is None:
+            return self.refuse("the entry's time is unknown: no market data seen yet (a replay's "
+                               "window is judged on the data's time)")
+        now = dt.datetime.fromtimestamp(ctx.now_ns / 1e9, EXCHANGE_TZ)
+        session = session_for(now.date())
+        if session is None:
+            return self.refuse(
+                f"entry at {_clock(now)} ET on {now.date()} ({now:%A}): no NYSE session that day",
+            )
+        start = session.at(config.trading_start)
+        end = session.at(config.trading_end)
+        close = session.close
+        if session.is_half_day:
+            end = min(end, close)
+        # Compared in integer nanoseconds: an order at exactly 09:30:00 is inside the window.
+        if ctx.now_ns < start.value:
+            return self.refuse(
+                f"entry at {_clock(now)} ET is before TRADING_START {config.trading_start:%H:%M} "
+                f"(session {session.date} opens {_clock(session.open)}, window "
+                f"starts {_clock(start)})",
+            )
+        if ctx.now_ns > end.value:
+            return self.refuse(
+                f"entry at {_clock(now)} ET is after TRADING_END {config.trading_end:%H:%M} "
+                f"(session {session.date} closes {_clock(close)}, window ends {_clock(end)})",
             )
         return None
 
@@ -270,7 +322,7 @@ class PatternDayTrader(RiskRule):
 RULES: dict[str, type[RiskRule]] = {
     rule.name: rule
     for rule in (
-        TradingDisabled, TradingHalted, PriceRange, QuoteSanity, MinVolume, MaxRiskPerTrade,
+        TradingDisabled, TradingHalted, TradingWindow, PriceRange, QuoteSanity, MinVolume, MaxRiskPerTrade,
         MaxOpenRisk, SymbolCap, MaxOpenPositions, ExpectedSlippage, PatternDayTrader,
     )
 }

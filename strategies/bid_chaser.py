@@ -57,6 +57,7 @@ from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.data import QuoteTick
 from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.enums import OrderType
 from nautilus_trader.model.enums import TimeInForce
 from nautilus_trader.model.events import OrderCanceled
@@ -292,6 +293,14 @@ class BidChaser(ExecAlgorithm):
                 None if placed_data_ns is None else placed_data_ns + sequence.interval_ns
             )
         self.submit_order(child)
+        if child.status == OrderStatus.DENIED and self._sequences.get(primary.client_order_id) is sequence:
+            # Denied synchronously by the pre-trade gate before Nautilus delivers this
+            # strategy's order events to the algorithm: ExecAlgorithm subscribes to them only
+            # after handling the strategy's first command, so the OrderDenied of the first
+            # child never reaches on_order_denied and the sequence (and the strategy's
+            # pending primary) would wait forever. Ended here as on_order_denied would.
+            denied = next(e for e in reversed(child.events) if isinstance(e, OrderDenied))
+            self._end_on_failure(child.client_order_id, f"denied: {denied.reason}")
 
     def _working_child(self, sequence: _Sequence) -> Order | None:
         """The sequence's current child while it is still working (not closed, not cancelling)."""

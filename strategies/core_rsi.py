@@ -21,6 +21,7 @@ from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import AggregationSource
 from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.enums import TimeInForce
 from nautilus_trader.model.events import OrderCanceled
 from nautilus_trader.model.events import OrderFilled
@@ -477,6 +478,12 @@ class CoreRSI(Strategy):
         )
         kind = LotKind.CORE_BUILDING if building else LotKind.TRADING
         order_id = self._submit(OrderSide.BUY, shares, price, mode="chase", tag=f"lot={kind.value}")
+        if self.cache.order(order_id).status == OrderStatus.CANCELED:
+            # The pre-trade gate denied the first child inside submit_order (outside the entry
+            # window, say) and the bid chaser closed the primary before it was recorded here:
+            # nothing is pending, the next signal may buy.
+            self.log.warning(f"Buy {order_id} ended as it was placed (denied); nothing pending")
+            return
         self._buys[order_id] = _BuyIntent(order_id.value, kind, shares)
 
     def _publish_signal(

@@ -114,6 +114,9 @@ def write_env(tmp_path: Path, port: int, strategy: str, parameters: dict,
         "STRATEGIES": strategy, "SYMBOLS": "SPY", "IB_HOST": "127.0.0.1",
         "IB_PORT": str(port), "IB_ACCOUNT": ACCOUNT, "IB_CLIENT_ID": "1",
         "IB_PREFLIGHT_TIMEOUT_SECONDS": "5", "STATE_DIR": str(state), "LOG_LEVEL": "WARNING",
+        # The simulator presents its replay as happening now (whatever the hour or the
+        # weekday the test runs), so the node's entry window, judged on the wall clock, is off.
+        "TRADING_START": "", "TRADING_END": "",
     } | (extra or {})
     path = tmp_path / "bot.env"
     path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))

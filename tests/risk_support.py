@@ -69,7 +69,7 @@ class AlwaysBuyConfig(StrategyConfig, frozen=True):
     sell_on_bars: list[int] = []  # the same on several bars
     sell_quantity: int = 100
     exec_algorithm: str | None = None  # route the orders through this execution algorithm
-    exec_algorithm_params: dict[str, int] | None = None
+    exec_algorithm_params: dict[str, int | str] | None = None
     limit_at_close: bool = False  # buy with a limit at the bar's close instead of at market
     bracket_offset: str | None = None  # buy in a bracket: stop-loss and take-profit this far away
     post_only: bool = False  # the limit must not take liquidity (at the close it would: rejected)
@@ -106,19 +106,20 @@ class AlwaysBuy(Strategy):
                 ),
             )
             return
+        algorithm = ExecAlgorithmId(self.config.exec_algorithm) if self.config.exec_algorithm else None
         if self.config.limit_at_close:
             self.submit_order(
                 self.order_factory.limit(
                     self.config.instrument_id, OrderSide.BUY, self.instrument.make_qty(quantity), bar.close,
-                    tags=tags, post_only=self.config.post_only,
+                    tags=tags, post_only=self.config.post_only, exec_algorithm_id=algorithm,
+                    exec_algorithm_params=self.config.exec_algorithm_params,
                 ),
             )
             return
         self.submit_order(
             self.order_factory.market(
                 self.config.instrument_id, OrderSide.BUY, self.instrument.make_qty(quantity), tags=tags,
-                exec_algorithm_id=ExecAlgorithmId(self.config.exec_algorithm) if self.config.exec_algorithm else None,
-                exec_algorithm_params=self.config.exec_algorithm_params,
+                exec_algorithm_id=algorithm, exec_algorithm_params=self.config.exec_algorithm_params,
             ),
         )
         if self.bars == 1 and self.config.resting_limit_price:
@@ -142,6 +143,7 @@ def build_engine(
     symbol: str = "SPY",
     risk_engine: RiskEngineConfig | None = None,
     exec_algorithms: list = (),
+    window_on_data_time: bool = False,
 ) -> tuple[BacktestEngine, PreTradeGate, AlwaysBuy]:
     instrument = make_instrument(symbol)
     engine = BacktestEngine(
@@ -161,7 +163,7 @@ def build_engine(
     engine.add_instrument(instrument)
     engine.add_data(bars)
     bar_type = bar_type_for(instrument.id, "1min")
-    gate = PreTradeGate(PreTradeGateConfig(risk=risk, bar_types=[bar_type]))
+    gate = PreTradeGate(PreTradeGateConfig(risk=risk, bar_types=[bar_type], window_on_data_time=window_on_data_time))
     engine.add_actor(gate)
     for actor in extra_actors:
         engine.add_actor(actor)

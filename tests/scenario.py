@@ -10,7 +10,11 @@ from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.identifiers import ClientOrderId
 
+from actors.pre_trade_gate import PreTradeGate
+from actors.pre_trade_gate import PreTradeGateConfig
+from actors.pre_trade_gate import install_risk_layer
 from catalog.instruments import backtest_instrument_id
+from config.risk import RiskConfig
 from strategies.bid_chaser import BidChaser
 from strategies.core_rsi import CoreRSI
 from strategies.core_rsi import CoreRSIConfig
@@ -57,8 +61,11 @@ class Outcome:
         return out
 
 
-def run_core(rows: list[tuple[str, float]], **overrides: object) -> Outcome:
+def run_core(rows: list[tuple[str, float]], risk: RiskConfig | None = None, **overrides: object) -> Outcome:
+    """`risk`: put the pre-trade gate with these limits in front of the RiskEngine."""
     engine, algorithm = make_engine(bars_frame(rows))
+    if risk is not None:
+        engine.add_actor(PreTradeGate(PreTradeGateConfig(risk=risk, bar_types=[MINUTE_BARS])))
     params: dict[str, object] = {
         "instrument_id": SPY,
         "bar_type": MINUTE_BARS,
@@ -67,5 +74,7 @@ def run_core(rows: list[tuple[str, float]], **overrides: object) -> Outcome:
     } | overrides
     strategy = CoreRSI(CoreRSIConfig(**params))
     engine.add_strategy(strategy)
+    if risk is not None:
+        install_risk_layer(engine.kernel)
     engine.run()
     return Outcome(engine, strategy, algorithm)

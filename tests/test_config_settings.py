@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import subprocess
@@ -44,7 +45,20 @@ def problems_of(path: Path, **kwargs) -> list[str]:
 def test_defaults_are_valid_and_map_onto_risk_config() -> None:
     settings = load_settings(None)
     assert settings.mode == "paper" and settings.broker == "replay"
-    assert settings.risk_config() == RiskConfig()
+    # Live applies the entry window by default; RiskConfig's own default (backtests) has none.
+    assert settings.risk_config() == RiskConfig(trading_start=dt.time(9, 30), trading_end=dt.time(16, 0))
+
+
+def test_the_entry_window_keys_map_onto_risk_config_or_are_both_empty(tmp_path: Path) -> None:
+    risk = load_settings(write(tmp_path, "TRADING_START=09:45\nTRADING_END=15:50\n")).risk_config()
+    assert (risk.trading_start, risk.trading_end) == (dt.time(9, 45), dt.time(15, 50))
+    risk = load_settings(write(tmp_path, "TRADING_START=\nTRADING_END=\n")).risk_config()
+    assert (risk.trading_start, risk.trading_end) == (None, None)
+    path = write(tmp_path, "TRADING_START=09:45\nTRADING_END=\n")
+    assert problems_of(path) == [
+        f"{path}:2: TRADING_END: expected a time like TRADING_START (09:45), or both empty for no "
+        "entry window, got nothing",
+    ]
 
 
 def test_risk_keys_map_onto_risk_config_fields(tmp_path: Path) -> None:

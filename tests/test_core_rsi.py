@@ -10,8 +10,12 @@ venue fills at once; a resting sell fills at its limit when a bar's high reaches
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
+import pandas as pd
+
+from config.risk import RiskConfig
 from strategies.lots import LotKind
 from tests.scenario import run_core
 
@@ -66,6 +70,25 @@ def test_cycle_limit_turns_the_next_signal_into_a_trading_lot() -> None:
     # The trading profit, 10 * 0.97, is booked against the core's cost basis.
     assert outcome.strategy.book.cost_basis_reduction == Decimal("9.70")
     assert outcome.strategy.book.realised_by_kind()["trading"] == Decimal("9.70")
+
+
+def test_a_buy_the_gate_denies_as_it_is_placed_leaves_nothing_pending() -> None:
+    # Entry window 10:05-16:00 New York: the first signal (14:03 UTC, 10:03 EDT) is denied by
+    # the pre-trade gate inside submit_order. Nothing stays pending, so the signals at 98
+    # (10:06) and 97 (10:09) buy 10 shares each; the 97 lot's target 97.97 (7 of 10) fills on
+    # the last bar (high 98), the 98 lot's 98.98 is never reached.
+    window = RiskConfig(trading_start=dt.time(10, 5), trading_end=dt.time(16, 0))
+    outcome = run_core(THREE_DIPS, risk=window)
+    assert outcome.strategy.record.buy_signals == [
+        pd.Timestamp(f"{DAY} 14:{m:02d}", tz="UTC").value for m in (3, 6, 9)
+    ]
+    assert outcome.fills() == [
+        ("BUY", "10", "98.00", "lot=core-building"),
+        ("BUY", "10", "97.00", "lot=core-building"),
+        ("SELL", "7", "97.97", "target=core-building"),
+    ]
+    denied = [o for o in outcome.engine.cache.orders() if o.status.name == "DENIED"]
+    assert [o.client_order_id.value for o in denied] == ["O-20240401-140300-001-000-1-E1"]
 
 
 def test_cap_blocks_a_buy_that_would_exceed_it() -> None:

@@ -5,14 +5,17 @@ IB broker builds, and a node whose clients never connect being stopped with an e
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from actors.pre_trade_gate import PreTradeGateConfig
 from config.settings import load_settings
 from livenode.builder import IB_CLIENT
 from livenode.builder import build_node_config
@@ -250,3 +253,32 @@ def test_a_mapped_value_a_strategy_refuses_is_a_plan_error(tmp_path: Path) -> No
     message = str(info.value)
     assert message.startswith("STRATEGIES (session): ALLOCATION x WEIGHTS -> capital_fraction 0.2:")
     assert "end-of-day momentum takes 30-40% of capital, got 0.2" in message
+
+
+def _gate_config(plan) -> PreTradeGateConfig:
+    from livenode.builder import actor_configs
+
+    [gate] = [a for a in actor_configs(plan) if a.actor_path.endswith("PreTradeGate")]
+    return PreTradeGateConfig.parse(msgspec.json.encode(gate.config))
+
+
+def test_the_live_plan_carries_the_entry_window_into_the_gate(sample_catalog: Path, tmp_path: Path) -> None:
+    # The IB node judges the window on its clock (the wall clock); the defaults are 09:30-16:00.
+    gate = _gate_config(make_plan(load_settings(ib_env(tmp_path, 4002, TRADING_START="10:15",
+                                                        TRADING_END="15:30"))))
+    assert (gate.risk.trading_start, gate.risk.trading_end) == (dt.time(10, 15), dt.time(15, 30))
+    assert gate.window_on_data_time is False
+    assert "trading_window" in gate.risk.rules
+    gate = _gate_config(make_plan(load_settings(ib_env(tmp_path, 4002))))
+    assert (gate.risk.trading_start, gate.risk.trading_end) == (dt.time(9, 30), dt.time(16, 0))
+    # Both empty: no window (the IB simulator's tests, whose replay is presented as now).
+    gate = _gate_config(make_plan(load_settings(ib_env(tmp_path, 4002, TRADING_START="", TRADING_END=""))))
+    assert (gate.risk.trading_start, gate.risk.trading_end) == (None, None)
+    # A replay's clock is the wall clock while its sessions are the catalog's: the data's time.
+    env = tmp_path / "replay.env"
+    env.write_text(f"BROKER=replay\nREPLAY_CATALOG={sample_catalog}\nREPLAY_START=2024-12-16\n"
+                   f"STATE_DIR={tmp_path / 'state'}\nTRADING_END=15:00\n")
+    gate = _gate_config(make_plan(load_settings(env)))
+    assert (gate.risk.trading_start, gate.risk.trading_end, gate.window_on_data_time) == (
+        dt.time(9, 30), dt.time(15, 0), True,
+    )
