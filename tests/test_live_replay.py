@@ -164,8 +164,9 @@ def test_second_signal_forces_exit(sample_catalog: Path, tmp_path: Path) -> None
 
 def test_stop_command_flattens_halts_and_stops(sample_catalog: Path, tmp_path: Path) -> None:
     state = tmp_path / "state"
-    # x2000: the day's first buys (14:40 UTC) come about 10 s in and are held for about 5 s.
-    env = write_env(tmp_path / "bot.env", sample_catalog, state, "x2000")
+    # x1000: the day's first buys (14:40 UTC) come about 20 s in and are held for about 10 s,
+    # time enough for the stop command on a loaded machine (x2000 left 5 s: too tight).
+    env = write_env(tmp_path / "bot.env", sample_catalog, state, "x1000")
     proc = start_live(env)
     deadline = time.monotonic() + 90
     snapshot: dict = {}
