@@ -139,6 +139,7 @@ class KillSwitch(Actor):
         self.events: list[KillSwitchEvent] = []
         self._days = SessionTracker()
         self._equity: MarkedEquity | None = None
+        self._last_check: tuple[object, ...] | None = None
 
     def on_start(self) -> None:
         if CONTROL_ENDPOINT not in self.msgbus.endpoints():
@@ -210,16 +211,23 @@ class KillSwitch(Actor):
         if self.halted:
             return
         start = self.session_start_equity
+        peak = self.peak_equity
+        # The verdict is a function of these figures alone, and the last one checked took no
+        # action; while the book is flat they repeat bar after bar (equity is the cash).
+        check = (equity, start, peak, self.reducing, self.risk)
+        if check == self._last_check:
+            return
         if start and start > 0:
             loss_pct = (start - equity) / start * HUNDRED
             if loss_pct >= self.risk.daily_loss_limit_pct:
                 self._halt(bar.ts_event, equity, start, loss_pct)
                 return
-        peak = self.peak_equity
         if not self.reducing and peak > 0:
             drawdown_pct = (peak - equity) / peak * HUNDRED
             if drawdown_pct >= self.risk.max_drawdown_pct:
                 self._reduce(bar.ts_event, equity, peak, drawdown_pct)
+                return
+        self._last_check = check
 
     def _new_session(self, day: dt.date, ts_ns: int) -> None:
         self.session_date = day

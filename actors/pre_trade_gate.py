@@ -103,10 +103,11 @@ class PreTradeGate(Actor):
         self.rules = build_rules(config.risk.rules)
         self._risk_engine: Any = None
         self._trader: Any = None
-        self._volumes: dict[InstrumentId, deque[Decimal]] = defaultdict(
+        # The recent bars per instrument, kept as they came: their close and volume are read
+        # as Decimals only when an order is judged, not on every bar.
+        self._bars: dict[InstrumentId, deque[Bar]] = defaultdict(
             lambda: deque(maxlen=config.risk.volume_lookback_bars),
         )
-        self._closes: dict[InstrumentId, Decimal] = {}
         self._stops: dict[InstrumentId, Decimal] = {}
         self.day_trades = DayTradeCounter()
         self.halt_reason = ""
@@ -154,9 +155,7 @@ class PreTradeGate(Actor):
         self.msgbus.subscribe("events.order.*", self._on_order_event)
 
     def on_bar(self, bar: Bar) -> None:
-        instrument_id = bar.bar_type.instrument_id
-        self._closes[instrument_id] = bar.close.as_decimal()
-        self._volumes[instrument_id].append(bar.volume.as_decimal())
+        self._bars[bar.bar_type.instrument_id].append(bar)
 
     def _on_order_event(self, event: Any) -> None:
         if isinstance(event, OrderFilled):
@@ -248,7 +247,8 @@ class PreTradeGate(Actor):
         quote = self.cache.quote_tick(instrument_id)
         if quote is not None and quote.bid_price.as_decimal() > 0 and quote.ask_price.as_decimal() > 0:
             return (quote.bid_price.as_decimal() + quote.ask_price.as_decimal()) / 2
-        return self._closes.get(instrument_id)
+        bars = self._bars.get(instrument_id)
+        return bars[-1].close.as_decimal() if bars else None
 
     def context(self, instrument_id: InstrumentId) -> GateContext:
         """The figures an order on `instrument_id` is judged against, as of now."""
@@ -270,8 +270,8 @@ class PreTradeGate(Actor):
                 stop = stop_from_tags(working.tags)
                 open_risk += working.leaves_qty.as_decimal() * stop_distance(price, stop, self.risk)
         quote = self.cache.quote_tick(instrument_id)
-        volumes = self._volumes.get(instrument_id)
-        avg_volume = sum(volumes, Decimal(0)) / len(volumes) if volumes else None
+        bars = self._bars.get(instrument_id)
+        avg_volume = sum((b.volume.as_decimal() for b in bars), Decimal(0)) / len(bars) if bars else None
         now_ns = self.clock.timestamp_ns()
         return GateContext(
             equity=equity,
@@ -281,7 +281,7 @@ class PreTradeGate(Actor):
             ask=quote.ask_price.as_decimal() if quote is not None else None,
             has_quote=quote is not None,
             avg_volume=avg_volume,
-            volume_bars=len(volumes) if volumes else 0,
+            volume_bars=len(bars) if bars else 0,
             day_trades=self.day_trades.count(ny_date(now_ns), self.risk.pdt_window_sessions),
             trading_state=self._state_for(str(instrument_id), now_ns),
             halt_reason=self._reason_for(str(instrument_id), now_ns),

@@ -323,10 +323,24 @@ class BidChaser(ExecAlgorithm):
         self.cancel_order(child)
 
     def on_quote_tick(self, tick: QuoteTick) -> None:
-        self._on_data_time(tick.instrument_id, tick.ts_event)
+        if self._any_chase_due(tick.ts_event):
+            self._on_data_time(tick.instrument_id, tick.ts_event)
 
     def on_bar(self, bar: Bar) -> None:
-        self._on_data_time(bar.bar_type.instrument_id, bar.ts_event)
+        if self._any_chase_due(bar.ts_event):
+            self._on_data_time(bar.bar_type.instrument_id, bar.ts_event)
+
+    def _any_chase_due(self, ts_event: int) -> bool:
+        """
+        Whether any sequence's chase deadline in data time has come: `_on_data_time` acts on no
+        other, and every bar and quote arrives here, so the common case costs a few integer
+        comparisons instead of building the instrument id and walking the sequences.
+        """
+        for sequence in self._sequences.values():
+            due = sequence.chase_due_data_ns
+            if due is not None and ts_event >= due:
+                return True
+        return False
 
     def _on_data_time(self, instrument_id: InstrumentId, ts_event: int) -> None:
         """
