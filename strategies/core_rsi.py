@@ -681,6 +681,11 @@ class CoreRSI(Strategy):
             tag=f"target={self.book.get(lot_id).kind.value}",
             extended_hours=True,
         )
+        if self.cache.order(order_id).status == OrderStatus.CANCELED:
+            # Denied inside submit_order (a halt at the gate, say): try again at the next bar.
+            self.log.warning(f"Target {order_id} of lot {lot_id} ended as it was placed (denied)")
+            self._targets_due.append(lot_id)
+            return
         self._sells[order_id] = _SellIntent("target", [lot_id], quantity)
         self._targets[lot_id] = order_id
 
