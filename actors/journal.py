@@ -3,10 +3,15 @@ The journal: records every order event, fill, position change, account state, si
 risk event as it happens, in backtest, paper and live alike.
 
 It listens on the message bus only (``events.order.*``, ``events.position.*``,
-``events.account.*``, ``events.risk`` and the ``journal.signal`` / ``journal.risk`` topics of
-strategies/records.py), so strategies never know it exists. Each record is committed before
-the next is handled; the flat files (trade_history, per-strategy logs) are appended after the
-database commit. At each NYSE session's close it writes that session's daily summary.
+``events.account.*``, ``events.risk`` and the ``journal.signal`` / ``journal.risk`` /
+``journal.lots`` topics of strategies/records.py), so strategies never know it exists. Each
+record is committed before the next is handled; the flat files (trade_history, per-strategy
+logs) are appended after the database commit. At each NYSE session's close it writes that
+session's daily summary.
+
+It also keeps the lot books strategies persist through it (core RSI, live): at start it puts
+every saved lot into the Cache under SAVED_LOTS_KEY, an empty set included, and rewrites that
+entry after each change it records.
 
 Order references: ``<run id>/<strategy>/<sequence>``. The run id is new on every start, the
 sequence counts the orders this run initialised, and the broker's client and venue ids are
@@ -52,10 +57,14 @@ from actors.trade_files import StrategyLogs
 from actors.trade_files import TradeHistory
 from actors.trade_files import write_daily_summary
 from strategies.account import account_equity
+from strategies.records import LOTS_TOPIC
 from strategies.records import RISK_TOPIC
+from strategies.records import SAVED_LOTS_KEY
 from strategies.records import SIGNAL_TOPIC
+from strategies.records import LotChange
 from strategies.records import RiskRecord
 from strategies.records import SignalRecord
+from strategies.records import encode_saved_lots
 from strategies.records import exit_reason
 from strategies.sessions import EXCHANGE_TZ
 from strategies.sessions import Session
@@ -138,6 +147,9 @@ class Journal(Actor):
         self.msgbus.subscribe(topic="events.risk", handler=self._on_trading_state)
         self.msgbus.subscribe(topic=SIGNAL_TOPIC, handler=self._on_signal)
         self.msgbus.subscribe(topic=RISK_TOPIC, handler=self._on_risk)
+        self.msgbus.subscribe(topic=LOTS_TOPIC, handler=self._on_lot_change)
+        # Actors start before strategies: a strategy keeping its lots here finds them at start.
+        self._put_saved_lots()
         self._schedule_summary(self.clock.utc_now().date() - dt.timedelta(days=1))
 
     def on_stop(self) -> None:
@@ -148,6 +160,7 @@ class Journal(Actor):
             ("events.risk", self._on_trading_state),
             (SIGNAL_TOPIC, self._on_signal),
             (RISK_TOPIC, self._on_risk),
+            (LOTS_TOPIC, self._on_lot_change),
         ):
             self.msgbus.unsubscribe(topic=topic, handler=handler)
         session = self._pending_session
@@ -327,6 +340,14 @@ class Journal(Actor):
         )
         if record.strategy:
             self.logs.write(record.strategy, iso(record.ts_ns), f"RISK {record.kind} {record.detail}")
+
+    def _on_lot_change(self, record: LotChange) -> None:
+        self.store.record_lot_change(self.run_id, record)
+        # Kept current, so a strategy stopped and started again in this process reloads all.
+        self._put_saved_lots()
+
+    def _put_saved_lots(self) -> None:
+        self.cache.add(SAVED_LOTS_KEY, encode_saved_lots(self.store.saved_lots()))
 
     def _on_trading_state(self, event: Any) -> None:
         state = trading_state_to_str(event.state)

@@ -44,9 +44,16 @@ from sqlalchemy.types import TypeDecorator
 from actors.fills import FillRecord
 from actors.lots import Lot
 from actors.lots import Sale
+from strategies.records import CostBasisRecord
+from strategies.records import LotChange
+from strategies.records import LotRecord
+from strategies.records import LotSaleRecord
+from strategies.records import SavedLots
 
 RUN_MODES = ("backtest", "paper", "live")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# The tables of schema version 2: the lot book a strategy keeps (core RSI), by strategy id.
+CORE_LOT_TABLES = ("core_lots", "core_lot_sales", "cost_basis_reductions")
 
 
 class JournalError(RuntimeError):
@@ -230,17 +237,66 @@ def _tables(metadata: MetaData) -> dict[str, Table]:
         Column("locked", DecimalText, nullable=False),
         Column("free", DecimalText, nullable=False),
     )
+    # A strategy's own lot book (strategies/lots.py), written as it changes. Unlike the FIFO
+    # lots above these carry a kind that changes, so a lot row is updated in place (the only
+    # rows that are); sales and reductions are only inserted.
+    t["core_lots"] = Table(
+        "core_lots", metadata,
+        Column("strategy", String(120), primary_key=True),
+        Column("instrument_id", String(60), nullable=False),
+        Column("lot_id", String(200), primary_key=True),
+        Column("run_id", String(80), nullable=False),  # the run that last changed it
+        Column("kind", String(20), nullable=False),
+        Column("opened_ns", BigInteger, nullable=False),
+        Column("quantity", DecimalText, nullable=False),
+        Column("price", DecimalText, nullable=False),
+        Column("commission", DecimalText, nullable=False),
+    )
+    t["core_lot_sales"] = Table(
+        "core_lot_sales", metadata,
+        Column("strategy", String(120), primary_key=True),
+        Column("lot_id", String(200), primary_key=True),
+        Column("seq", Integer, primary_key=True),
+        Column("instrument_id", String(60), nullable=False),
+        Column("run_id", String(80), nullable=False),
+        Column("ts_ns", BigInteger, nullable=False),
+        Column("quantity", DecimalText, nullable=False),
+        Column("price", DecimalText, nullable=False),
+        Column("commission", DecimalText, nullable=False),
+        Column("buy_commission", DecimalText, nullable=False),
+        Column("kind", String(20), nullable=False),
+        Column("reason", String(80), nullable=False),
+        Column("cost_price", DecimalText, nullable=False),
+    )
+    t["cost_basis_reductions"] = Table(
+        "cost_basis_reductions", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("strategy", String(120), nullable=False),
+        Column("instrument_id", String(60), nullable=False),
+        Column("run_id", String(80), nullable=False),
+        Column("ts_ns", BigInteger, nullable=False),
+        Column("amount", DecimalText, nullable=False),
+        Column("source_lot", String(200), nullable=False),
+    )
     return t
 
 
 def _migrate_v1(conn: Connection, tables: dict[str, Table]) -> None:
     for name, table in tables.items():
-        if name != "schema_version":
+        if name != "schema_version" and name not in CORE_LOT_TABLES:
             table.create(conn, checkfirst=True)
 
 
+def _migrate_v2(conn: Connection, tables: dict[str, Table]) -> None:
+    for name in CORE_LOT_TABLES:
+        tables[name].create(conn, checkfirst=True)
+
+
 # version -> step. A new schema version appends a step here; applied steps never change.
-MIGRATIONS: dict[int, Callable[[Connection, dict[str, Table]], None]] = {1: _migrate_v1}
+MIGRATIONS: dict[int, Callable[[Connection, dict[str, Table]], None]] = {
+    1: _migrate_v1,
+    2: _migrate_v2,
+}
 
 
 def _enable_wal(engine: Engine, durable: bool) -> None:
@@ -379,7 +435,66 @@ class JournalStore:
                 )
             return fill_id
 
+    def record_lot_change(self, run_id: str, record: LotChange) -> None:
+        """One change of a strategy's lot book, in one transaction."""
+        t = self.t
+        with self.engine.begin() as conn:
+            if isinstance(record, LotRecord):
+                tbl = t["core_lots"]
+                key = (tbl.c.strategy == record.strategy) & (tbl.c.lot_id == record.lot_id)
+                state = dict(
+                    run_id=run_id, kind=record.kind, quantity=record.quantity,
+                    price=record.price, commission=record.commission,
+                )
+                # Select, then update or insert: portable across SQLite and PostgreSQL.
+                if conn.execute(select(func.count()).select_from(tbl).where(key)).scalar():
+                    conn.execute(tbl.update().where(key).values(**state))
+                else:
+                    conn.execute(tbl.insert().values(
+                        strategy=record.strategy, instrument_id=record.instrument_id,
+                        lot_id=record.lot_id, opened_ns=record.opened_ns, **state,
+                    ))
+            elif isinstance(record, LotSaleRecord):
+                conn.execute(t["core_lot_sales"].insert().values(
+                    strategy=record.strategy, lot_id=record.lot_id, seq=record.seq,
+                    instrument_id=record.instrument_id, run_id=run_id, ts_ns=record.ts_ns,
+                    quantity=record.quantity, price=record.price, commission=record.commission,
+                    buy_commission=record.buy_commission, kind=record.kind,
+                    reason=record.reason, cost_price=record.cost_price,
+                ))
+            elif isinstance(record, CostBasisRecord):
+                conn.execute(t["cost_basis_reductions"].insert().values(
+                    strategy=record.strategy, instrument_id=record.instrument_id, run_id=run_id,
+                    ts_ns=record.ts_ns, amount=record.amount, source_lot=record.source_lot,
+                ))
+            else:
+                raise JournalError(f"not a lot change: {type(record).__name__}")
+
     # -- reads ------------------------------------------------------------------------------
+
+    def saved_lots(self) -> SavedLots:
+        """Every strategy's lot book as written: lots, their sales, cost-basis reductions."""
+        lots = self.rows("core_lots", order_by="opened_ns")
+        sales = self.rows("core_lot_sales", order_by="seq")
+        return SavedLots(
+            tuple(
+                LotRecord(r["strategy"], r["instrument_id"], r["lot_id"], r["kind"],
+                          r["opened_ns"], r["quantity"], r["price"], r["commission"])
+                for r in sorted(lots, key=lambda r: (r["opened_ns"], r["lot_id"]))
+            ),
+            tuple(
+                LotSaleRecord(r["strategy"], r["instrument_id"], r["lot_id"], r["seq"],
+                              r["ts_ns"], r["quantity"], r["price"], r["commission"],
+                              r["buy_commission"], r["kind"], r["reason"], r["cost_price"])
+                for r in sorted(sales, key=lambda r: (r["strategy"], r["lot_id"], r["seq"]))
+            ),
+            tuple(
+                CostBasisRecord(r["strategy"], r["instrument_id"], r["ts_ns"], r["amount"],
+                                r["source_lot"])
+                for r in self.rows("cost_basis_reductions")
+            ),
+        )
+
 
     def rows(self, table: str, run_id: str | None = None, order_by: str = "id") -> list[dict[str, Any]]:
         tbl = self.t[table]

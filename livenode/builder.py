@@ -163,19 +163,19 @@ def keeps_state(settings: Settings) -> bool:
     return restartable and settings.mode != "dry-run"
 
 
-def strategy_overrides(settings: Settings, name: str, state_dir: Path) -> dict[str, Any]:
+def strategy_overrides(settings: Settings, name: str) -> dict[str, Any]:
     """
     The settings that map onto strategy parameters, for the strategies of `name` that have
     them: BEARISH_INSTRUMENT -> bearish_instrument, VIX_MIN -> min_vix, ALLOCATION x the
-    strategy's weight -> capital_fraction when ALLOCATION or WEIGHTS is set explicitly, and a
-    lots file in STATE_DIR (lots_path) where state survives restarts: always with IB, with the
+    strategy's weight -> capital_fraction when ALLOCATION or WEIGHTS is set explicitly, lots
+    kept by the journal (persist_lots) where state survives restarts: always with IB, with the
     replay only on the Redis cache (a memory-cache replay starts every day afresh), and
     WARMUP_DAYS -> warmup_days with IB (its historical bars; the replay client has none).
     """
     parameters = {p for spec in specs_for(name) for p in spec.parameter_names()}
     overrides: dict[str, Any] = {}
-    if "lots_path" in parameters and keeps_state(settings):
-        overrides["lots_path"] = str(state_dir / f"lots_{settings.mode}_{name}.sqlite")
+    if "persist_lots" in parameters and keeps_state(settings):
+        overrides["persist_lots"] = True
     if "warmup_days" in parameters and settings.broker == "ib":
         overrides["warmup_days"] = settings["WARMUP_DAYS"]
     if "bearish_instrument" in parameters:
@@ -190,7 +190,7 @@ def strategy_overrides(settings: Settings, name: str, state_dir: Path) -> dict[s
 
 
 def _replay_strategies(
-    settings: Settings, catalog: Path, start: pd.Timestamp, state_dir: Path,
+    settings: Settings, catalog: Path, start: pd.Timestamp,
 ) -> tuple[dict[InstrumentId, str], str | None, list[ImportableStrategyConfig]]:
     """
     The backtest's own planning for each strategy of the sequence (same instruments, bar
@@ -203,7 +203,7 @@ def _replay_strategies(
         request = BacktestRequest(
             strategy=name, symbols=settings["SYMBOLS"], catalog=catalog,
             start=start.tz_convert(EXCHANGE_TZ).date(), progress=False,
-            overrides=strategy_overrides(settings, name, state_dir),
+            overrides=strategy_overrides(settings, name),
         )
         try:
             run_plan = plan_run(request)
@@ -217,14 +217,14 @@ def _replay_strategies(
 
 
 def _live_strategies(
-    settings: Settings, state_dir: Path,
+    settings: Settings,
 ) -> tuple[dict[InstrumentId, str], list[ImportableStrategyConfig]]:
     """The registry's defaults on the live instrument ids (SPY.ARCX), 1-minute bars."""
     watchlist = tuple(live_instrument_id(symbol) for symbol in settings["SYMBOLS"])
     bar_types = {iid: f"{iid}-{MINUTE_BARS}" for iid in watchlist}
     configs = []
     for name in settings.strategies:
-        mapped = strategy_overrides(settings, name, state_dir)
+        mapped = strategy_overrides(settings, name)
         try:
             configs += _live_strategy_configs(name, mapped, watchlist, bar_types)
         except StrategyParameterError as exc:
@@ -310,14 +310,14 @@ def make_plan(settings: Settings, state_dir: Path | None = None, catalog: Path |
     if settings["CACHE_BACKEND"] == "redis":
         check_redis(settings["REDIS_HOST"], settings["REDIS_PORT"])
     if settings.broker != "replay":
-        bar_types, configs = _live_strategies(settings, state)
+        bar_types, configs = _live_strategies(settings)
         configs, notes = claim_broker_orders(configs)
         return LivePlan(settings=settings, state_dir=state, catalog=None, bar_types=bar_types,
                         strategies=tuple(configs), exec_algorithms=algorithms,
                         notes=tuple(notes))
     catalog = catalog or settings["REPLAY_CATALOG"] or DEFAULT_CATALOG
     start, end = replay_window(settings, catalog)
-    bar_types, vix, configs = _replay_strategies(settings, catalog, start, state)
+    bar_types, vix, configs = _replay_strategies(settings, catalog, start)
     resume = None
     if settings["CACHE_BACKEND"] == "redis":
         resume = replay_resume_point(state, catalog, start, end)

@@ -35,8 +35,12 @@ from strategies.account import account_equity
 from strategies.live_parameters import refuse_frozen_changes
 from strategies.lots import LotBook
 from strategies.lots import LotKind
-from strategies.lots import SqliteLotStore
+from strategies.records import LOTS_TOPIC
+from strategies.records import SAVED_LOTS_KEY
+from strategies.records import LotChange
 from strategies.records import SignalRecord
+from strategies.records import decode_saved_lots
+from strategies.records import publish_lot_change
 from strategies.records import publish_signal
 from strategies.rsi_signals import RsiSignals
 from strategies.rsi_signals import week_close_ns
@@ -66,7 +70,9 @@ class CoreRSIConfig(StrategyConfig, frozen=True):
     exec_algorithm_id, chase_interval_secs, signal_max_age_secs: the bid-chasing algorithm
         and its timing for this strategy's buys.
     rebalance: trim the core and the position weekly, at the first session of the week.
-    lots_path: SQLite file the lots persist in (live); None keeps them in memory (backtests).
+    persist_lots: the journal keeps the lots (live): each change is published for it to write,
+        and the book is rebuilt at start from what it saved. False keeps them in memory only
+        (backtests: nothing is published).
     warmup_days: calendar days of the data client's own bars of the bar_type's spec requested
         at start to warm both RSIs before trading (live: IB's historical bars; the weekly RSI
         needs rsi_period + 1 NYSE weeks). 0: none (a backtest warms up on its earlier data).
@@ -91,7 +97,7 @@ class CoreRSIConfig(StrategyConfig, frozen=True):
     chase_interval_secs: PositiveInt = 60
     signal_max_age_secs: PositiveInt = 900
     rebalance: bool = True
-    lots_path: str | None = None
+    persist_lots: bool = False
     warmup_days: NonNegativeInt = 0
 
     def __post_init__(self) -> None:
@@ -267,12 +273,11 @@ class CoreRSI(Strategy):
             self.log.error(f"Instrument {self.config.instrument_id} not in the cache")
             self.stop()
             return
-        store = SqliteLotStore(self.config.lots_path) if self.config.lots_path else None
-        self.book = LotBook(str(self.config.instrument_id), store)
+        self.book = self._load_book()
         self.bankroll()
         if self.book.lots:
             self.log.info(
-                f"Reloaded {len(self.book.lots)} lots from {self.config.lots_path}: "
+                f"Reloaded {len(self.book.lots)} lots from the journal: "
                 f"{self.book.open_quantity()} shares open",
             )
             self._restore_targets()
@@ -281,6 +286,30 @@ class CoreRSI(Strategy):
         # Sizes and sells price at the bid when quotes flow (live, or a catalog with quotes).
         self.subscribe_quote_ticks(self.config.instrument_id)
         self.subscribe_bars(self.config.bar_type)
+
+    def _load_book(self) -> LotBook:
+        instrument, strategy = str(self.config.instrument_id), self.id.value
+        if not self.config.persist_lots:
+            return LotBook(instrument, strategy)
+        saved = self.cache.get(SAVED_LOTS_KEY)
+        # The journal subscribes before any strategy starts; a saved entry alone may be a
+        # stale copy from a persistent cache (Redis) with no journal running now.
+        missing = []
+        if not self.msgbus.has_subscribers(LOTS_TOPIC):
+            missing.append(f"nothing subscribes to {LOTS_TOPIC!r}")
+        if saved is None:
+            missing.append(f"no saved lots under cache key {SAVED_LOTS_KEY!r}")
+        if missing:
+            # Starting empty would buy a core the journal may already hold: refuse instead.
+            raise RuntimeError(
+                f"{strategy}: persist_lots is set but no journal is running to keep the lots "
+                f"({'; '.join(missing)}); add the journal actor (JOURNAL=true) or set "
+                f"persist_lots=False",
+            )
+        return LotBook.restore(instrument, strategy, decode_saved_lots(saved), self._publish_lot)
+
+    def _publish_lot(self, record: LotChange) -> None:
+        publish_lot_change(self.msgbus, record)
 
     def _request_warmup(self) -> None:
         # The data client's own bars of the same spec: an engine-built bar type (15-MINUTE
@@ -344,12 +373,8 @@ class CoreRSI(Strategy):
             self.log.info(f"Lot {lot_id}: adopted working target {order.client_order_id}")
         self._targets_due = [lot_id for lot_id in wanted if lot_id not in self._targets]
 
-    def on_stop(self) -> None:
-        if self.book is not None and self.book.store is not None:
-            self.book.store.close()
-
     def on_reset(self) -> None:
-        # The lot book is rebuilt from its store (or empty) at the next start.
+        # The lot book is rebuilt from the journal's saved lots (or empty) at the next start.
         self.signals.reset()
         self.record = CoreRSIRecord()
         self._buys.clear()

@@ -7,20 +7,26 @@ A core-building lot becomes a core lot when its profit-target sale fills (the re
 core"). Realised P&L is net of commissions: each sale carries its own commission and the
 share of the buy commission of the shares it sold.
 
-Persistence: `SqliteLotStore` writes each change as it happens to a small SQLite file (WAL
-journal, one transaction per change), so a live node that restarts reloads its lots. Backtests
-keep the book in memory (no store), so one run never sees another's lots. The journal issue
-can later take the storage over behind the same two calls (`save_lot`, `add_cost_basis`).
+Persistence: the book holds the lots in memory; given a `publish` callable it hands every
+change, as it happens, to it as a record of strategies/records.py (a buy fill or a change of
+kind: the lot's state; a sale; a cost-basis reduction), which the strategy publishes for the
+journal to write. `LotBook.restore` rebuilds a book from what the journal saved. Backtests
+publish nothing, so one run never sees another's lots.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from decimal import Decimal
 from enum import StrEnum
-from pathlib import Path
+
+from strategies.records import CostBasisRecord
+from strategies.records import LotChange
+from strategies.records import LotRecord
+from strategies.records import LotSaleRecord
+from strategies.records import SavedLots
 
 ZERO = Decimal(0)
 
@@ -80,148 +86,75 @@ class LotError(ValueError):
     """An operation the book refuses: an unknown lot, a sale larger than what is open."""
 
 
-class SqliteLotStore:
-    """Lots in a SQLite file (WAL), written as fills happen; Decimals stored as text."""
+class LotBook:
+    """
+    The lots of one strategy in one instrument, with the core's cost-basis reduction.
 
-    SCHEMA = """
-    CREATE TABLE IF NOT EXISTS lots (
-        lot_id TEXT PRIMARY KEY, instrument_id TEXT NOT NULL, kind TEXT NOT NULL,
-        opened_ns INTEGER NOT NULL, quantity TEXT NOT NULL, price TEXT NOT NULL,
-        commission TEXT NOT NULL);
-    CREATE TABLE IF NOT EXISTS lot_sales (
-        lot_id TEXT NOT NULL REFERENCES lots(lot_id), seq INTEGER NOT NULL,
-        ts_ns INTEGER NOT NULL, quantity TEXT NOT NULL, price TEXT NOT NULL,
-        commission TEXT NOT NULL, buy_commission TEXT NOT NULL, kind TEXT NOT NULL,
-        reason TEXT NOT NULL, cost_price TEXT NOT NULL, PRIMARY KEY (lot_id, seq));
-    CREATE TABLE IF NOT EXISTS cost_basis_reductions (
-        instrument_id TEXT NOT NULL, ts_ns INTEGER NOT NULL, amount TEXT NOT NULL,
-        source_lot TEXT NOT NULL);
+    publish: receives each change as a record (None: the book is not persisted).
     """
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(self.SCHEMA)
-
-    def save_lot(self, lot: Lot) -> None:
-        with self._conn:
-            self._conn.execute(
-                "INSERT INTO lots VALUES (?,?,?,?,?,?,?) ON CONFLICT(lot_id) DO UPDATE SET "
-                "kind=excluded.kind, quantity=excluded.quantity, price=excluded.price, "
-                "commission=excluded.commission",
-                (
-                    lot.lot_id,
-                    lot.instrument_id,
-                    lot.kind.value,
-                    lot.opened_ns,
-                    str(lot.quantity),
-                    str(lot.price),
-                    str(lot.commission),
-                ),
-            )
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO lot_sales VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        lot.lot_id,
-                        seq,
-                        s.ts_ns,
-                        str(s.quantity),
-                        str(s.price),
-                        str(s.commission),
-                        str(s.buy_commission),
-                        s.kind.value,
-                        s.reason,
-                        str(s.cost_price),
-                    )
-                    for seq, s in enumerate(lot.sales)
-                ],
-            )
-
-    def add_cost_basis(
-        self, instrument_id: str, ts_ns: int, amount: Decimal, source_lot: str
+    def __init__(
+        self,
+        instrument_id: str,
+        strategy: str = "",
+        publish: Callable[[LotChange], None] | None = None,
     ) -> None:
-        with self._conn:
-            self._conn.execute(
-                "INSERT INTO cost_basis_reductions VALUES (?,?,?,?)",
-                (instrument_id, ts_ns, str(amount), source_lot),
-            )
-
-    def load(self, instrument_id: str) -> tuple[list[Lot], Decimal]:
-        lots = {}
-        for row in self._conn.execute(
-            "SELECT lot_id, kind, opened_ns, quantity, price, commission FROM lots "
-            "WHERE instrument_id=? ORDER BY opened_ns, lot_id",
-            (instrument_id,),
-        ):
-            lot_id, kind, opened_ns, quantity, price, commission = row
-            lots[lot_id] = Lot(
-                lot_id,
-                instrument_id,
-                LotKind(kind),
-                opened_ns,
-                Decimal(quantity),
-                Decimal(price),
-                Decimal(commission),
-                open_quantity=Decimal(quantity),
-            )
-        for row in self._conn.execute(
-            "SELECT s.lot_id, s.ts_ns, s.quantity, s.price, s.commission, s.buy_commission, "
-            "s.kind, s.reason, s.cost_price FROM lot_sales s JOIN lots l USING (lot_id) "
-            "WHERE l.instrument_id=? ORDER BY s.lot_id, s.seq",
-            (instrument_id,),
-        ):
-            lot_id, ts_ns, qty, price, commission, buy_commission, kind, reason, cost = row
-            lots[lot_id].sales.append(
-                LotSale(
-                    ts_ns,
-                    Decimal(qty),
-                    Decimal(price),
-                    Decimal(commission),
-                    Decimal(buy_commission),
-                    LotKind(kind),
-                    reason,
-                    Decimal(cost),
-                ),
-            )
-            lots[lot_id].open_quantity -= Decimal(qty)
-        total = sum(
-            (
-                Decimal(a)
-                for (a,) in self._conn.execute(
-                    "SELECT amount FROM cost_basis_reductions WHERE instrument_id=?",
-                    (instrument_id,),
-                )
-            ),
-            ZERO,
-        )
-        return list(lots.values()), total
-
-    def close(self) -> None:
-        self._conn.close()
-
-
-class LotBook:
-    """The lots of one instrument, with the core's cost-basis reduction; optionally persisted."""
-
-    def __init__(self, instrument_id: str, store: SqliteLotStore | None = None) -> None:
         self.instrument_id = instrument_id
-        self.store = store
+        self.strategy = strategy
+        self.publish = publish
         self.lots: dict[str, Lot] = {}
         self.cost_basis_reduction = ZERO
         self.reductions: list[tuple[int, Decimal]] = []  # (ts_ns, amount) booked by this run
-        if store is not None:
-            lots, self.cost_basis_reduction = store.load(instrument_id)
-            self.lots = {lot.lot_id: lot for lot in lots}
         # Closed lots pile up over a year; strategies ask about the open ones on every bar.
-        self._open: dict[str, Lot] = {lot.lot_id: lot for lot in self.lots.values() if lot.is_open}
+        self._open: dict[str, Lot] = {}
+
+    @classmethod
+    def restore(
+        cls,
+        instrument_id: str,
+        strategy: str,
+        saved: SavedLots,
+        publish: Callable[[LotChange], None] | None = None,
+    ) -> LotBook:
+        """The book as the journal saved it (only this strategy's lots in this instrument)."""
+        book = cls(instrument_id, strategy, publish)
+        mine = saved.of(strategy, instrument_id)
+        for r in mine.lots:
+            book.lots[r.lot_id] = Lot(
+                r.lot_id, instrument_id, LotKind(r.kind), r.opened_ns, r.quantity, r.price,
+                r.commission, open_quantity=r.quantity,
+            )
+        for s in sorted(mine.sales, key=lambda s: (s.lot_id, s.seq)):
+            lot = book.lots.get(s.lot_id)
+            if lot is None or s.seq != len(lot.sales):
+                raise LotError(
+                    f"saved sale {s.seq} of lot {s.lot_id} ({strategy}, {instrument_id}) does not "
+                    f"follow the saved lot's {len(lot.sales) if lot else 'missing'} sales",
+                )
+            lot.sales.append(
+                LotSale(s.ts_ns, s.quantity, s.price, s.commission, s.buy_commission,
+                        LotKind(s.kind), s.reason, s.cost_price),
+            )
+            lot.open_quantity -= s.quantity
+        book.cost_basis_reduction = sum((r.amount for r in mine.reductions), ZERO)
+        book._open = {lot.lot_id: lot for lot in book.lots.values() if lot.is_open}
+        return book
 
     def _save(self, lot: Lot) -> None:
-        if self.store is not None:
-            self.store.save_lot(lot)
+        if self.publish is not None:
+            self.publish(
+                LotRecord(self.strategy, self.instrument_id, lot.lot_id, lot.kind.value,
+                          lot.opened_ns, lot.quantity, lot.price, lot.commission),
+            )
+
+    def _save_sale(self, lot: Lot) -> None:
+        if self.publish is not None:
+            s = lot.sales[-1]
+            self.publish(
+                LotSaleRecord(self.strategy, self.instrument_id, lot.lot_id, len(lot.sales) - 1,
+                              s.ts_ns, s.quantity, s.price, s.commission, s.buy_commission,
+                              s.kind.value, s.reason, s.cost_price),
+            )
 
     def get(self, lot_id: str) -> Lot:
         try:
@@ -284,7 +217,7 @@ class LotBook:
         lot.open_quantity -= quantity
         if not lot.is_open:
             self._open.pop(lot_id, None)
-        self._save(lot)
+        self._save_sale(lot)
         return sale
 
     def convert(self, lot_id: str, kind: LotKind) -> Lot:
@@ -297,8 +230,8 @@ class LotBook:
         """Trading profit credited against the core's cost basis."""
         self.cost_basis_reduction += amount
         self.reductions.append((ts_ns, amount))
-        if self.store is not None:
-            self.store.add_cost_basis(self.instrument_id, ts_ns, amount, source_lot)
+        if self.publish is not None:
+            self.publish(CostBasisRecord(self.strategy, self.instrument_id, ts_ns, amount, source_lot))
 
     def open_lots(self, kind: LotKind | None = None) -> list[Lot]:
         """Open lots, oldest first (the order sales are taken from)."""

@@ -5,16 +5,30 @@ Strategies never import the journal: they publish a ``SignalRecord`` on ``journa
 a ``RiskRecord`` on ``journal.risk`` (helpers below) and whichever journal runs records them.
 Exit reasons travel as order tags (``exit:stop_loss`` ...) so the journal can say how each
 round trip closed.
+
+A strategy whose lots must survive a restart (core RSI, live) publishes each change of its
+lot book on ``journal.lots`` (``LotRecord``, ``LotSaleRecord``, ``CostBasisRecord``); the
+journal writes it into its database. At start the journal puts every saved lot into the
+Nautilus Cache under ``SAVED_LOTS_KEY`` (``encode_saved_lots``), before any strategy starts,
+and keeps that entry current; the strategy rebuilds its book from it (``decode_saved_lots``).
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
+from decimal import Decimal
+from typing import Any
 from typing import Protocol
 
 SIGNAL_TOPIC = "journal.signal"
 RISK_TOPIC = "journal.risk"
+LOTS_TOPIC = "journal.lots"
+# Cache key of the journal's saved lots (every strategy's); written at every journal start,
+# an empty set included, so a missing entry means no journal loaded them.
+SAVED_LOTS_KEY = "journal.saved_lots"
 
 # Order tag -> how a round trip closed. A closing order carries one of these tags.
 EXIT_REASONS = {
@@ -57,6 +71,103 @@ class RiskRecord:
             raise ValueError(f"kind must be one of {', '.join(RISK_KINDS)}, got {self.kind!r}")
 
 
+@dataclass(frozen=True)
+class LotRecord:
+    """A lot's state after a buy fill or a change of kind (the journal upserts it)."""
+
+    strategy: str
+    instrument_id: str
+    lot_id: str
+    kind: str
+    opened_ns: int
+    quantity: Decimal
+    price: Decimal  # average fill price of the buy
+    commission: Decimal
+
+
+@dataclass(frozen=True)
+class LotSaleRecord:
+    """One sale from a lot; seq is its position among the lot's sales (0, 1, ...)."""
+
+    strategy: str
+    instrument_id: str
+    lot_id: str
+    seq: int
+    ts_ns: int
+    quantity: Decimal
+    price: Decimal
+    commission: Decimal
+    buy_commission: Decimal
+    kind: str  # the lot's kind when it sold
+    reason: str
+    cost_price: Decimal
+
+
+@dataclass(frozen=True)
+class CostBasisRecord:
+    """Trading profit booked against the core's cost basis."""
+
+    strategy: str
+    instrument_id: str
+    ts_ns: int
+    amount: Decimal
+    source_lot: str
+
+
+LotChange = LotRecord | LotSaleRecord | CostBasisRecord
+
+
+@dataclass(frozen=True)
+class SavedLots:
+    """Lots as the journal saved them; sales in (lot, seq) order, reductions in booking order."""
+
+    lots: tuple[LotRecord, ...] = ()
+    sales: tuple[LotSaleRecord, ...] = ()
+    reductions: tuple[CostBasisRecord, ...] = ()
+
+    def of(self, strategy: str, instrument_id: str) -> SavedLots:
+        def mine(r: LotChange) -> bool:
+            return r.strategy == strategy and r.instrument_id == instrument_id
+
+        return SavedLots(
+            tuple(filter(mine, self.lots)),
+            tuple(filter(mine, self.sales)),
+            tuple(filter(mine, self.reductions)),
+        )
+
+
+_DECIMALS = {
+    name
+    for cls in (LotRecord, LotSaleRecord, CostBasisRecord)
+    for name, kind in cls.__annotations__.items()
+    if kind == "Decimal"
+}
+
+
+def _fields_from_json(cls: type, row: dict[str, Any]) -> Any:
+    return cls(**{k: Decimal(v) if k in _DECIMALS else v for k, v in row.items()})
+
+
+def encode_saved_lots(saved: SavedLots) -> bytes:
+    """JSON with every Decimal as its exact text."""
+
+    def rows(records: tuple[LotChange, ...]) -> list[dict[str, Any]]:
+        return [{k: str(v) if k in _DECIMALS else v for k, v in asdict(r).items()} for r in records]
+
+    return json.dumps(
+        {"lots": rows(saved.lots), "sales": rows(saved.sales), "reductions": rows(saved.reductions)},
+    ).encode()
+
+
+def decode_saved_lots(data: bytes) -> SavedLots:
+    raw = json.loads(data)
+    return SavedLots(
+        tuple(_fields_from_json(LotRecord, r) for r in raw["lots"]),
+        tuple(_fields_from_json(LotSaleRecord, r) for r in raw["sales"]),
+        tuple(_fields_from_json(CostBasisRecord, r) for r in raw["reductions"]),
+    )
+
+
 class _Publisher(Protocol):
     def publish(self, topic: str, msg: object) -> None: ...
 
@@ -67,6 +178,10 @@ def publish_signal(msgbus: _Publisher, record: SignalRecord) -> None:
 
 def publish_risk(msgbus: _Publisher, record: RiskRecord) -> None:
     msgbus.publish(topic=RISK_TOPIC, msg=record)
+
+
+def publish_lot_change(msgbus: _Publisher, record: LotChange) -> None:
+    msgbus.publish(topic=LOTS_TOPIC, msg=record)
 
 
 def exit_reason(tags: list[str] | tuple[str, ...] | None) -> str:

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pandas as pd
 from nautilus_trader.backtest.engine import BacktestEngine
+from nautilus_trader.common.actor import Actor
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.identifiers import ClientOrderId
 
@@ -61,9 +62,17 @@ class Outcome:
         return out
 
 
-def run_core(rows: list[tuple[str, float]], risk: RiskConfig | None = None, **overrides: object) -> Outcome:
-    """`risk`: put the pre-trade gate with these limits in front of the RiskEngine."""
+def run_core(
+    rows: list[tuple[str, float]],
+    risk: RiskConfig | None = None,
+    actors: tuple[Actor, ...] = (),
+    **overrides: object,
+) -> Outcome:
+    """`risk`: put the pre-trade gate with these limits in front of the RiskEngine;
+    `actors`: added before the strategy (e.g. a journal keeping its lots)."""
     engine, algorithm = make_engine(bars_frame(rows))
+    for actor in actors:
+        engine.add_actor(actor)
     if risk is not None:
         engine.add_actor(PreTradeGate(PreTradeGateConfig(risk=risk, bar_types=[MINUTE_BARS])))
     params: dict[str, object] = {

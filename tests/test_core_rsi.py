@@ -15,6 +15,10 @@ from decimal import Decimal
 
 import pandas as pd
 
+import pytest
+
+from actors.journal import Journal
+from actors.journal import JournalConfig
 from config.risk import RiskConfig
 from strategies.lots import LotKind
 from tests.scenario import run_core
@@ -148,35 +152,65 @@ def test_core_exit_sells_one_step_at_a_time_above_the_last_sale() -> None:
     ) + Decimal("5.04")
 
 
-def test_lots_written_by_the_strategy_are_reloaded_after_a_restart(tmp_path) -> None:
-    from strategies.lots import LotBook
-    from strategies.lots import SqliteLotStore
+def _journal(tmp_path) -> Journal:
+    url = f"sqlite:///{tmp_path / 'journal_paper.sqlite'}"
+    return Journal(JournalConfig(mode="paper", database_url=url, records_dir=str(tmp_path / "records")))
 
-    path = tmp_path / "lots.sqlite"
-    rows = THREE_DIPS[:4] + [(f"{DAY} 14:04", 100)]
-    first = run_core(rows, lots_path=str(path))
-    first.engine.dispose()  # stops the strategy, which closes its store
-    reloaded = LotBook(str(first.strategy.config.instrument_id), SqliteLotStore(path))
-    (lot,) = reloaded.lots.values()
-    assert (lot.kind, lot.quantity, lot.price, lot.open_quantity) == (
-        LotKind.CORE,
-        10,
-        Decimal("99.00"),
-        3,
-    )
-    assert [(s.quantity, s.price) for s in lot.sales] == [(7, Decimal("99.99"))]
+
+def test_lots_kept_by_the_journal_rebuild_the_same_book_after_a_restart(tmp_path) -> None:
+    # THREE_DIPS with two cycles (see above), then a bar at 100 (high 100) that reaches the
+    # core-building targets 99.99 (7 of 10 at 99) and 98.98 (7 of 10 at 98).
+    rows = THREE_DIPS + [(f"{DAY} 14:11", 100)]
+    first = run_core(rows, actors=(_journal(tmp_path),), max_cycles=2, persist_lots=True)
+    assert first.fills() == [
+        ("BUY", "10", "99.00", "lot=core-building"),
+        ("BUY", "10", "98.00", "lot=core-building"),
+        ("BUY", "10", "97.00", "lot=trading"),
+        ("SELL", "10", "97.97", "target=trading"),
+        ("SELL", "7", "99.99", "target=core-building"),
+        ("SELL", "7", "98.98", "target=core-building"),
+    ]
+    book = first.strategy.book
+    # 7 * 0.99 + 7 * 0.98, no fees; the trading lot's 10 * 0.97 is booked against the core.
+    assert book.realised_by_kind() == {"core-building": Decimal("13.79"), "core": 0, "trading": Decimal("9.70")}
+    assert book.cost_basis_reduction == Decimal("9.70")
+    assert book.core_cost_basis() == Decimal("581.30")  # 3 * 99 + 3 * 98 - 9.70
+    first.engine.dispose()
+
+    # A new engine and a new journal on the same database: the journal loads the lots into
+    # the Cache before the strategy starts, and the strategy rebuilds its book from them.
+    restarted = run_core([(f"{DAY} 15:00", 99.5)], actors=(_journal(tmp_path),), max_cycles=2,
+                         persist_lots=True)
+    rebuilt = restarted.strategy.book
+    # Every lot equal field by field: kind, quantity, price, commission, open shares, sales.
+    assert rebuilt.lots == book.lots
+    assert [(lot.kind, lot.open_quantity) for lot in rebuilt.lots.values()] == [
+        (LotKind.CORE, 3), (LotKind.CORE, 3), (LotKind.TRADING, 0),
+    ]
+    assert rebuilt.cost_basis_reduction == Decimal("9.70")
+    assert rebuilt.realised_by_kind() == book.realised_by_kind()
+    assert restarted.strategy.cycles() == 2  # the cycle count survives: the next lot trades
 
 
 def test_a_restarted_strategy_gives_reloaded_lots_their_targets_again(tmp_path) -> None:
-    path = tmp_path / "lots.sqlite"
-    first = run_core(THREE_DIPS[:4], lots_path=str(path))  # buys 10 at 99; target rests
-    assert first.fills() == [("BUY", "10", "99.00", "lot=core-building")]
+    first = run_core(THREE_DIPS[:4], actors=(_journal(tmp_path),), persist_lots=True)
+    assert first.fills() == [("BUY", "10", "99.00", "lot=core-building")]  # target rests
     first.engine.dispose()
-    restarted = run_core([(f"{DAY} 15:00", 99.5)], lots_path=str(path))
+    restarted = run_core([(f"{DAY} 15:00", 99.5)], actors=(_journal(tmp_path),), persist_lots=True)
     targets = [o for o in restarted.engine.cache.orders() if o.exec_spawn_id == o.client_order_id]
     assert [(o.side_string(), str(o.quantity), str(o.price), o.tags) for o in targets] == [
         ("SELL", "7", "99.99", ["target=core-building"]),
     ]
+
+
+def test_persist_lots_without_a_journal_refuses_to_start() -> None:
+    # Starting empty would buy a core the journal may hold already.
+    with pytest.raises(RuntimeError, match=(
+        r"CoreRSI-000: persist_lots is set but no journal is running to keep the lots "
+        r"\(nothing subscribes to 'journal.lots'; no saved lots under cache key "
+        r"'journal.saved_lots'\); add the journal actor \(JOURNAL=true\) or set persist_lots=False"
+    )):
+        run_core(THREE_DIPS[:4], persist_lots=True)
 
 
 def test_config_refuses_values_outside_the_plan_naming_the_field() -> None:

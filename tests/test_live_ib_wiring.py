@@ -114,11 +114,13 @@ def test_core_rsi_warms_up_from_ib_history_by_default(tmp_path: Path) -> None:
     plan = make_plan(load_settings(ib_env(tmp_path, 4002, STRATEGIES="core_rsi")))
     [core] = plan.strategies
     assert core.config["warmup_days"] == 70
-    assert core.config["lots_path"] == str(tmp_path / "state" / "lots_paper_core_rsi.sqlite")
+    assert core.config["persist_lots"] is True  # the journal keeps the lots
+    journal = next(a for a in build_node_config(plan).actors if a.actor_path.endswith("Journal"))
+    assert journal.config["database_url"].endswith("journal_paper.sqlite")
     plan = make_plan(load_settings(ib_env(tmp_path, 4002, STRATEGIES="core_rsi", WARMUP_DAYS="0",
                                           MODE="dry-run")))
     [core] = plan.strategies
-    assert core.config["warmup_days"] == 0 and "lots_path" not in core.config
+    assert core.config["warmup_days"] == 0 and "persist_lots" not in core.config
     kill_switch = next(a for a in build_node_config(plan).actors
                        if a.actor_path.endswith("KillSwitch"))
     assert kill_switch.config["state_path"] is None  # a dry run keeps nothing

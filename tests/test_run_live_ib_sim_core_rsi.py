@@ -1,7 +1,7 @@
 """
 The core RSI strategy end to end through ``run_live.py --broker ib --mode paper`` against the
 IB Gateway simulator: a replayed sample day, the real Nautilus IB adapter, the bid-chasing
-execution algorithm, the lot store in STATE_DIR and the journal. Then the node is restarted
+execution algorithm and the journal, which keeps the lots. Then the node is restarted
 on the same state and account while its profit targets rest at the simulator.
 
 What differs from run_live.py as shipped (tests/ib_sim_live.py says why): the 15-minute bars
@@ -46,7 +46,7 @@ SPEED = 120.0  # a 15-minute bar every 7.5 s, the bid chaser's minute in half a 
 STRATEGY = "CoreRSI-SPY"
 PARAMETERS = {STRATEGY: {"profit_target": 0.002}}
 SCRIPT = run_live_script("core_rsi", "15-MINUTE-LAST-EXTERNAL")
-LOTS_FILE = "lots_paper_core_rsi.sqlite"
+JOURNAL_FILE = "journal_paper.sqlite"  # the journal keeps the strategy's lots
 
 
 def replay_time(sim: GatewayThread) -> pd.Timestamp:
@@ -63,13 +63,15 @@ class StoredLot:
 
 
 def stored_lots(state: Path) -> list[StoredLot]:
-    """The strategy's own lot store, read as the next start will read it."""
-    with sqlite3.connect(state / LOTS_FILE) as db:
+    """The strategy's lots as the journal keeps them, read as its next start will read them."""
+    with sqlite3.connect(state / JOURNAL_FILE) as db:
         lots = db.execute(
-            "SELECT lot_id, kind, quantity, price FROM lots ORDER BY opened_ns, lot_id"
+            "SELECT lot_id, kind, quantity, price FROM core_lots WHERE strategy = ? "
+            "ORDER BY opened_ns, lot_id", (STRATEGY,),
         ).fetchall()
         sold = dict(db.execute(
-            "SELECT lot_id, SUM(CAST(quantity AS INTEGER)) FROM lot_sales GROUP BY lot_id"
+            "SELECT lot_id, SUM(CAST(quantity AS INTEGER)) FROM core_lot_sales WHERE strategy = ? "
+            "GROUP BY lot_id", (STRATEGY,),
         ).fetchall())
     return [
         StoredLot(lot_id, kind, Decimal(q), Decimal(p), Decimal(q) - Decimal(sold.get(lot_id, 0)))
@@ -153,7 +155,7 @@ def test_the_rsis_were_warmed_from_the_gateways_history(core_run: CoreRun) -> No
     # the first buy signal came in the day's first hour, with the weekly RSI known: without
     # the 70 days of history the intraday RSI needs 8 bars (two hours) and the weekly RSI
     # 8 NYSE weeks before either has a value
-    with sqlite3.connect(core_run.first.state / "journal_paper.sqlite") as db:
+    with sqlite3.connect(core_run.first.state / JOURNAL_FILE) as db:
         signals = db.execute(
             "SELECT ts_ns, indicators FROM signals WHERE signal_type = 'rsi_cross_up' ORDER BY id"
         ).fetchall()
