@@ -175,6 +175,11 @@ def strategy_overrides(settings: Settings, name: str) -> dict[str, Any]:
     parameters = {p for spec in specs_for(name) for p in spec.parameter_names()}
     overrides: dict[str, Any] = {}
     if "persist_lots" in parameters and keeps_state(settings):
+        if not settings["JOURNAL"]:
+            raise LivePlanError(
+                f"STRATEGIES ({name}): its lots are kept by the trade journal across restarts, "
+                "and JOURNAL is false; set JOURNAL=true",
+            )
         overrides["persist_lots"] = True
     if "warmup_days" in parameters and settings.broker == "ib":
         overrides["warmup_days"] = settings["WARMUP_DAYS"]

@@ -284,3 +284,15 @@ def test_the_live_plan_carries_the_entry_window_into_the_gate(sample_catalog: Pa
     assert (gate.risk.trading_start, gate.risk.trading_end, gate.window_on_data_time) == (
         dt.time(9, 30), dt.time(15, 0), True,
     )
+
+
+def test_core_rsi_without_the_journal_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    from livenode.builder import LivePlanError
+
+    settings = load_settings(ib_env(tmp_path, 4002, STRATEGIES="core_rsi", JOURNAL="false"))
+    with pytest.raises(LivePlanError) as info:
+        make_plan(settings)
+    assert str(info.value) == (
+        "STRATEGIES (core_rsi): its lots are kept by the trade journal across restarts, and "
+        "JOURNAL is false; set JOURNAL=true"
+    )
