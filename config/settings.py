@@ -391,7 +391,8 @@ SCHEMA: tuple[Key, ...] = (
        risk_field="trading_end"),
     _k("WARMUP_DAYS", _int_range(0, 3650), "70", "calendar days of IB history read at start by "
        "strategies that warm up (warmup_days: core RSI's weekly RSI needs its period + 1 NYSE "
-       "weeks); 0: none, signals wait for live bars; the replay starts cold as its backtest does",
+       "weeks, the session strategies' average daily volume 20 sessions); 0: none, they wait "
+       "for live bars; the replay starts cold as its backtest does",
        "timing"),
     _k("HEARTBEAT_SECONDS", _int_range(1, 3600), "5", "watchdog connectivity check interval",
        "timing"),

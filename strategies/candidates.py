@@ -4,7 +4,8 @@ average daily volume at least a threshold, and, where a quote exists, non-zero b
 with a spread no wider than a fraction of the mid price.
 
 Average daily volume is the mean regular-hours volume of the last completed sessions the
-strategy has seen (live, the runner warms it with requested history).
+strategy has seen; live with IB it is warmed at start from IB's daily bars (warmup_days), so
+the filter does not wait weeks of live sessions.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
 
+import pandas as pd
+from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import QuoteTick
+
+from strategies.sessions import session_for
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,36 @@ class DailyVolumeTracker:
             self._today = Decimal(0)
         self._today += volume
 
+    def seed(self, sessions: list[tuple[dt.date, Decimal]]) -> None:
+        """Completed sessions' volumes from history, oldest first, before any live bar."""
+        if self._date is not None:
+            raise RuntimeError("DailyVolumeTracker.seed: live volume was already added")
+        for _, volume in sessions:
+            self._completed.append(volume)
+
     def average(self) -> Decimal | None:
         if len(self._completed) < (self._completed.maxlen or 1):
             return None
         return sum(self._completed, Decimal(0)) / len(self._completed)
+
+
+def completed_session_volumes(
+    daily_bars: list[Bar], today: dt.date,
+) -> tuple[list[tuple[dt.date, Decimal]], list[str]]:
+    """
+    The volume of each completed NYSE session in `daily_bars` (IB's daily bars, which Nautilus
+    stamps at 00:00 UTC of the session's date), oldest first, and a note for each bar left out:
+    today's (still trading, counted from the live bars instead) and any dated on a day without
+    a session (not IB's daily bar of a session, so not trusted).
+    """
+    volumes: dict[dt.date, Decimal] = {}
+    notes = []
+    for bar in daily_bars:
+        date = pd.Timestamp(bar.ts_event, tz="UTC").date()
+        if date >= today:
+            notes.append(f"{bar.bar_type} {date}: today's or later, left to the live bars")
+        elif session_for(date) is None:
+            notes.append(f"{bar.bar_type} {date}: no NYSE session that day, left out")
+        else:
+            volumes[date] = bar.volume.as_decimal()
+    return sorted(volumes.items()), notes

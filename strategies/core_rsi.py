@@ -12,6 +12,7 @@ from decimal import ROUND_DOWN
 from datetime import timedelta
 from decimal import Decimal
 
+from nautilus_trader.common.events import TimeEvent
 from nautilus_trader.config import NonNegativeInt
 from nautilus_trader.config import PositiveInt
 from nautilus_trader.config import StrategyConfig
@@ -48,6 +49,7 @@ from strategies.sessions import SessionTracker
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
+WARMUP_WAIT_SECS = 60  # for the warm-up history before trading on without it
 
 
 class CoreRSIConfig(StrategyConfig, frozen=True):
@@ -321,6 +323,19 @@ class CoreRSI(Strategy):
         start = self.clock.utc_now() - timedelta(days=self.config.warmup_days)
         self.request_bars(bar_type, start=start, callback=self._on_warmup_done)
         self.log.info(f"Warming up the RSIs from {bar_type} bars since {start:%Y-%m-%d}")
+        # A data client that never answers must not hold the bars for ever: go on cold, loudly.
+        self.clock.set_time_alert(
+            f"{self.id}-warmup", self.clock.utc_now() + timedelta(seconds=WARMUP_WAIT_SECS),
+            self._on_warmup_late,
+        )
+
+    def _on_warmup_late(self, _event: TimeEvent) -> None:
+        if self._warming:
+            self.log.warning(
+                f"Warm-up history not answered in {WARMUP_WAIT_SECS} s: the RSIs start from "
+                "the live bars",
+            )
+            self._on_warmup_done(None)
 
     def on_historical_data(self, data: Data) -> None:
         # The history only feeds the RSIs: a cross in it is not a signal to act on now.
@@ -329,7 +344,9 @@ class CoreRSI(Strategy):
             self._warmup_bars += 1
             self._warmup_last_ns = max(self._warmup_last_ns, data.ts_event)
 
-    def _on_warmup_done(self, request_id: UUID4) -> None:
+    def _on_warmup_done(self, request_id: UUID4 | None) -> None:
+        if not self._warming:
+            return  # answered after the wait ran out: the live bars already count
         self._warming = False
         weekly = self.signals.weekly_value
         self.log.info(

@@ -19,12 +19,19 @@ from typing import ClassVar
 import msgspec
 import pandas as pd
 from nautilus_trader.common.events import TimeEvent
+from nautilus_trader.config import NonNegativeInt
 from nautilus_trader.config import PositiveInt
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.currencies import USD
+from nautilus_trader.core.data import Data
+from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import BarSpecification
 from nautilus_trader.model.data import BarType
+from nautilus_trader.model.enums import AggregationSource
+from nautilus_trader.model.enums import BarAggregation
 from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import PriceType
 from nautilus_trader.model.enums import TimeInForce
 from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.events import PositionClosed
@@ -40,6 +47,7 @@ from strategies.bearish import inverse_map_problems
 from strategies.bearish import leveraged_problems
 from strategies.candidates import CandidateFilter
 from strategies.candidates import DailyVolumeTracker
+from strategies.candidates import completed_session_volumes
 from strategies.readiness import ReadinessReport
 from strategies.records import SignalRecord
 from strategies.records import publish_signal
@@ -51,6 +59,10 @@ from strategies.sessions import session_for
 
 # Cash kept back from each buy for slippage and commission so a cash account never goes short.
 CASH_CUSHION = Decimal("0.99")
+
+# The venue's daily bars (IB: one per session, its regular-hours volume with use_rth).
+DAILY_BARS = BarSpecification(1, BarAggregation.DAY, PriceType.LAST)
+WARMUP_WAIT_SECS = 60
 
 
 class NotYetSupportedError(ValueError):
@@ -72,6 +84,9 @@ class SessionStrategyConfig(StrategyConfig, frozen=True):
     stop_fraction: protective stop distance below the fill price.
     min_price, max_price, min_average_daily_volume (0 = off), average_volume_sessions,
     max_spread_fraction: the candidate filters.
+    warmup_days: calendar days of the data client's daily bars requested at start for the
+        average daily volume (live: IB's; bars are held until they arrive). 0: none, the
+        average waits for `average_volume_sessions` sessions of the strategy's own bars.
     """
 
     bar_types: tuple[BarType, ...]
@@ -86,6 +101,7 @@ class SessionStrategyConfig(StrategyConfig, frozen=True):
     min_average_daily_volume: Decimal = Decimal("1000000")
     average_volume_sessions: PositiveInt = 20
     max_spread_fraction: Decimal = Decimal("0.015")
+    warmup_days: NonNegativeInt = 0
 
     def __post_init__(self) -> None:
         if self.bearish_instrument == "long_put":
@@ -185,6 +201,9 @@ class SessionStrategy(Strategy):
         self.entry_start_ns = 0
         self.entry_end_ns = 0
         self.exit_ns = 0
+        self._warmups: set[UUID4] = set()  # daily-bar requests not yet answered
+        self._daily_history: list[Bar] = []
+        self._held_bars: list[Bar] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -203,9 +222,61 @@ class SessionStrategy(Strategy):
         if self.config.allow_leveraged_for_test:
             for problem in self.config.leveraged_problems():
                 self.log.warning(f"TEST-ONLY OVERRIDE allow_leveraged_for_test: {problem}")
+        if self.config.warmup_days:
+            self._request_volume_history()
         for bar_type in self.config.bar_types:
             self.subscribe_bars(bar_type)
             self.subscribe_quote_ticks(bar_type.instrument_id)
+
+    def _request_volume_history(self) -> None:
+        start = self.clock.utc_now() - pd.Timedelta(days=self.config.warmup_days)
+        for bar_type in self.config.bar_types:
+            daily = BarType(bar_type.instrument_id, DAILY_BARS, AggregationSource.EXTERNAL)
+            self._warmups.add(self.request_bars(daily, start=start, callback=self._on_history_done))
+        # A data client that never answers (a backtest engine without a catalog) must not hold
+        # the bars for ever: trade on without the history, and say so.
+        self.clock.set_time_alert(
+            f"{self.id}-volume-history", self.clock.utc_now() + pd.Timedelta(seconds=WARMUP_WAIT_SECS),
+            self._on_history_late,
+        )
+
+    def _on_history_late(self, _event: TimeEvent) -> None:
+        if self._warmups:
+            self.log.warning(
+                f"Volume history not answered in {WARMUP_WAIT_SECS} s: trading on without it; "
+                f"the average daily volume waits for {self.config.average_volume_sessions} "
+                "sessions of live bars",
+            )
+            self._warmups.clear()
+            self._finish_history()
+
+    def on_historical_data(self, data: Data) -> None:
+        if isinstance(data, Bar) and data.bar_type.spec == DAILY_BARS and self._warmups:
+            self._daily_history.append(data)
+
+    def _on_history_done(self, request_id: UUID4) -> None:
+        if request_id not in self._warmups:
+            return  # answered after the wait ran out: the live bars already count
+        self._warmups.discard(request_id)
+        if not self._warmups:
+            self._finish_history()
+
+    def _finish_history(self) -> None:
+        today = pd.Timestamp(self.clock.timestamp_ns(), tz="UTC").tz_convert(EXCHANGE_TZ).date()
+        for symbol, tracker in self.volumes.items():
+            bars = [b for b in self._daily_history if b.bar_type.instrument_id.symbol.value == symbol]
+            sessions, notes = completed_session_volumes(bars, today)
+            for note in notes:
+                self.log.warning(f"Volume history: {note}")
+            tracker.seed(sessions)
+            self.log.info(
+                f"{symbol}: {len(sessions)} sessions of volume history, average daily volume "
+                f"{tracker.average() if tracker.average() is not None else 'not yet known'}",
+            )
+        self._daily_history.clear()
+        held, self._held_bars = self._held_bars, []
+        for bar in held:
+            self.on_bar(bar)
 
     def on_stop(self) -> None:
         for instrument in self.instruments.values():
@@ -239,6 +310,9 @@ class SessionStrategy(Strategy):
     # -- data -------------------------------------------------------------------------------
 
     def on_bar(self, bar: Bar) -> None:
+        if self._warmups:
+            self._held_bars.append(bar)  # played once the volume history is in
+            return
         ts = bar.ts_event
         if not self._sessions.in_regular_hours(ts):
             return

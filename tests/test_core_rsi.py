@@ -257,3 +257,12 @@ def test_weekly_rebalance_trims_a_position_above_the_cap_from_trading_lots_first
         for o in outcome.engine.cache.orders_open()
     )
     assert working == [("target=core-building", "37", "101.00"), ("target=trading", "49", "101.00")]
+
+
+def test_a_warm_up_the_data_client_never_answers_holds_no_bar_for_ever() -> None:
+    # A bare backtest engine answers no history request: after the 60 s wait the held bars are
+    # played and the strategy trades as a cold start does, bar for bar.
+    cold = run_core(THREE_DIPS)
+    warmed = run_core(THREE_DIPS, warmup_days=5)
+    assert warmed.strategy.record.buy_signals == cold.strategy.record.buy_signals
+    assert warmed.fills() == cold.fills() != []

@@ -241,6 +241,8 @@ def test_settings_that_map_onto_strategy_parameters(tmp_path: Path) -> None:
     # ALLOCATION (100%) x the first weight; the strategies' own default is 0.3-0.35.
     assert {c["capital_fraction"] for c in session} == {"0.35"}
     assert {c["bearish_instrument"] for c in session} == {"disabled"}
+    # their average daily volume starts from IB's daily bars, not after 20 live sessions
+    assert {c["warmup_days"] for c in session} == {70}
     ma = [c.config for c in plan.strategies if "ma_cross" in c.strategy_path]
     assert sorted(c["instrument_id"] for c in ma) == ["QQQ.XNAS", "SPY.ARCX"]
     assert all("capital_fraction" not in c for c in ma)  # MA cross has no such parameter

@@ -238,3 +238,56 @@ def test_adx_matches_an_independent_pandas_computation() -> None:
     assert np.isnan(values[26]) and not np.isnan(values[27])  # ready after 2 * 14 bars
     np.testing.assert_allclose(values[27:], expected.iloc[27:].to_numpy(), rtol=1e-10)
     assert 0 < min(values[27:]) and max(values[27:]) < 100
+
+
+def daily_bar(symbol: str, date: str, volume: int):
+    from nautilus_trader.model.data import Bar
+    from nautilus_trader.model.data import BarType
+
+    ts = pd.Timestamp(date, tz="UTC").value  # IB's daily bar: 00:00 UTC of the session's date
+    return Bar(BarType.from_str(f"{symbol}.SIM-1-DAY-LAST-EXTERNAL"), Price.from_str("100.00"),
+               Price.from_str("101.00"), Price.from_str("99.00"), Price.from_str("100.50"),
+               Quantity.from_int(volume), ts, ts)
+
+
+def test_volume_history_seeds_the_average_with_completed_sessions_only() -> None:
+    from strategies.candidates import completed_session_volumes
+
+    bars = [daily_bar("SPY", d, v) for d, v in [
+        ("2024-11-25", 1_000), ("2024-11-26", 2_000), ("2024-11-27", 3_000),
+        ("2024-11-28", 9_999),  # Thanksgiving: no session, not a daily bar to trust
+        ("2024-11-29", 600),  # the half day is a session
+        ("2024-12-02", 50),  # today: still trading, left to the live bars
+    ]]
+    sessions, notes = completed_session_volumes(bars, today=dt.date(2024, 12, 2))
+    assert sessions == [
+        (dt.date(2024, 11, 25), Decimal(1_000)), (dt.date(2024, 11, 26), Decimal(2_000)),
+        (dt.date(2024, 11, 27), Decimal(3_000)), (dt.date(2024, 11, 29), Decimal(600)),
+    ]
+    assert notes == [
+        "SPY.SIM-1-DAY-LAST-EXTERNAL 2024-11-28: no NYSE session that day, left out",
+        "SPY.SIM-1-DAY-LAST-EXTERNAL 2024-12-02: today's or later, left to the live bars",
+    ]
+    tracker = DailyVolumeTracker(sessions=3)
+    tracker.seed(sessions)
+    assert tracker.average() == Decimal(5_600) / 3  # the last three: 2,000, 3,000 and 600
+    tracker.add(dt.date(2024, 12, 2), Decimal(400))  # today's live volume
+    tracker.add(dt.date(2024, 12, 3), Decimal(1))
+    assert tracker.average() == Decimal(4_000) / 3  # 3,000 + 600 + 400
+    with pytest.raises(RuntimeError, match="live volume was already added"):
+        tracker.seed(sessions)
+
+
+def test_bars_held_while_the_volume_history_loads_are_all_played() -> None:
+    # The backtest's data client answers the daily-bar request with nothing: every minute bar
+    # held meanwhile is played afterwards, so the breakout trades exactly as without warm-up.
+    from tests.test_opening_range import DAY as ORB_DAY
+    from tests.test_opening_range import VOLUME as ORB_VOLUME
+    from tests.test_opening_range import day_with_range
+    from tests.test_opening_range import orb
+
+    frame = patch(day_with_range(), ORB_DAY, "10:00", (100.9, 101.3, 100.9, 101.25, 1.5 * ORB_VOLUME))
+    cold = fills(run_engine([orb()], {"SPY": frame}))
+    warmed = fills(run_engine([orb(warmup_days=30)], {"SPY": frame}))
+    assert not cold.empty
+    assert warmed[["side", "time", "price", "quantity"]].equals(cold[["side", "time", "price", "quantity"]])
