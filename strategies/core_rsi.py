@@ -12,13 +12,11 @@ from decimal import ROUND_DOWN
 from datetime import timedelta
 from decimal import Decimal
 
-from nautilus_trader.common.events import TimeEvent
 from nautilus_trader.config import NonNegativeInt
 from nautilus_trader.config import PositiveInt
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.data import Bar
 from nautilus_trader.core.data import Data
-from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import AggregationSource
 from nautilus_trader.model.enums import OrderSide
@@ -46,10 +44,10 @@ from strategies.records import publish_signal
 from strategies.rsi_signals import RsiSignals
 from strategies.rsi_signals import week_close_ns
 from strategies.sessions import SessionTracker
+from strategies.warmup import HistoryWarmup
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
-WARMUP_WAIT_SECS = 60  # for the warm-up history before trading on without it
 
 
 class CoreRSIConfig(StrategyConfig, frozen=True):
@@ -226,9 +224,8 @@ class CoreRSI(Strategy):
         self._last_price = ZERO
         self._last_bankroll = ZERO
         self._core_target = _d(config.core_target)
-        # Warm-up: live bars that arrive before the history are held back, then played after it.
-        self._warming = False
-        self._held_bars: list[Bar] = []
+        # Warm-up: live bars that arrive before the history are held, then played after it.
+        self._warmup = HistoryWarmup(self, "Core RSI warm-up", self._on_warmup_done)
         self._warmup_bars = 0
         self._warmup_last_ns = -1
         self._targets_due: list[str] = []  # lots whose targets wait for the first bar
@@ -319,44 +316,24 @@ class CoreRSI(Strategy):
         bar_type = BarType(
             self.config.instrument_id, self.config.bar_type.spec, AggregationSource.EXTERNAL
         )
-        self._warming = True
         start = self.clock.utc_now() - timedelta(days=self.config.warmup_days)
-        self.request_bars(bar_type, start=start, callback=self._on_warmup_done)
+        self._warmup.request([bar_type], start)
         self.log.info(f"Warming up the RSIs from {bar_type} bars since {start:%Y-%m-%d}")
-        # A data client that never answers must not hold the bars for ever: go on cold, loudly.
-        self.clock.set_time_alert(
-            f"{self.id}-warmup", self.clock.utc_now() + timedelta(seconds=WARMUP_WAIT_SECS),
-            self._on_warmup_late,
-        )
-
-    def _on_warmup_late(self, _event: TimeEvent) -> None:
-        if self._warming:
-            self.log.warning(
-                f"Warm-up history not answered in {WARMUP_WAIT_SECS} s: the RSIs start from "
-                "the live bars",
-            )
-            self._on_warmup_done(None)
 
     def on_historical_data(self, data: Data) -> None:
         # The history only feeds the RSIs: a cross in it is not a signal to act on now.
-        if isinstance(data, Bar) and self._warming:
+        if isinstance(data, Bar) and self._warmup.active:
             self.signals.update(data)
             self._warmup_bars += 1
             self._warmup_last_ns = max(self._warmup_last_ns, data.ts_event)
 
-    def _on_warmup_done(self, request_id: UUID4 | None) -> None:
-        if not self._warming:
-            return  # answered after the wait ran out: the live bars already count
-        self._warming = False
+    def _on_warmup_done(self) -> None:
         weekly = self.signals.weekly_value
         self.log.info(
             f"Warm-up done: {self._warmup_bars} bars; intraday RSI "
             f"{'ready' if self.signals.rsi_intraday.initialized else 'not ready'}, weekly RSI "
             f"{'not ready' if weekly is None else f'{weekly:.1f}'}",
         )
-        held, self._held_bars = self._held_bars, []
-        for bar in held:
-            self.on_bar(bar)
 
     def _restore_targets(self) -> None:
         """
@@ -403,8 +380,7 @@ class CoreRSI(Strategy):
         self._last_core_sale = None
         self._rebalanced_week = -1
         self._week_close = -1
-        self._warming = False
-        self._held_bars.clear()
+        self._warmup.reset()
         self._warmup_bars = 0
         self._warmup_last_ns = -1
         self._targets_due.clear()
@@ -464,8 +440,7 @@ class CoreRSI(Strategy):
     # -- signals ---------------------------------------------------------------------------
 
     def on_bar(self, bar: Bar) -> None:
-        if self._warming:
-            self._held_bars.append(bar)
+        if self._warmup.hold(bar):
             return
         if bar.ts_event <= self._warmup_last_ns:
             return  # already counted from the history

@@ -24,7 +24,6 @@ from nautilus_trader.config import PositiveInt
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.currencies import USD
 from nautilus_trader.core.data import Data
-from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarSpecification
 from nautilus_trader.model.data import BarType
@@ -56,13 +55,13 @@ from strategies.sessions import Session
 from strategies.sessions import SessionTracker
 from strategies.sessions import ny_date
 from strategies.sessions import session_for
+from strategies.warmup import HistoryWarmup
 
 # Cash kept back from each buy for slippage and commission so a cash account never goes short.
 CASH_CUSHION = Decimal("0.99")
 
 # The venue's daily bars (IB: one per session, its regular-hours volume with use_rth).
 DAILY_BARS = BarSpecification(1, BarAggregation.DAY, PriceType.LAST)
-WARMUP_WAIT_SECS = 60
 
 
 class NotYetSupportedError(ValueError):
@@ -201,9 +200,9 @@ class SessionStrategy(Strategy):
         self.entry_start_ns = 0
         self.entry_end_ns = 0
         self.exit_ns = 0
-        self._warmups: set[UUID4] = set()  # daily-bar requests not yet answered
+        # Live bars are held until the volume history is in (or the wait runs out).
+        self._warmup = HistoryWarmup(self, "Volume history", self._finish_history)
         self._daily_history: list[Bar] = []
-        self._held_bars: list[Bar] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -230,36 +229,14 @@ class SessionStrategy(Strategy):
 
     def _request_volume_history(self) -> None:
         start = self.clock.utc_now() - pd.Timedelta(days=self.config.warmup_days)
-        for bar_type in self.config.bar_types:
-            daily = BarType(bar_type.instrument_id, DAILY_BARS, AggregationSource.EXTERNAL)
-            self._warmups.add(self.request_bars(daily, start=start, callback=self._on_history_done))
-        # A data client that never answers (a backtest engine without a catalog) must not hold
-        # the bars for ever: trade on without the history, and say so.
-        self.clock.set_time_alert(
-            f"{self.id}-volume-history", self.clock.utc_now() + pd.Timedelta(seconds=WARMUP_WAIT_SECS),
-            self._on_history_late,
+        self._warmup.request(
+            [BarType(b.instrument_id, DAILY_BARS, AggregationSource.EXTERNAL) for b in self.config.bar_types],
+            start,
         )
 
-    def _on_history_late(self, _event: TimeEvent) -> None:
-        if self._warmups:
-            self.log.warning(
-                f"Volume history not answered in {WARMUP_WAIT_SECS} s: trading on without it; "
-                f"the average daily volume waits for {self.config.average_volume_sessions} "
-                "sessions of live bars",
-            )
-            self._warmups.clear()
-            self._finish_history()
-
     def on_historical_data(self, data: Data) -> None:
-        if isinstance(data, Bar) and data.bar_type.spec == DAILY_BARS and self._warmups:
+        if isinstance(data, Bar) and data.bar_type.spec == DAILY_BARS and self._warmup.active:
             self._daily_history.append(data)
-
-    def _on_history_done(self, request_id: UUID4) -> None:
-        if request_id not in self._warmups:
-            return  # answered after the wait ran out: the live bars already count
-        self._warmups.discard(request_id)
-        if not self._warmups:
-            self._finish_history()
 
     def _finish_history(self) -> None:
         today = pd.Timestamp(self.clock.timestamp_ns(), tz="UTC").tz_convert(EXCHANGE_TZ).date()
@@ -274,9 +251,6 @@ class SessionStrategy(Strategy):
                 f"{tracker.average() if tracker.average() is not None else 'not yet known'}",
             )
         self._daily_history.clear()
-        held, self._held_bars = self._held_bars, []
-        for bar in held:
-            self.on_bar(bar)
 
     def on_stop(self) -> None:
         for instrument in self.instruments.values():
@@ -310,9 +284,8 @@ class SessionStrategy(Strategy):
     # -- data -------------------------------------------------------------------------------
 
     def on_bar(self, bar: Bar) -> None:
-        if self._warmups:
-            self._held_bars.append(bar)  # played once the volume history is in
-            return
+        if self._warmup.hold(bar):
+            return  # played once the volume history is in
         ts = bar.ts_event
         if not self._sessions.in_regular_hours(ts):
             return
