@@ -4,10 +4,16 @@ risk event as it happens, in backtest, paper and live alike.
 
 It listens on the message bus only (``events.order.*``, ``events.position.*``,
 ``events.account.*``, ``events.risk`` and the ``journal.signal`` / ``journal.risk`` /
-``journal.lots`` topics of strategies/records.py), so strategies never know it exists. Each
-record is committed before the next is handled; the flat files (trade_history, per-strategy
-logs) are appended after the database commit. At each NYSE session's close it writes that
-session's daily summary.
+``journal.lots`` topics of strategies/records.py), so strategies never know it exists. Its
+handlers turn each event into plain values and hand the writes to its writer thread
+(actors/record_writer.py), which owns the database: whichever thread publishes an event, the
+write happens on that one thread, in order, each record committed before the next; the flat
+files (trade_history, per-strategy logs) are appended after the database commit. The order
+path never waits for a durable write. What a handler needs to know (order references, the
+open lots, which fills are already recorded) is kept in memory, loaded once at start. It
+subscribes ahead of strategies (RECORDS_PRIORITY), so a strategy whose handler raises cannot
+keep an event from the journal. At each NYSE session's close, on the node's clock (the data's
+time in a backtest or a replay), it writes that session's daily summary.
 
 It also keeps the lot books strategies persist through it (core RSI, live): at start it puts
 every saved lot into the Cache under SAVED_LOTS_KEY, an empty set included, and rewrites that
@@ -43,6 +49,8 @@ from nautilus_trader.model.events import OrderRejected
 from nautilus_trader.model.events import PositionEvent
 from nautilus_trader.model.identifiers import Venue
 
+from actors.error_monitor import REPORT_ENDPOINT
+from actors.error_monitor import ErrorReport
 from actors.fills import FillRecord
 from actors.fills import fill_from_event
 from actors.fills import money_decimal
@@ -52,6 +60,8 @@ from actors.journal_store import indicators_json
 from actors.lots import Lot
 from actors.lots import LotBook
 from actors.lots import LotError
+from actors.record_writer import RECORDS_PRIORITY
+from actors.record_writer import RecordWriter
 from actors.trade_files import LOG_FORMATS
 from actors.trade_files import StrategyLogs
 from actors.trade_files import TradeHistory
@@ -61,8 +71,11 @@ from strategies.records import LOTS_TOPIC
 from strategies.records import RISK_TOPIC
 from strategies.records import SAVED_LOTS_KEY
 from strategies.records import SIGNAL_TOPIC
+from strategies.records import CostBasisRecord
 from strategies.records import LotChange
+from strategies.records import LotRecord
 from strategies.records import RiskRecord
+from strategies.records import SavedLots
 from strategies.records import SignalRecord
 from strategies.records import encode_saved_lots
 from strategies.records import exit_reason
@@ -71,6 +84,45 @@ from strategies.sessions import Session
 from strategies.sessions import session_for
 
 CENT = Decimal("0.01")
+FillKey = tuple[str, str, str, int]
+
+
+class JournalWriteError(RuntimeError):
+    """Records the journal could not write (reported, or raised at stop without a monitor)."""
+
+
+def fill_key(fill: FillRecord) -> FillKey:
+    """What a venue replaying an execution repeats: trade id, instrument, order and time."""
+    return (fill.trade_id, fill.instrument_id, fill.client_order_id, fill.ts_ns)
+
+
+class SavedLotBook:
+    """The lot books as written (core_lots upserted by strategy and lot, sales and reductions
+    appended), kept in memory so the Cache entry is refreshed without reading the database."""
+
+    def __init__(self, saved: SavedLots) -> None:
+        self._lots = {(r.strategy, r.lot_id): r for r in saved.lots}
+        self._sales = list(saved.sales)
+        self._reductions = list(saved.reductions)
+
+    def apply(self, record: LotChange) -> None:
+        if isinstance(record, LotRecord):
+            known = self._lots.get((record.strategy, record.lot_id))
+            if known is not None:  # an update keeps where and when the lot opened
+                record = LotRecord(record.strategy, known.instrument_id, record.lot_id, record.kind,
+                                   known.opened_ns, record.quantity, record.price, record.commission)
+            self._lots[(record.strategy, record.lot_id)] = record
+        elif isinstance(record, CostBasisRecord):
+            self._reductions.append(record)
+        else:
+            self._sales.append(record)
+
+    def saved(self) -> SavedLots:
+        return SavedLots(
+            tuple(sorted(self._lots.values(), key=lambda r: (r.opened_ns, r.lot_id))),
+            tuple(sorted(self._sales, key=lambda r: (r.strategy, r.lot_id, r.seq))),
+            tuple(self._reductions),
+        )
 
 
 class JournalConfig(ActorConfig, frozen=True):
@@ -84,6 +136,7 @@ class JournalConfig(ActorConfig, frozen=True):
     run_id: this run's id; empty: <mode>-<UTC time>-<random>.
     durable: sync every record to disk (survives a power loss, not only a process crash);
         default on for paper and live, off for backtests.
+    retry_limit: retries of a write that failed transiently (API_RETRY_LIMIT).
     """
 
     mode: str
@@ -94,6 +147,7 @@ class JournalConfig(ActorConfig, frozen=True):
     broker: str = "simulated"
     run_id: str = ""
     durable: bool | None = None
+    retry_limit: int = 3
 
     def __post_init__(self) -> None:
         if self.mode not in RUN_MODES:
@@ -119,7 +173,7 @@ class Journal(Actor):
     def __init__(self, config: JournalConfig) -> None:
         super().__init__(config)
         self.run_id = config.run_id or new_run_id(config.mode)
-        self.store: JournalStore | None = None
+        self.writer: RecordWriter[JournalStore] = RecordWriter("journal", config.retry_limit)
         self.lots = LotBook()
         self._durable = config.durable if config.durable is not None else config.mode != "backtest"
         self.history = TradeHistory(Path(config.records_dir), config.log_format, self._durable)
@@ -131,29 +185,15 @@ class Journal(Actor):
         self._seq = 0
         self._pending_session: Session | None = None
         self._venue: Venue | None = None
+        self._fill_keys: set[FillKey] = set()
+        self._saved = SavedLotBook(SavedLots())
+        self._unreported: list[str] = []
+        self.summaries_written: list[dict[str, Any]] = []
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def on_start(self) -> None:
-        self.store = JournalStore(
-            self.config.database_url, self.config.database_schema or None, self._durable,
-        )
-        self.store.start_run(self.run_id, self.config.mode, self.trader_id.value, self.config.broker)
-        self._seq = self.store.next_seq(self.run_id) - 1
-        self.lots = LotBook(self.store.open_lots(None if self._carry else self.run_id))
-        self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
-        self.msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
-        self.msgbus.subscribe(topic="events.account.*", handler=self._on_account_state)
-        self.msgbus.subscribe(topic="events.risk", handler=self._on_trading_state)
-        self.msgbus.subscribe(topic=SIGNAL_TOPIC, handler=self._on_signal)
-        self.msgbus.subscribe(topic=RISK_TOPIC, handler=self._on_risk)
-        self.msgbus.subscribe(topic=LOTS_TOPIC, handler=self._on_lot_change)
-        # Actors start before strategies: a strategy keeping its lots here finds them at start.
-        self._put_saved_lots()
-        self._schedule_summary(self.clock.utc_now().date() - dt.timedelta(days=1))
-
-    def on_stop(self) -> None:
-        for topic, handler in (
+    def _subscriptions(self) -> tuple[tuple[str, Any], ...]:
+        return (
             ("events.order.*", self._on_order_event),
             ("events.position.*", self._on_position_event),
             ("events.account.*", self._on_account_state),
@@ -161,13 +201,62 @@ class Journal(Actor):
             (SIGNAL_TOPIC, self._on_signal),
             (RISK_TOPIC, self._on_risk),
             (LOTS_TOPIC, self._on_lot_change),
-        ):
+        )
+
+    def on_start(self) -> None:
+        config = self.config
+        self.writer.start(
+            lambda: JournalStore(config.database_url, config.database_schema or None, self._durable),
+            JournalStore.close,
+        )
+        carry = self._carry
+
+        def load(store: JournalStore) -> tuple[int, list[Lot], SavedLots, set[FillKey]]:
+            store.start_run(self.run_id, config.mode, self.trader_id.value, config.broker)
+            keys = {(r["trade_id"], r["instrument_id"], r["client_order_id"], r["ts_ns"])
+                    for r in store.rows("fills")} if carry else set()
+            return (store.next_seq(self.run_id) - 1, store.open_lots(None if carry else self.run_id),
+                    store.saved_lots(), keys)
+
+        self._seq, open_lots, saved, self._fill_keys = self.writer.call(load, "start-up")
+        self.lots = LotBook(open_lots)
+        self._saved = SavedLotBook(saved)
+        for topic, handler in self._subscriptions():
+            self.msgbus.subscribe(topic=topic, handler=handler, priority=RECORDS_PRIORITY)
+        accounts = self.cache.accounts()
+        if len(accounts) == 1:  # marked equity for the summaries from the first session on
+            self._venue = Venue(accounts[0].id.get_issuer())
+        # Actors start before strategies: a strategy keeping its lots here finds them at start.
+        self._put_saved_lots()
+        self._schedule_summary(self.clock.utc_now().date() - dt.timedelta(days=1))
+
+    def on_stop(self) -> None:
+        for topic, handler in self._subscriptions():
             self.msgbus.unsubscribe(topic=topic, handler=handler)
         session = self._pending_session
         if session is not None and self.clock.timestamp_ns() >= session.close.value:
             self.write_daily_summary(session)
-        if self.store is not None:
-            self.store.close()
+        self.writer.stop()
+        self._report_failures()
+        if self._unreported:
+            raise JournalWriteError("; ".join(self._unreported))
+
+    # -- the writer -------------------------------------------------------------------------
+
+    def _write(self, what: str, run: Any) -> None:
+        self._report_failures()
+        self.writer.submit(run, what)
+
+    def _report_failures(self) -> None:
+        """Writes that failed for good: critical errors for the monitor (kept to raise at
+        stop where no monitor runs, as in a bare backtest)."""
+        for failure in self.writer.take_failures():
+            context = {"component": str(self.id), "record": failure.what}
+            if self._monitor_running():
+                self.msgbus.send(REPORT_ENDPOINT, ErrorReport(failure.error, context, failure.attempts))
+            else:
+                self.log.error(f"journal write failed: {failure.what}: {failure.error!r}")
+                self._unreported.append(f"{failure.what}: {type(failure.error).__name__}: {failure.error}")
 
     # -- order events -----------------------------------------------------------------------
 
@@ -176,7 +265,7 @@ class Journal(Actor):
         known = self._orders.get(client_id)
         if known is not None:
             return known
-        earlier = self.store.order_by_client_id(client_id)
+        earlier = self.writer.call(lambda store: store.order_by_client_id(client_id))
         if earlier is not None and (self._carry or earlier["run_id"] == self.run_id):
             known = (earlier["order_ref"], [t for t in earlier["tags"].split(",") if t])
         else:
@@ -193,8 +282,7 @@ class Journal(Actor):
             side = getattr(event, "order_side", None)
         order_type = getattr(event, "order_type", None)
         quantity = getattr(event, "quantity", None) or getattr(event, "last_qty", None)
-        self.store.insert(
-            "orders",
+        row = dict(
             order_ref=ref, run_id=self.run_id, seq=self._seq,
             client_order_id=event.client_order_id.value, strategy=event.strategy_id.value,
             instrument_id=event.instrument_id.value,
@@ -203,7 +291,17 @@ class Journal(Actor):
             quantity=quantity.as_decimal() if quantity is not None else Decimal(0),
             tags=",".join(tags), ts_ns=event.ts_event,
         )
+        self._insert("orders", row)
         return ref, tags
+
+    def _insert(self, table: str, row: dict[str, Any]) -> None:
+        self._write(f"{table} row {row}", lambda store: store.insert(table, **row))
+
+    def _log_line(self, strategy: str, ts_ns: int, line: str) -> None:
+        self._write(f"{strategy}.log line", lambda _store: self.logs.write(strategy, iso(ts_ns), line))
+
+    def _history_row(self, row: dict[str, str]) -> None:
+        self._write(f"trade_history row {row}", lambda _store: self.history.append(row))
 
     def _on_order_event(self, event: OrderEvent) -> None:
         if isinstance(event, OrderInitialized):
@@ -213,15 +311,14 @@ class Journal(Actor):
         ref, tags = self._order_ref(event)
         venue_order_id = getattr(event, "venue_order_id", None)
         detail = getattr(event, "reason", "") or ""
-        self.store.insert(
-            "order_events",
+        self._insert("order_events", dict(
             order_ref=ref, run_id=self.run_id, ts_ns=event.ts_event,
             event_type=type(event).__name__, client_order_id=event.client_order_id.value,
             venue_order_id=venue_order_id.value if venue_order_id is not None else "",
             detail=str(detail),
-        )
-        self.logs.write(
-            event.strategy_id.value, iso(event.ts_event),
+        ))
+        self._log_line(
+            event.strategy_id.value, event.ts_event,
             f"{type(event).__name__} {ref} {event.client_order_id} {event.instrument_id} {detail}".rstrip(),
         )
         if isinstance(event, OrderFilled):
@@ -232,13 +329,12 @@ class Journal(Actor):
     def _on_refused(self, event: OrderRejected | OrderDenied, ref: str) -> None:
         code = "DENIED" if isinstance(event, OrderDenied) else "REJECTED"
         if isinstance(event, OrderDenied):
-            self.store.insert(
-                "risk_events",
+            self._insert("risk_events", dict(
                 run_id=self.run_id, ts_ns=event.ts_event, source="RiskEngine", kind="refusal",
                 strategy=event.strategy_id.value, instrument_id=event.instrument_id.value,
                 detail=f"{ref}: {event.reason}",
-            )
-        self.history.append(
+            ))
+        self._history_row(
             {
                 "timestamp": iso(event.ts_event),
                 "strategy_name": event.strategy_id.value,
@@ -251,10 +347,12 @@ class Journal(Actor):
         )
 
     def _on_fill(self, fill: FillRecord, ref: str, tags: list[str]) -> None:
-        if self._carry and self.store.fill_exists(fill):
-            # A venue replays fills on reconnect; the first report was already recorded.
-            self.log.info(f"Fill {fill.trade_id} of {fill.client_order_id} already journaled")
-            return
+        if self._carry:
+            if fill_key(fill) in self._fill_keys:
+                # A venue replays fills on reconnect; the first report was already recorded.
+                self.log.info(f"Fill {fill.trade_id} of {fill.client_order_id} already journaled")
+                return
+            self._fill_keys.add(fill_key(fill))
         new_lot = sale = None
         signal_type = reason = ""
         if fill.side == "BUY":
@@ -265,16 +363,20 @@ class Journal(Actor):
             try:
                 sale = self.lots.sell(fill.strategy, fill.symbol, fill.quantity, fill.price,
                                       fill.commission, f"fill {fill.trade_id} ({ref})")
-            except LotError:
-                # The fill happened: keep it, then stop loudly (no lot to match it against).
-                self.store.record_fill(self.run_id, ref, fill, None, None, "", "")
-                raise
+            except LotError as exc:
+                # The fill happened: keep it, and report loudly (no lot to match it against).
+                self._write(f"fill {fill.trade_id}", lambda store: store.record_fill(
+                    self.run_id, ref, fill, None, None, "", ""))
+                self._report_unmatched_sale(fill, exc)
+                return
             reason = exit_reason(tags)
             entry_ref = sale.closings[0].lot_id.split("#")[0]
             entry = next((t for r, t in self._orders.values() if r == entry_ref), None)
-            signal_type = ",".join(entry) if entry is not None else self.store.order_tags(entry_ref)
-        self.store.record_fill(self.run_id, ref, fill, new_lot, sale, signal_type, reason)
-        self.history.append(
+            signal_type = ",".join(entry) if entry is not None else self.writer.call(
+                lambda store: store.order_tags(entry_ref))
+        self._write(f"fill {fill.trade_id} of {ref}", lambda store: store.record_fill(
+            self.run_id, ref, fill, new_lot, sale, signal_type, reason))
+        self._history_row(
             {
                 "timestamp": iso(fill.ts_ns),
                 "strategy_name": fill.strategy,
@@ -295,68 +397,75 @@ class Journal(Actor):
         what = f"FILL {fill.side} {fill.quantity} {fill.symbol} @ {fill.price} commission {fill.commission}"
         if sale is not None:
             what += f" net P&L {sale.net_pnl} ({reason})"
-        self.logs.write(fill.strategy, iso(fill.ts_ns), f"{what} {ref}")
+        self._log_line(fill.strategy, fill.ts_ns, f"{what} {ref}")
+
+    def _report_unmatched_sale(self, fill: FillRecord, exc: LotError) -> None:
+        context = {"component": str(self.id), "client_order_id": fill.client_order_id,
+                   "instrument_id": fill.instrument_id, "strategy_id": fill.strategy}
+        if self._monitor_running():
+            self.msgbus.send(REPORT_ENDPOINT, ErrorReport(exc, context))
+        else:  # a bare backtest: stop loudly, as before
+            raise exc
+
+    def _monitor_running(self) -> bool:
+        return self.msgbus is not None and REPORT_ENDPOINT in self.msgbus.endpoints()
 
     # -- positions, accounts, signals, risk -------------------------------------------------
 
     def _on_position_event(self, event: PositionEvent) -> None:
-        self.store.insert(
-            "position_events",
+        self._insert("position_events", dict(
             run_id=self.run_id, ts_ns=event.ts_event, event_type=type(event).__name__,
             position_id=event.position_id.value, strategy=event.strategy_id.value,
             instrument_id=event.instrument_id.value,
             signed_qty=Decimal(str(event.signed_qty)),
             avg_px_open=Decimal(str(event.avg_px_open)),
             realized_pnl=money_decimal(event.realized_pnl) if event.realized_pnl is not None else Decimal(0),
-        )
+        ))
 
     def _on_account_state(self, event: AccountState) -> None:
         self._venue = Venue(event.account_id.get_issuer())
         for balance in event.balances:
-            self.store.insert(
-                "equity_snapshots",
+            self._insert("equity_snapshots", dict(
                 run_id=self.run_id, ts_ns=event.ts_event, account_id=event.account_id.value,
                 currency=balance.currency.code, total=money_decimal(balance.total),
                 locked=money_decimal(balance.locked), free=money_decimal(balance.free),
-            )
+            ))
 
     def _on_signal(self, record: SignalRecord) -> None:
-        self.store.insert(
-            "signals",
+        self._insert("signals", dict(
             run_id=self.run_id, ts_ns=record.ts_ns, strategy=record.strategy,
             instrument_id=record.instrument_id, signal_type=record.signal_type,
             indicators=indicators_json(record.indicators), note=record.note,
-        )
-        self.logs.write(
-            record.strategy, iso(record.ts_ns),
+        ))
+        self._log_line(
+            record.strategy, record.ts_ns,
             f"SIGNAL {record.signal_type} {record.instrument_id} {indicators_json(record.indicators)}",
         )
 
     def _on_risk(self, record: RiskRecord) -> None:
-        self.store.insert(
-            "risk_events",
+        self._insert("risk_events", dict(
             run_id=self.run_id, ts_ns=record.ts_ns, source=record.source, kind=record.kind,
             strategy=record.strategy, instrument_id=record.instrument_id, detail=record.detail,
-        )
+        ))
         if record.strategy:
-            self.logs.write(record.strategy, iso(record.ts_ns), f"RISK {record.kind} {record.detail}")
+            self._log_line(record.strategy, record.ts_ns, f"RISK {record.kind} {record.detail}")
 
     def _on_lot_change(self, record: LotChange) -> None:
-        self.store.record_lot_change(self.run_id, record)
+        self._write(f"lot change {record}", lambda store: store.record_lot_change(self.run_id, record))
         # Kept current, so a strategy stopped and started again in this process reloads all.
+        self._saved.apply(record)
         self._put_saved_lots()
 
     def _put_saved_lots(self) -> None:
-        self.cache.add(SAVED_LOTS_KEY, encode_saved_lots(self.store.saved_lots()))
+        self.cache.add(SAVED_LOTS_KEY, encode_saved_lots(self._saved.saved()))
 
     def _on_trading_state(self, event: Any) -> None:
         state = trading_state_to_str(event.state)
         kind = {"HALTED": "halt", "ACTIVE": "resume", "REDUCING": "limit"}[state]
-        self.store.insert(
-            "risk_events",
+        self._insert("risk_events", dict(
             run_id=self.run_id, ts_ns=event.ts_event, source="RiskEngine", kind=kind,
             strategy="", instrument_id="", detail=f"trading state {state}",
-        )
+        ))
 
     # -- daily summary ----------------------------------------------------------------------
 
@@ -384,14 +493,18 @@ class Journal(Actor):
         day_start = pd.Timestamp(dt.datetime.combine(session.date, dt.time(0), EXCHANGE_TZ)).value
         day_end = session.close.value
         run = None if self._carry else self.run_id
-        trades = self.store.rows_between("trades", "exit_ns", day_start, day_end, run)
-        fills = self.store.rows_between("fills", "ts_ns", day_start, day_end, run)
-        risks = self.store.rows_between("risk_events", "ts_ns", day_start, day_end, run)
+
+        def read(store: JournalStore) -> tuple[list, list, list, dict | None]:
+            return (store.rows_between("trades", "exit_ns", day_start, day_end, run),
+                    store.rows_between("fills", "ts_ns", day_start, day_end, run),
+                    store.rows_between("risk_events", "ts_ns", day_start, day_end, run),
+                    store.last_equity(run))
+
+        trades, fills, risks, cash = self.writer.call(read, f"summary of {session.date}")
         by_strategy: dict[str, Decimal] = {}
         for trade in trades:
             by_strategy[trade["strategy"]] = by_strategy.get(trade["strategy"], Decimal(0)) + trade["net_pnl"]
         wins = sum(1 for t in trades if t["net_pnl"] > 0)
-        cash = self.store.last_equity(run)
         equity = account_equity(self.portfolio, self.cache, self._venue) if self._venue is not None else None
         summary = {
             "session": session.date.isoformat(),
@@ -411,6 +524,10 @@ class Journal(Actor):
                 for r in risks
             ],
         }
-        write_daily_summary(self.summary_path, session.date.isoformat(), summary)
+        self.writer.call(
+            lambda _store: write_daily_summary(self.summary_path, session.date.isoformat(), summary),
+            f"daily_summary.json entry {session.date}",
+        )
+        self.summaries_written.append(summary)
         self._pending_session = None
         return summary

@@ -34,12 +34,16 @@ from nautilus_trader.model.events import AccountState
 from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.objects import Currency
 
+from actors.error_monitor import REPORT_ENDPOINT
+from actors.error_monitor import ErrorReport
 from actors.fills import FillRecord
 from actors.fills import fill_from_event
 from actors.fills import money_decimal
 from actors.lots import Lot
 from actors.lots import LotBook
 from actors.lots import Sale
+from actors.record_writer import RECORDS_PRIORITY
+from actors.record_writer import RecordWriter
 from config.ledger import ChartOfAccounts
 from config.ledger import export_mode_book
 from strategies.sessions import ny_date
@@ -324,11 +328,13 @@ class LedgerConfig(ActorConfig, frozen=True):
     """
     book_path: the SQLite GnuCash book (created if missing, otherwise appended to).
     broker: written into every memo.
+    retry_limit: retries of a write that failed transiently (API_RETRY_LIMIT).
     The chart of accounts is config/ledger.py's ChartOfAccounts (account names overridable).
     """
 
     book_path: str
     broker: str = "simulated"
+    retry_limit: int = 3
     cash: str = ChartOfAccounts.cash
     positions: str = ChartOfAccounts.positions
     realized: str = ChartOfAccounts.realized
@@ -356,46 +362,63 @@ def ledger_config_for(
 
 
 class Ledger(Actor):
-    """Books every fill into the GnuCash book as it happens; opens the book once."""
+    """
+    Books every fill into the GnuCash book as it happens. The book is opened, written and
+    closed by the ledger's own writer thread (actors/record_writer.py), whichever thread
+    publishes the fill, so a GnuCash save never holds up the order path; a write that fails
+    for good is reported to the error monitor as a critical error.
+    """
 
     def __init__(self, config: LedgerConfig) -> None:
         super().__init__(config)
-        self.ledger: GnuCashLedger | None = None
+        self.writer: RecordWriter[GnuCashLedger] = RecordWriter("ledger", config.retry_limit)
 
     def on_start(self) -> None:
-        self.ledger = GnuCashLedger.open_or_create(Path(self.config.book_path), self.config.chart())
-        self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
-        self.msgbus.subscribe(topic="events.account.*", handler=self._on_account_state)
-        if not self.ledger.has_opening_balance():
-            accounts = self.cache.accounts()
-            # An IB account has no base currency (balance_total() needs one named); an
-            # account without a balance in the book's currency yet is booked by
-            # _on_account_state when its state arrives.
-            balance = (
-                accounts[0].balance_total(Currency.from_str(self.ledger.chart.currency))
-                if accounts else None
-            )
-            if balance is not None:
-                self._book_opening(money_decimal(balance))
+        path, chart = Path(self.config.book_path), self.config.chart()
+        self.writer.start(lambda: GnuCashLedger.open_or_create(path, chart), GnuCashLedger.close)
+        self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event, priority=RECORDS_PRIORITY)
+        self.msgbus.subscribe(topic="events.account.*", handler=self._on_account_state, priority=RECORDS_PRIORITY)
+        accounts = self.cache.accounts()
+        # An IB account has no base currency (balance_total() needs one named); an account
+        # without a balance in the book's currency yet is booked by _on_account_state when
+        # its state arrives.
+        balance = accounts[0].balance_total(Currency.from_str(chart.currency)) if accounts else None
+        if balance is not None:
+            self._book_opening(money_decimal(balance))
 
     def _book_opening(self, cash: Decimal) -> None:
-        self.ledger.record_opening_balance(
-            cash, trade_date(self.clock.timestamp_ns()), self.config.broker,
-        )
+        date, broker = trade_date(self.clock.timestamp_ns()), self.config.broker
+
+        def book(ledger: GnuCashLedger) -> None:
+            if not ledger.has_opening_balance():
+                ledger.record_opening_balance(cash, date, broker)
+
+        self._write("opening balance", book)
 
     def _on_account_state(self, event: AccountState) -> None:
-        if not self.ledger.has_opening_balance():
-            usd = [b for b in event.balances if b.currency.code == self.ledger.chart.currency]
-            if usd:
-                self._book_opening(money_decimal(usd[0].total))
+        usd = [b for b in event.balances if b.currency.code == self.config.chart().currency]
+        if usd:
+            self._book_opening(money_decimal(usd[0].total))
 
     def _on_order_event(self, event: object) -> None:
         if isinstance(event, OrderFilled):
-            self.ledger.record_fill(fill_from_event(event, self.config.broker))
+            fill = fill_from_event(event, self.config.broker)
+            self._write(f"fill {fill.trade_id} of {fill.client_order_id}", lambda ledger: ledger.record_fill(fill))
+
+    def _write(self, what: str, run: Callable[[GnuCashLedger], object]) -> None:
+        self._report_failures()
+        self.writer.submit(run, what)
+
+    def _report_failures(self) -> None:
+        for failure in self.writer.take_failures():
+            context = {"component": str(self.id), "record": failure.what, "book": self.config.book_path}
+            if self.msgbus is not None and REPORT_ENDPOINT in self.msgbus.endpoints():
+                self.msgbus.send(REPORT_ENDPOINT, ErrorReport(failure.error, context, failure.attempts))
+            else:  # no monitor (a bare backtest): stop loudly
+                raise LedgerError(f"{self.config.book_path}: {failure.what}: {failure.error}") from failure.error
 
     def on_stop(self) -> None:
         self.msgbus.unsubscribe(topic="events.order.*", handler=self._on_order_event)
         self.msgbus.unsubscribe(topic="events.account.*", handler=self._on_account_state)
-        if self.ledger is not None:
-            self.ledger.close()
-            self.ledger = None
+        self.writer.stop()
+        self._report_failures()

@@ -43,7 +43,7 @@ from risk.messages import Alert
 from risk.messages import AlertKind
 from risk.messages import ControlAction
 from risk.messages import RiskControl
-from strategies.sessions import in_regular_hours
+from strategies.sessions import SessionTracker
 
 SOURCE = "watchdog"
 
@@ -92,6 +92,7 @@ class Watchdog(Actor):
         # (the spike bar stays inside the rolling range that long).
         self._bar_count: dict[InstrumentId, int] = defaultdict(int)
         self._tripped_at: dict[tuple[InstrumentId, str], int] = {}
+        self._sessions = SessionTracker()  # integer compares per heartbeat, not a calendar look-up
 
     def set_probes(self, broker: Callable[[], bool], data: Callable[[], bool]) -> None:
         self.broker_probe = broker
@@ -118,7 +119,7 @@ class Watchdog(Actor):
         self._check_broker(now, bool(self.broker_probe()))
         stale = (
             self.last_bar_ns is not None
-            and in_regular_hours(now)
+            and self._sessions.in_regular_hours(now)
             and now - self.last_bar_ns > self.config.data_stale_s * 1_000_000_000
         )
         self._check_data(now, bool(self.data_probe()) and not stale)

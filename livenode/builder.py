@@ -433,6 +433,7 @@ def records_actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
                 "records_dir": str(plan.state_dir),
                 "broker": plan.broker_name,
                 "log_format": settings["LOG_FORMAT"],
+                "retry_limit": settings["API_RETRY_LIMIT"],
             },
         ))
     ledger = ledger_config_for(settings["GNC_EXPORT_MODE"], settings.mode, plan.state_dir, plan.broker_name)
@@ -440,7 +441,7 @@ def records_actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
         actors.append(ImportableActorConfig(
             actor_path="actors.ledger:Ledger",
             config_path="actors.ledger:LedgerConfig",
-            config=msgspec.to_builtins(ledger),
+            config=msgspec.to_builtins(ledger) | {"retry_limit": settings["API_RETRY_LIMIT"]},
         ))
     return actors
 

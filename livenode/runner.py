@@ -8,11 +8,14 @@ Runs a built TradingNode under a supervisor.
   venue by Nautilus's execution engine at start (reconciliation=True).
 - Replay: once the trader runs, the replay client begins streaming; the session ends when
   the replay is done.
+- Clocks: every time event runs on the node's event loop; a replay's clocks follow the data
+  (livenode/clocks.py). An exception inside any component is reported to the error monitor
+  (livenode/component_errors.py) and the node goes on.
 - Stop: SIGINT/SIGTERM, a `stop` command or the end of the replay: working orders are
   cancelled (CANCEL_ON_SHUTDOWN; a `stop` command also flattens and halts), strategy state is
-  saved, the journal writes the daily summary of the session(s) traded, the run's own
-  session_summary.json is written, the node stops, exit code 0. A second signal exits
-  at once with 130.
+  saved, the node stops, the run's own session_summary.json is written (with the daily
+  summaries the journal wrote as each session closed), exit code 0, or 4 when a component
+  raised during the run. A second signal exits at once with 130.
 - Dry run: the execution engine's entry is taken over; every order a strategy sends after the
   gate is logged with its strategy and denied as "DRY-RUN", nothing leaves the process.
 """
@@ -53,6 +56,9 @@ from livenode.builder import IB_CLIENT
 from livenode.builder import LivePlan
 from livenode.builder import build_node_config
 from livenode.builder import write_replay_state
+from livenode.clocks import node_clocks
+from livenode.clocks import trading_node
+from livenode.component_errors import ComponentErrors
 from livenode.control import Command
 from livenode.control import ControlChannel
 from livenode.operations import CommandRefused
@@ -62,14 +68,13 @@ from livenode.selfcheck import self_check_report
 from risk.messages import CONTROL_ENDPOINT
 from risk.messages import ControlAction
 from risk.messages import RiskControl
-from strategies.sessions import EXCHANGE_TZ
-from strategies.sessions import session_for
 
 EXIT_OK = 0
 EXIT_REFUSED = 2
 STARTUP_HOLD = "startup"
 SHUTDOWN_HOLD = "shutdown"
 EXIT_NOT_CONNECTED = 3
+EXIT_COMPONENT_ERRORS = 4
 EXIT_FORCED = 130
 EXEC_ENGINE_ENDPOINT = "ExecEngine.execute"
 STATE_FILE = "strategy_state.json"
@@ -128,6 +133,7 @@ class LiveRunner:
         self.daily_summaries: list[dict[str, Any]] = []
         self.exit_code = EXIT_OK
         self.error: str | None = None
+        self.component_errors = ComponentErrors()
 
     # -- building -------------------------------------------------------------------------------
 
@@ -138,7 +144,9 @@ class LiveRunner:
             register_simulated_account(BACKTEST_VENUE.value)
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        node = TradingNode(config=config, loop=loop)
+        replay_start = self.plan.replay_start.value if self.plan.replay else None
+        node = trading_node(config, loop, replay_start, self.component_errors.time_event_error)
+        self.component_errors.install(node.kernel)
         if self.plan.replay:
             node.add_data_client_factory(REPLAY_CLIENT_ID, ReplayDataClientFactory)
             node.add_exec_client_factory(next(iter(config.exec_clients)), ReplayExecClientFactory)
@@ -267,7 +275,7 @@ class LiveRunner:
                 resume_at = pd.Timestamp(self.plan.replay_resume_ns, tz="UTC")
                 self.out(f"restart: replaying up to {resume_at} again with trading held, then "
                          "resuming (orders and positions restored from the cache)")
-            replay.begin(node.kernel)
+            replay.begin(node.kernel, node_clocks(node.kernel), self.component_errors.time_event_error)
         last_snapshot = 0.0
         writing: asyncio.Future | None = None
         while self._stop_reason is None:
@@ -299,10 +307,23 @@ class LiveRunner:
         self._save_strategy_state(node)
         if replay is not None:
             write_replay_state(self.plan, replay.last_ts, replay.finished.is_set())
-        self._write_daily_summaries(node)
-        self._write_summary(node)
         await self._stop_node(node, run_task)
+        self._collect_daily_summaries(node)
+        self._write_summary(node)
+        self._report_component_errors()
         self.control.write_state(self.snapshot(node, "stopped"))
+
+    def _report_component_errors(self) -> None:
+        """A run that had a component error ends non-zero and says so last."""
+        errors = self.component_errors
+        if not errors.count:
+            return
+        log = self.plan.state_dir / "unresolved_orders.log"
+        self.error = self.error or f"{errors.count} component error(s); last: {errors.last}"
+        self.out(f"error: {errors.count} exception(s) raised inside strategies, actors or timers "
+                 f"during the run (last: {errors.last}); each is in {log}")
+        if self.exit_code == EXIT_OK:
+            self.exit_code = EXIT_COMPONENT_ERRORS
 
     async def _self_checks(self, node: TradingNode, resume: bool = True) -> bool:
         """
@@ -395,22 +416,10 @@ class LiveRunner:
         tmp.write_text(json.dumps(states, indent=1))
         os.replace(tmp, path)
 
-    def _session_dates(self) -> list[dt.date]:
-        """The sessions this run traded: the replayed days, or today (New York) live."""
-        if self.plan.replay_start is not None and self.plan.replay_end is not None:
-            first = self.plan.replay_start.tz_convert(EXCHANGE_TZ).date()
-            last = (self.plan.replay_end.tz_convert(EXCHANGE_TZ) - pd.Timedelta(days=1)).date()
-            return [d.date() for d in pd.date_range(first, last, freq="D")]
-        return [dt.datetime.now(EXCHANGE_TZ).date()]
-
-    def _write_daily_summaries(self, node: TradingNode) -> None:
-        """The journal's daily summary of each session traded (journal: daily_summary.json)."""
-        journals = [a for a in node.trader.actors() if isinstance(a, Journal)]
-        for journal in journals:
-            for day in self._session_dates():
-                session = session_for(day)
-                if session is not None:
-                    self.daily_summaries.append(journal.write_daily_summary(session))
+    def _collect_daily_summaries(self, node: TradingNode) -> None:
+        """The daily summaries the journal wrote as each session of the run closed."""
+        for journal in (a for a in node.trader.actors() if isinstance(a, Journal)):
+            self.daily_summaries += journal.summaries_written
 
     def _write_summary(self, node: TradingNode) -> None:
         cache = node.cache
@@ -473,5 +482,6 @@ class LiveRunner:
             "watchdog": next((a.snapshot() for a in node.trader.actors() if isinstance(a, Watchdog)), None),
             "errors": next((a.snapshot() for a in node.trader.actors() if isinstance(a, ErrorMonitor)), None),
             "error": self.error,
+            "component_errors": {"count": self.component_errors.count, "last": self.component_errors.last},
             "snapshot_ms": round(self._snapshot_ms, 2),
         } | (self.operations.snapshot() if self.operations is not None else {})

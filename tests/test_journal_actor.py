@@ -200,12 +200,12 @@ def test_a_short_sale_is_kept_in_the_journal_and_stops_loudly(tmp_path) -> None:
 
     url = f"sqlite:///{tmp_path / 'journal_live.sqlite'}"
     journal = Journal(JournalConfig(mode="live", database_url=url, records_dir=str(tmp_path)))
-    journal.store = JournalStore(url)
-    journal.store.start_run(journal.run_id, "live", "T-1", "ib")
+    journal.writer.start(lambda: JournalStore(url), JournalStore.close)
+    journal.writer.call(lambda store: store.start_run(journal.run_id, "live", "T-1", "ib"))
     with pytest.raises(LotError, match="sells 5 SPY but holds 0"):
         journal._on_fill(sell_fill_without_position(), f"{journal.run_id}/S-1/1", ["exit:manual"])
-    fills = journal.store.rows("fills")
-    journal.store.close()
+    fills = journal.writer.call(lambda store: store.rows("fills"))
+    journal.writer.stop()
     assert [(f["side"], f["quantity"], f["price"]) for f in fills] == [("SELL", D("5"), D("101.00"))]
 
 

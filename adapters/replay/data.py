@@ -9,14 +9,21 @@ time, since a replay faster than real time would otherwise close them on the wal
 Each item is then handed to the node at `speed` (real time, N times faster, or as fast as the
 node takes it: the client waits until the data, risk and execution queues are empty before
 the next timestamp, so an order a bar triggers is filled before the next bar arrives).
-The node's clock stays the live clock: event timestamps of orders are wall-clock times, the
-data keeps its own.
+The node lives in the data's time: its clocks are TestClocks (livenode/clocks.py) that the
+client advances before each new timestamp, firing every time event due before it in
+timestamp order on the loop, as a backtest does, so a hard exit set for 15:55 fires at 15:55
+of the replayed day and every order, fill, risk event and summary carries the data's time.
+After the last item the clocks run on to the end of the replay window, so the last session's
+close (its summary, its exits) still happens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -24,6 +31,7 @@ from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import LiveClock
 from nautilus_trader.common.component import MessageBus
 from nautilus_trader.common.component import TestClock
+from nautilus_trader.common.component import TimeEventHandler
 from nautilus_trader.common.providers import InstrumentProvider
 from nautilus_trader.data.aggregation import TimeBarAggregator
 from nautilus_trader.live.data_client import LiveMarketDataClient
@@ -37,6 +45,45 @@ from adapters.replay.config import REPLAY_CLIENT_ID
 from adapters.replay.config import ReplayDataClientConfig
 
 IDLE_TURNS = 3
+TimeEventErrorHandler = Callable[[BaseException, Any], None]
+
+
+def fire_due_time_events(clocks: list[TestClock], before_ns: int, on_error: TimeEventErrorHandler) -> int:
+    """
+    Fire every time event of `clocks` due before `before_ns`, oldest first, each with every
+    clock set to its time; events a callback schedules inside the range fire in turn (the
+    backtest engine's rule); then set every clock to `before_ns`. Returns how many fired. A callback's exception goes to
+    `on_error` and the replay goes on.
+    """
+    limit = before_ns - 1
+    pending: list[tuple[int, int, TimeEventHandler]] = []
+    order = itertools.count()
+
+    def collect() -> None:
+        for clock in clocks:
+            if clock.timestamp_ns() < limit:
+                for handler in clock.advance_time(limit, set_time=False):
+                    heapq.heappush(pending, (handler.event.ts_event, next(order), handler))
+
+    collect()
+    fired = 0
+    while pending:
+        ts_event, _, handler = heapq.heappop(pending)
+        for clock in clocks:
+            if clock.timestamp_ns() < ts_event:
+                clock.set_time(ts_event)
+        try:
+            handler.handle()
+        except Exception as exc:  # reported as a component error; the replay goes on
+            on_error(exc, handler.event)
+        fired += 1
+        collect()  # what the callback scheduled inside the range
+    # The item at `before_ns` is processed at its own time (events due exactly then fire
+    # after it, with the next call), as the backtest engine orders them.
+    for clock in clocks:
+        if clock.timestamp_ns() < before_ns:
+            clock.set_time(before_ns)
+    return fired
 
 
 def use_data_time_for_time_bars(data_engine: Any) -> int:
@@ -114,11 +161,16 @@ class ReplayDataClient(LiveMarketDataClient):
         items.sort(key=lambda item: item.ts_init)
         return items
 
-    def begin(self, kernel: Any) -> None:
-        """Start streaming into `kernel`'s node (call once the trader is running)."""
+    def begin(self, kernel: Any, clocks: list[TestClock], on_time_event_error: TimeEventErrorHandler) -> None:
+        """
+        Start streaming into `kernel`'s node (call once the trader is running), advancing
+        `clocks` (every clock of the node, TestClocks: livenode/clocks.py) in the data's time.
+        """
         if self._stream_task is not None:
             raise RuntimeError("the replay has already begun")
-        self._stream_task = self.create_task(self._stream(kernel))
+        if not clocks or not all(isinstance(c, TestClock) for c in clocks):
+            raise RuntimeError("a replay needs the node built with TestClocks (livenode.clocks.trading_node)")
+        self._stream_task = self.create_task(self._stream(kernel, clocks, on_time_event_error))
 
     async def _wait_idle(self, is_idle: Any) -> None:
         """
@@ -133,9 +185,16 @@ class ReplayDataClient(LiveMarketDataClient):
             await asyncio.sleep(0)
             quiet = quiet + 1 if is_idle() else 0
 
-    async def _stream(self, kernel: Any) -> None:
+    async def _stream(self, kernel: Any, clocks: list[TestClock], on_error: TimeEventErrorHandler) -> None:
         def is_idle() -> bool:
             return node_is_idle(kernel)
+
+        async def advance_to(ts_ns: int) -> None:
+            # What the last item caused is processed first, then the time events due before
+            # `ts_ns` fire, and what they send is processed before the next item arrives.
+            await self._wait_idle(is_idle)
+            if fire_due_time_events(clocks, ts_ns, on_error):
+                await self._wait_idle(is_idle)
 
         # The strategies' subscriptions are commands on the data engine's queue: the time-bar
         # aggregators exist only once those are processed.
@@ -163,15 +222,16 @@ class ReplayDataClient(LiveMarketDataClient):
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            if previous_ts is not None and item.ts_init != previous_ts:
-                await self._wait_idle(is_idle)
+            if item.ts_init != previous_ts:
+                await advance_to(item.ts_init)
                 # A strategy may subscribe to built bars mid-session (cheap: a few aggregators).
                 use_data_time_for_time_bars(kernel.data_engine)
             self._handle_data(item)
             self.items_sent += 1
             self.last_ts = item.ts_init
             previous_ts = item.ts_init
-        await self._wait_idle(is_idle)
+        # The window's last session closes too (its exits, its summary).
+        await advance_to(pd.Timestamp(self._config.end).value + 1)
         self.caught_up.set()
         self._log.info(f"Replay finished: {self.items_sent} items")
         self.finished.set()
