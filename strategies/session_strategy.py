@@ -475,9 +475,7 @@ class SessionStrategy(Strategy):
         elif client_order_id == holding.exit_order_id:
             self._exit_failed(holding, order, why)
         elif client_order_id == holding.stop_order_id and not holding.closing:
-            # Not cancelled by an exit: the position is unprotected until the next bar
-            # places the stop again (at once could loop on a venue that keeps refusing).
-            self._flag(holding, f"stop {client_order_id} {why}; placed again at the next bar")
+            self._stop_ended(holding, client_order_id, why)
 
     def _entry_ended(self, holding: Holding, order: Order, why: str) -> None:
         if self._position(order.instrument_id) is not None:
@@ -504,6 +502,18 @@ class SessionStrategy(Strategy):
             f"at the next bar",
         )
         self._protect(holding, position)
+
+    def _stop_ended(self, holding: Holding, client_order_id: ClientOrderId, why: str) -> None:
+        position = self._position(self.instruments[holding.traded_symbol].id)
+        if position is None:
+            return
+        if why == "cancelled" and holding.retry_exit is not None:
+            # Cancelled for an exit that has failed since (flagged then): protect at once.
+            self._protect(holding, position)
+            return
+        # Refused, or cancelled by someone else: unprotected until the next bar places it
+        # again (at once could loop on a venue that keeps refusing it).
+        self._flag(holding, f"stop {client_order_id} {why}; placed again at the next bar")
 
     def _flag(self, holding: Holding, detail: str) -> None:
         """A held position that is not where it should be: the log and the journal say so."""

@@ -1,0 +1,113 @@
+"""
+A stand-in for the venue and the gate in hand-built backtests: chosen orders end the way a
+refusal would end them (denied, rejected, cancelled, expired, or partly filled and then
+cancelled) and every other command goes on to the RiskEngine as usual.
+
+It takes over the ``RiskEngine.execute`` endpoint exactly as the pre-trade gate does
+(``actors/pre_trade_gate.py``), so strategy orders and execution-algorithm children alike pass
+it, and it answers with the events a venue (or the gate) would send to ``ExecEngine.process``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.execution.messages import SubmitOrder
+from nautilus_trader.model.currencies import USD
+from nautilus_trader.model.enums import LiquiditySide
+from nautilus_trader.model.events import OrderAccepted
+from nautilus_trader.model.events import OrderCanceled
+from nautilus_trader.model.events import OrderDenied
+from nautilus_trader.model.events import OrderExpired
+from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.events import OrderRejected
+from nautilus_trader.model.events import OrderSubmitted
+from nautilus_trader.model.identifiers import TradeId
+from nautilus_trader.model.identifiers import VenueOrderId
+from nautilus_trader.model.objects import Money
+from nautilus_trader.model.objects import Price
+from nautilus_trader.model.objects import Quantity
+from nautilus_trader.model.orders import Order
+
+from strategies.records import RISK_TOPIC
+from strategies.records import RiskRecord
+
+RISK_ENGINE_ENDPOINT = "RiskEngine.execute"
+OUTCOMES = ("pass", "denied", "rejected", "canceled", "expired", "partial")
+
+
+class OrderRefuser(Actor):
+    """
+    plan: "<SIDE> <ORDER_TYPE>" (e.g. "BUY MARKET") -> the outcomes of the successive orders of
+    that kind, in order; "pass" lets one through, "partial:<qty>@<price>" fills qty at price
+    and cancels the rest. Orders of a kind whose outcomes are used up pass. It also keeps
+    the risk records the strategies publish for the journal (`risk_records`).
+    """
+
+    def __init__(self, plan: dict[str, list[str]]) -> None:
+        super().__init__()
+        for kind, outcomes in plan.items():
+            for outcome in outcomes:
+                if outcome.split(":")[0] not in OUTCOMES:
+                    raise ValueError(f"{kind}: unknown outcome {outcome!r}")
+        self._plan = {kind: list(outcomes) for kind, outcomes in plan.items()}
+        self._risk_engine: Any = None
+        self.refused: list[tuple[str, str]] = []  # (client order id, outcome)
+        self.risk_records: list[RiskRecord] = []
+
+    def on_start(self) -> None:
+        self.msgbus.subscribe(RISK_TOPIC, self.risk_records.append)
+
+    def attach(self, risk_engine: Any) -> None:
+        self.msgbus.deregister(RISK_ENGINE_ENDPOINT, risk_engine.execute)
+        self.msgbus.register(RISK_ENGINE_ENDPOINT, self.execute)
+        self._risk_engine = risk_engine
+
+    def execute(self, command: Any) -> None:
+        if isinstance(command, SubmitOrder):
+            order = command.order
+            outcomes = self._plan.get(f"{order.side.name} {order.order_type.name}", [])
+            outcome = outcomes.pop(0) if outcomes else "pass"
+            if outcome != "pass":
+                self.refused.append((order.client_order_id.value, outcome))
+                self._answer(order, command, outcome)
+                return
+        self._risk_engine.execute(command)
+
+    def _answer(self, order: Order, command: SubmitOrder, outcome: str) -> None:
+        if not self.cache.order_exists(order.client_order_id):
+            self.cache.add_order(order, command.position_id)
+        kind = outcome.split(":")[0]
+        if kind == "denied":
+            self._send(OrderDenied(*self._ids(order), reason="OrderRefuser denied", event_id=UUID4(),
+                                   ts_init=self.clock.timestamp_ns()))
+            return
+        account_id = self.cache.account_for_venue(order.instrument_id.venue).id
+        now = self.clock.timestamp_ns()
+        self._send(OrderSubmitted(*self._ids(order), account_id, UUID4(), now, now))
+        if kind == "rejected":
+            self._send(OrderRejected(*self._ids(order), account_id, "OrderRefuser rejected", UUID4(), now, now))
+            return
+        venue_order_id = VenueOrderId(f"V-{order.client_order_id.value}")
+        self._send(OrderAccepted(*self._ids(order), venue_order_id, account_id, UUID4(), now, now))
+        if kind == "partial":
+            quantity, price = outcome.split(":")[1].split("@")
+            self._send(
+                OrderFilled(
+                    *self._ids(order), venue_order_id, account_id, TradeId(f"T-{order.client_order_id.value}"),
+                    None, order.side, order.order_type, Quantity.from_str(quantity), Price.from_str(price),
+                    USD, Money(Decimal(0), USD), LiquiditySide.TAKER, UUID4(), now, now,
+                ),
+            )
+        end = OrderExpired if kind == "expired" else OrderCanceled
+        self._send(end(*self._ids(order), venue_order_id, account_id, UUID4(), now, now))
+
+    @staticmethod
+    def _ids(order: Order) -> tuple:
+        return order.trader_id, order.strategy_id, order.instrument_id, order.client_order_id
+
+    def _send(self, event: object) -> None:
+        self.msgbus.send(endpoint="ExecEngine.process", msg=event)

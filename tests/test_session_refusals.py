@@ -1,0 +1,159 @@
+"""
+The session strategies after a refusal: an entry that ends unfilled frees its place, an exit or
+stop that ends unfilled is flagged and sent again (tests/refusals.py plays the gate and venue).
+
+The scenario: end-of-day momentum on two uptrend sessions (tests/test_eod_momentum.py), each
+with a breakout at 14:45 that buys 172 SPY at 101.50 (35% of 100,000 / 2 = 17,500) and a hard
+exit at 15:55 at 101.00; the stop is 2% below the fill, 101.50 * 0.98 = 99.47.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+from nautilus_trader.backtest.engine import BacktestEngine
+from nautilus_trader.model.enums import OrderType
+
+from strategies import blocklist
+from strategies.session_strategy import SessionStrategy
+from tests.refusals import OrderRefuser
+from tests.session_harness import et
+from tests.session_harness import fills
+from tests.session_harness import patch
+from tests.session_harness import run_engine
+from tests.test_eod_momentum import eod
+from tests.test_eod_momentum import uptrend_day
+from tests.test_opening_range import VOLUME as ORB_VOLUME
+from tests.test_opening_range import day_with_range
+from tests.test_opening_range import orb
+from tests.test_vwap_reversion import dip_and_reversal
+from tests.test_vwap_reversion import vwap_strategy
+
+DAY = dt.date(2024, 3, 5)
+DAY2 = dt.date(2024, 3, 6)
+REFUSALS = ["denied", "rejected", "canceled", "expired"]
+WHY = {"denied": "denied: OrderRefuser denied", "rejected": "rejected: OrderRefuser rejected",
+       "canceled": "cancelled", "expired": "expired"}
+
+
+def two_uptrend_days() -> pd.DataFrame:
+    return pd.concat([uptrend_day(DAY), uptrend_day(DAY2)])
+
+
+def run_eod(plan: dict[str, list[str]]) -> tuple[BacktestEngine, SessionStrategy, OrderRefuser]:
+    strategy, refuser = eod(), OrderRefuser(plan)
+    engine = run_engine([strategy], {"SPY": two_uptrend_days()}, refuser=refuser)
+    return engine, strategy, refuser
+
+
+def trades(engine: BacktestEngine) -> list[tuple[pd.Timestamp, str, Decimal, Decimal, str]]:
+    result = fills(engine)
+    return list(zip(result.time, result.side, result.quantity, result.price, result.tags))
+
+
+def stops(engine: BacktestEngine) -> list[tuple[pd.Timestamp, Decimal, Decimal, str]]:
+    """(placed at, quantity, trigger, status) of each stop order, in order."""
+    return [
+        (pd.Timestamp(o.ts_init, tz="UTC").tz_convert("America/New_York"), o.quantity.as_decimal(),
+         o.trigger_price.as_decimal(), o.status.name)
+        for o in engine.cache.orders() if o.order_type == OrderType.STOP_MARKET
+    ]
+
+
+def day2_round_trip() -> list[tuple[pd.Timestamp, str, Decimal, Decimal, str]]:
+    return [
+        (et(DAY2, "14:45"), "BUY", Decimal(172), Decimal("101.50"), "continuation:bullish:SPY"),
+        (et(DAY2, "15:55"), "SELL", Decimal(172), Decimal("101.00"), "window_end"),
+    ]
+
+
+# -- entries ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("refusal", REFUSALS)
+def test_an_entry_that_ends_unfilled_frees_its_place_and_the_next_session_trades(refusal: str) -> None:
+    engine, strategy, refuser = run_eod({"BUY MARKET": [refusal]})
+    assert [outcome for _, outcome in refuser.refused] == [refusal]
+    # Day 1 bought nothing; day 2's breakout trades as if day 1 had had no signal.
+    assert trades(engine) == day2_round_trip()
+    assert strategy.holdings == {}
+    # The refused ticker stayed blocked for the rest of its session (see SessionStrategy.enter).
+    assert blocklist.is_blocked(engine.cache, DAY, "SPY")
+
+
+@pytest.mark.parametrize("strategy_name", ["opening_range", "vwap_reversion"])
+def test_the_other_session_strategies_trade_the_next_session_after_a_denied_entry(strategy_name: str) -> None:
+    if strategy_name == "opening_range":
+        # 10:00 breakout: close 101.25 >= 101 * 1.002 with 1.5x the range's volume.
+        breakout = (100.9, 101.3, 100.9, 101.25, 1.5 * ORB_VOLUME)
+        frame = pd.concat([patch(day_with_range(day), day, "10:00", breakout) for day in (DAY, DAY2)])
+        strategy, entry_time = orb(), "10:00"
+    else:
+        frame = pd.concat([dip_and_reversal(DAY), dip_and_reversal(DAY2)])
+        strategy, entry_time = vwap_strategy(), "11:02"  # the reversal bar
+    refuser = OrderRefuser({"BUY MARKET": ["denied"]})
+    buys = fills(run_engine([strategy], {"SPY": frame}, refuser=refuser)).query("side == 'BUY'")
+    assert list(buys.time) == [et(DAY2, entry_time)]
+    assert strategy.holdings == {}
+
+
+def test_a_partly_filled_then_cancelled_entry_keeps_its_position_managed() -> None:
+    engine, strategy, _ = run_eod({"BUY MARKET": ["partial:100@101.50"]})
+    assert trades(engine) == [
+        (et(DAY, "14:45"), "BUY", Decimal(100), Decimal("101.50"), "continuation:bullish:SPY"),
+        (et(DAY, "15:55"), "SELL", Decimal(100), Decimal("101.00"), "window_end"),
+        *day2_round_trip(),
+    ]
+    # The stop covered the 100 shares bought until the hard exit cancelled it.
+    assert stops(engine)[0] == (et(DAY, "14:45"), Decimal(100), Decimal("99.47"), "CANCELED")
+    assert strategy.holdings == {}
+
+
+# -- exits and stops ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("refusal", REFUSALS)
+def test_an_exit_that_ends_unfilled_is_flagged_protected_and_sent_again_at_the_next_bar(refusal: str) -> None:
+    engine, strategy, refuser = run_eod({"SELL MARKET": [refusal]})
+    [record] = refuser.risk_records
+    assert (record.kind, record.strategy, record.instrument_id) == ("unresolved_order", str(strategy.id), "SPY.SIM")
+    assert record.detail.startswith(f"exit O-20240305-205500-001-000-3 (window_end) {WHY[refusal]}: 172 SPY still held")
+    # The exit refused at 15:55 goes again with the 15:56 bar (close 101.00).
+    assert trades(engine) == [
+        (et(DAY, "14:45"), "BUY", Decimal(172), Decimal("101.50"), "continuation:bullish:SPY"),
+        (et(DAY, "15:56"), "SELL", Decimal(172), Decimal("101.00"), "window_end"),
+        *day2_round_trip(),
+    ]
+    # The stop the exit cancelled was placed again at once, and cancelled by the second exit.
+    assert stops(engine)[:2] == [
+        (et(DAY, "14:45"), Decimal(172), Decimal("99.47"), "CANCELED"),
+        (et(DAY, "15:55"), Decimal(172), Decimal("99.47"), "CANCELED"),
+    ]
+    assert strategy.holdings == {}
+
+
+def test_an_exit_refused_again_is_retried_bar_after_bar() -> None:
+    engine, _, refuser = run_eod({"SELL MARKET": ["denied", "rejected"]})
+    assert [r.detail.split(": ")[0] for r in refuser.risk_records] == [
+        "exit O-20240305-205500-001-000-3 (window_end) denied",
+        "exit O-20240305-205600-001-000-5 (window_end) rejected",
+    ]
+    assert trades(engine)[1] == (et(DAY, "15:57"), "SELL", Decimal(172), Decimal("101.00"), "window_end")
+
+
+def test_a_refused_stop_is_flagged_and_placed_again_at_the_next_bar() -> None:
+    engine, _, refuser = run_eod({"SELL STOP_MARKET": ["rejected"]})
+    [record] = refuser.risk_records
+    assert record.detail == "stop O-20240305-194500-001-000-2 rejected: OrderRefuser rejected; placed again at the next bar"
+    assert stops(engine)[:2] == [
+        (et(DAY, "14:45"), Decimal(172), Decimal("99.47"), "REJECTED"),
+        (et(DAY, "14:46"), Decimal(172), Decimal("99.47"), "CANCELED"),  # cancelled by the 15:55 exit
+    ]
+    assert trades(engine) == [
+        (et(DAY, "14:45"), "BUY", Decimal(172), Decimal("101.50"), "continuation:bullish:SPY"),
+        (et(DAY, "15:55"), "SELL", Decimal(172), Decimal("101.00"), "window_end"),
+        *day2_round_trip(),
+    ]
