@@ -5,7 +5,9 @@ cancelled) and every other command goes on to the RiskEngine as usual.
 
 It takes over the ``RiskEngine.execute`` endpoint exactly as the pre-trade gate does
 (``actors/pre_trade_gate.py``), so strategy orders and execution-algorithm children alike pass
-it, and it answers with the events a venue (or the gate) would send to ``ExecEngine.process``.
+it, and it answers with the events a venue (or the gate) would send to ``ExecEngine.process``:
+a denial at once, inside submit_order, as the gate denies; a venue's answer a millisecond
+later, as a venue answers (never inside the strategy's submit_order call).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from decimal import Decimal
 from typing import Any
 
 from nautilus_trader.common.actor import Actor
+from nautilus_trader.common.events import TimeEvent
 from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.execution.messages import CancelOrder
 from nautilus_trader.execution.messages import SubmitOrder
 from nautilus_trader.model.currencies import USD
 from nautilus_trader.model.enums import LiquiditySide
@@ -25,6 +29,7 @@ from nautilus_trader.model.events import OrderExpired
 from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.events import OrderRejected
 from nautilus_trader.model.events import OrderSubmitted
+from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.identifiers import TradeId
 from nautilus_trader.model.identifiers import VenueOrderId
 from nautilus_trader.model.objects import Money
@@ -36,15 +41,17 @@ from strategies.records import RISK_TOPIC
 from strategies.records import RiskRecord
 
 RISK_ENGINE_ENDPOINT = "RiskEngine.execute"
-OUTCOMES = ("pass", "denied", "rejected", "canceled", "expired", "partial")
+OUTCOMES = ("pass", "denied", "rejected", "canceled", "expired", "partial", "rest")
+VENUE_LATENCY_NS = 1_000_000
 
 
 class OrderRefuser(Actor):
     """
     plan: "<SIDE> <ORDER_TYPE>" (e.g. "BUY MARKET") -> the outcomes of the successive orders of
     that kind, in order; "pass" lets one through, "partial:<qty>@<price>" fills qty at price
-    and cancels the rest. Orders of a kind whose outcomes are used up pass. It also keeps
-    the risk records the strategies publish for the journal (`risk_records`).
+    and cancels the rest, "rest" accepts the order and leaves it working, never filled,
+    until it is cancelled. Orders of a kind whose outcomes are used up pass. It also keeps the
+    risk records the strategies publish for the journal (`risk_records`).
     """
 
     def __init__(self, plan: dict[str, list[str]]) -> None:
@@ -57,6 +64,8 @@ class OrderRefuser(Actor):
         self._risk_engine: Any = None
         self.refused: list[tuple[str, str]] = []  # (client order id, outcome)
         self.risk_records: list[RiskRecord] = []
+        self._resting: dict[ClientOrderId, VenueOrderId] = {}
+        self._due: list[object] = []  # venue answers not yet delivered
 
     def on_start(self) -> None:
         self.msgbus.subscribe(RISK_TOPIC, self.risk_records.append)
@@ -67,6 +76,13 @@ class OrderRefuser(Actor):
         self._risk_engine = risk_engine
 
     def execute(self, command: Any) -> None:
+        if isinstance(command, CancelOrder) and command.client_order_id in self._resting:
+            order = self.cache.order(command.client_order_id)
+            venue_order_id = self._resting.pop(command.client_order_id)
+            account_id = self.cache.account_for_venue(order.instrument_id.venue).id
+            now = self.clock.timestamp_ns() + VENUE_LATENCY_NS
+            self._later(OrderCanceled(*self._ids(order), venue_order_id, account_id, UUID4(), now, now))
+            return
         if isinstance(command, SubmitOrder):
             order = command.order
             outcomes = self._plan.get(f"{order.side.name} {order.order_type.name}", [])
@@ -88,14 +104,18 @@ class OrderRefuser(Actor):
         account_id = self.cache.account_for_venue(order.instrument_id.venue).id
         now = self.clock.timestamp_ns()
         self._send(OrderSubmitted(*self._ids(order), account_id, UUID4(), now, now))
+        now += VENUE_LATENCY_NS  # when the venue's answers happen
         if kind == "rejected":
-            self._send(OrderRejected(*self._ids(order), account_id, "OrderRefuser rejected", UUID4(), now, now))
+            self._later(OrderRejected(*self._ids(order), account_id, "OrderRefuser rejected", UUID4(), now, now))
             return
         venue_order_id = VenueOrderId(f"V-{order.client_order_id.value}")
-        self._send(OrderAccepted(*self._ids(order), venue_order_id, account_id, UUID4(), now, now))
+        self._later(OrderAccepted(*self._ids(order), venue_order_id, account_id, UUID4(), now, now))
+        if kind == "rest":
+            self._resting[order.client_order_id] = venue_order_id
+            return
         if kind == "partial":
             quantity, price = outcome.split(":")[1].split("@")
-            self._send(
+            self._later(
                 OrderFilled(
                     *self._ids(order), venue_order_id, account_id, TradeId(f"T-{order.client_order_id.value}"),
                     None, order.side, order.order_type, Quantity.from_str(quantity), Price.from_str(price),
@@ -103,7 +123,21 @@ class OrderRefuser(Actor):
                 ),
             )
         end = OrderExpired if kind == "expired" else OrderCanceled
-        self._send(end(*self._ids(order), venue_order_id, account_id, UUID4(), now, now))
+        self._later(end(*self._ids(order), venue_order_id, account_id, UUID4(), now, now))
+
+    def _later(self, event: object) -> None:
+        """Deliver `event` one venue latency from now, after the command's caller returned."""
+        if not self._due:
+            self.clock.set_time_alert_ns(
+                f"refuser-{self.clock.timestamp_ns()}", self.clock.timestamp_ns() + VENUE_LATENCY_NS,
+                self._deliver,
+            )
+        self._due.append(event)
+
+    def _deliver(self, _event: TimeEvent) -> None:
+        due, self._due = self._due, []
+        for event in due:
+            self._send(event)
 
     @staticmethod
     def _ids(order: Order) -> tuple:

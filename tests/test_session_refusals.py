@@ -4,7 +4,8 @@ stop that ends unfilled is flagged and sent again (tests/refusals.py plays the g
 
 The scenario: end-of-day momentum on two uptrend sessions (tests/test_eod_momentum.py), each
 with a breakout at 14:45 that buys 172 SPY at 101.50 (35% of 100,000 / 2 = 17,500) and a hard
-exit at 15:55 at 101.00; the stop is 2% below the fill, 101.50 * 0.98 = 99.47.
+exit at 15:55 at 101.00; the stop is 2% below the fill, 101.50 * 0.98 = 99.47. Times are to
+the minute: the stand-in venue answers a millisecond after an order.
 """
 
 from __future__ import annotations
@@ -51,13 +52,13 @@ def run_eod(plan: dict[str, list[str]]) -> tuple[BacktestEngine, SessionStrategy
 
 def trades(engine: BacktestEngine) -> list[tuple[pd.Timestamp, str, Decimal, Decimal, str]]:
     result = fills(engine)
-    return list(zip(result.time, result.side, result.quantity, result.price, result.tags))
+    return list(zip(result.time.dt.floor("min"), result.side, result.quantity, result.price, result.tags))
 
 
 def stops(engine: BacktestEngine) -> list[tuple[pd.Timestamp, Decimal, Decimal, str]]:
     """(placed at, quantity, trigger, status) of each stop order, in order."""
     return [
-        (pd.Timestamp(o.ts_init, tz="UTC").tz_convert("America/New_York"), o.quantity.as_decimal(),
+        (pd.Timestamp(o.ts_init, tz="UTC").floor("min"), o.quantity.as_decimal(),
          o.trigger_price.as_decimal(), o.status.name)
         for o in engine.cache.orders() if o.order_type == OrderType.STOP_MARKET
     ]
