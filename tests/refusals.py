@@ -15,9 +15,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pandas as pd
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.common.events import TimeEvent
 from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.execution.messages import CancelAllOrders
 from nautilus_trader.execution.messages import CancelOrder
 from nautilus_trader.execution.messages import SubmitOrder
 from nautilus_trader.model.currencies import USD
@@ -41,6 +43,7 @@ from strategies.records import RISK_TOPIC
 from strategies.records import RiskRecord
 
 RISK_ENGINE_ENDPOINT = "RiskEngine.execute"
+EXEC_ENGINE_ENDPOINT = "ExecEngine.execute"
 OUTCOMES = ("pass", "denied", "rejected", "canceled", "expired", "partial", "rest")
 VENUE_LATENCY_NS = 1_000_000
 
@@ -52,9 +55,10 @@ class OrderRefuser(Actor):
     and cancels the rest, "rest" accepts the order and leaves it working, never filled,
     until it is cancelled. Orders of a kind whose outcomes are used up pass. It also keeps the
     risk records the strategies publish for the journal (`risk_records`).
+    cancel_all_at: when the operator cancels every working order of every strategy.
     """
 
-    def __init__(self, plan: dict[str, list[str]]) -> None:
+    def __init__(self, plan: dict[str, list[str]], cancel_all_at: pd.Timestamp | None = None) -> None:
         super().__init__()
         for kind, outcomes in plan.items():
             for outcome in outcomes:
@@ -62,6 +66,9 @@ class OrderRefuser(Actor):
                     raise ValueError(f"{kind}: unknown outcome {outcome!r}")
         self._plan = {kind: list(outcomes) for kind, outcomes in plan.items()}
         self._risk_engine: Any = None
+        self._exec_engine: Any = None
+        self._trader: Any = None
+        self._cancel_all_at = cancel_all_at
         self.refused: list[tuple[str, str]] = []  # (client order id, outcome)
         self.risk_records: list[RiskRecord] = []
         self._resting: dict[ClientOrderId, VenueOrderId] = {}
@@ -69,19 +76,48 @@ class OrderRefuser(Actor):
 
     def on_start(self) -> None:
         self.msgbus.subscribe(RISK_TOPIC, self.risk_records.append)
+        if self._cancel_all_at is not None:
+            self.clock.set_time_alert_ns("operator-cancel-all", self._cancel_all_at.value, self._cancel_all)
 
-    def attach(self, risk_engine: Any) -> None:
-        self.msgbus.deregister(RISK_ENGINE_ENDPOINT, risk_engine.execute)
+    def attach(self, kernel: Any) -> None:
+        """Take over the RiskEngine's endpoint (orders) and the ExecEngine's (cancels sent there)."""
+        self.msgbus.deregister(RISK_ENGINE_ENDPOINT, kernel.risk_engine.execute)
         self.msgbus.register(RISK_ENGINE_ENDPOINT, self.execute)
-        self._risk_engine = risk_engine
+        self.msgbus.deregister(EXEC_ENGINE_ENDPOINT, kernel.exec_engine.execute)
+        self.msgbus.register(EXEC_ENGINE_ENDPOINT, self._execute_at_venue)
+        self._risk_engine = kernel.risk_engine
+        self._exec_engine = kernel.exec_engine
+        self._trader = kernel.trader
+
+    def _execute_at_venue(self, command: Any) -> None:
+        """Cancels of the orders resting here are answered here; the rest go to the venue."""
+        if isinstance(command, CancelOrder) and command.client_order_id in self._resting:
+            self._cancel_resting(command.client_order_id)
+            return
+        if isinstance(command, CancelAllOrders):
+            for client_order_id in list(self._resting):
+                order = self.cache.order(client_order_id)
+                if (order.instrument_id, order.strategy_id) == (command.instrument_id, command.strategy_id):
+                    self._cancel_resting(client_order_id)
+        self._exec_engine.execute(command)
+
+    def _cancel_resting(self, client_order_id: ClientOrderId) -> None:
+        order = self.cache.order(client_order_id)
+        venue_order_id = self._resting.pop(client_order_id)
+        account_id = self.cache.account_for_venue(order.instrument_id.venue).id
+        now = self.clock.timestamp_ns() + VENUE_LATENCY_NS
+        self._later(OrderCanceled(*self._ids(order), venue_order_id, account_id, UUID4(), now, now))
+
+    def _cancel_all(self, _event: TimeEvent) -> None:
+        """The operator's cancel-all, as the kill switch sends it (PreTradeGate.cancel_all_orders)."""
+        for strategy in self._trader.strategies():
+            working = {o.instrument_id for o in self.cache.orders(strategy_id=strategy.id) if not o.is_closed}
+            for instrument_id in sorted(working, key=str):
+                strategy.cancel_all_orders(instrument_id)
 
     def execute(self, command: Any) -> None:
-        if isinstance(command, CancelOrder) and command.client_order_id in self._resting:
-            order = self.cache.order(command.client_order_id)
-            venue_order_id = self._resting.pop(command.client_order_id)
-            account_id = self.cache.account_for_venue(order.instrument_id.venue).id
-            now = self.clock.timestamp_ns() + VENUE_LATENCY_NS
-            self._later(OrderCanceled(*self._ids(order), venue_order_id, account_id, UUID4(), now, now))
+        if isinstance(command, CancelOrder):
+            self._execute_at_venue(command)
             return
         if isinstance(command, SubmitOrder):
             order = command.order

@@ -92,7 +92,7 @@ def run_engine(
         engine.add_strategy(strategy)
     if refuser is not None:
         engine.add_actor(refuser)
-        refuser.attach(engine.kernel.risk_engine)
+        refuser.attach(engine.kernel)
     engine.run()
     return engine
 
