@@ -398,12 +398,15 @@ class SessionStrategy(Strategy):
         if holding is None or holding.closing:
             return
         holding.closing = True
-        holding.retry_exit = None
         instrument = self.instruments[traded_symbol]
         self.cancel_all_orders(instrument.id)
         position = self._position(instrument.id)
         if position is None:
-            return  # nothing filled yet: the entry's cancel releases the holding
+            # Nothing filled yet: the entry's cancel releases the holding. Should the entry
+            # fill before its cancel lands, on_order_filled leaves this exit to the next bar.
+            holding.retry_exit = reason
+            return
+        holding.retry_exit = None
         # Built here rather than by close_all_positions: its id must be known before it is
         # sent, since a denial arrives inside submit_order.
         order = self.order_factory.market(
@@ -433,6 +436,8 @@ class SessionStrategy(Strategy):
             if stop is not None and stop.is_open:
                 self.cancel_order(stop)
         self._place_stop(holding, position)
+        if holding.closing and holding.exit_order_id is None:
+            holding.closing = False  # the exit waited for this entry: the next bar sends it
 
     def _place_stop(self, holding: Holding, position: Position) -> None:
         """A stop-market sell of the whole position, stop_fraction below its average price."""

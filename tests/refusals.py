@@ -44,7 +44,7 @@ from strategies.records import RiskRecord
 
 RISK_ENGINE_ENDPOINT = "RiskEngine.execute"
 EXEC_ENGINE_ENDPOINT = "ExecEngine.execute"
-OUTCOMES = ("pass", "denied", "rejected", "canceled", "expired", "partial", "rest")
+OUTCOMES = ("pass", "denied", "rejected", "canceled", "expired", "partial", "rest", "late")
 VENUE_LATENCY_NS = 1_000_000
 
 
@@ -53,7 +53,8 @@ class OrderRefuser(Actor):
     plan: "<SIDE> <ORDER_TYPE>" (e.g. "BUY MARKET") -> the outcomes of the successive orders of
     that kind, in order; "pass" lets one through, "partial:<qty>@<price>" fills qty at price
     and cancels the rest, "rest" accepts the order and leaves it working, never filled,
-    until it is cancelled. Orders of a kind whose outcomes are used up pass. It also keeps the
+    until it is cancelled, "late:<qty>@<price>" rests as well but fills when it is cancelled
+    (the cancel came too late). Orders of a kind whose outcomes are used up pass. It also keeps the
     risk records the strategies publish for the journal (`risk_records`).
     cancel_all_at: when the operator cancels every working order of every strategy.
     """
@@ -71,7 +72,7 @@ class OrderRefuser(Actor):
         self._cancel_all_at = cancel_all_at
         self.refused: list[tuple[str, str]] = []  # (client order id, outcome)
         self.risk_records: list[RiskRecord] = []
-        self._resting: dict[ClientOrderId, VenueOrderId] = {}
+        self._resting: dict[ClientOrderId, tuple[VenueOrderId, str]] = {}  # -> (id, outcome)
         self._due: list[object] = []  # venue answers not yet delivered
 
     def on_start(self) -> None:
@@ -94,19 +95,40 @@ class OrderRefuser(Actor):
         if isinstance(command, CancelOrder) and command.client_order_id in self._resting:
             self._cancel_resting(command.client_order_id)
             return
-        if isinstance(command, CancelAllOrders):
-            for client_order_id in list(self._resting):
-                order = self.cache.order(client_order_id)
-                if (order.instrument_id, order.strategy_id) == (command.instrument_id, command.strategy_id):
-                    self._cancel_resting(client_order_id)
+        if isinstance(command, CancelAllOrders) and self._resting:
+            # The simulated venue would cancel the orders resting here as its own: each order
+            # is cancelled where it works instead.
+            for order in self.cache.orders(instrument_id=command.instrument_id, strategy_id=command.strategy_id):
+                if order.client_order_id in self._resting:
+                    self._cancel_resting(order.client_order_id)
+                elif order.is_open or order.is_inflight:
+                    self._exec_engine.execute(
+                        CancelOrder(
+                            command.trader_id, command.strategy_id, command.instrument_id,
+                            order.client_order_id, order.venue_order_id, UUID4(), self.clock.timestamp_ns(),
+                        ),
+                    )
+            return
         self._exec_engine.execute(command)
 
     def _cancel_resting(self, client_order_id: ClientOrderId) -> None:
         order = self.cache.order(client_order_id)
-        venue_order_id = self._resting.pop(client_order_id)
+        venue_order_id, outcome = self._resting.pop(client_order_id)
         account_id = self.cache.account_for_venue(order.instrument_id.venue).id
         now = self.clock.timestamp_ns() + VENUE_LATENCY_NS
+        if outcome.startswith("late:"):
+            self._later(self._fill(order, venue_order_id, account_id, outcome, now))
+            return
         self._later(OrderCanceled(*self._ids(order), venue_order_id, account_id, UUID4(), now, now))
+
+    def _fill(self, order: Order, venue_order_id: VenueOrderId, account_id: Any, outcome: str, ts: int) -> OrderFilled:
+        """The fill an outcome "<kind>:<qty>@<price>" names, commission-free."""
+        quantity, price = outcome.split(":")[1].split("@")
+        return OrderFilled(
+            *self._ids(order), venue_order_id, account_id, TradeId(f"T-{order.client_order_id.value}"),
+            None, order.side, order.order_type, Quantity.from_str(quantity), Price.from_str(price),
+            USD, Money(Decimal(0), USD), LiquiditySide.TAKER, UUID4(), ts, ts,
+        )
 
     def _cancel_all(self, _event: TimeEvent) -> None:
         """The operator's cancel-all, as the kill switch sends it (PreTradeGate.cancel_all_orders)."""
@@ -146,18 +168,11 @@ class OrderRefuser(Actor):
             return
         venue_order_id = VenueOrderId(f"V-{order.client_order_id.value}")
         self._later(OrderAccepted(*self._ids(order), venue_order_id, account_id, UUID4(), now, now))
-        if kind == "rest":
-            self._resting[order.client_order_id] = venue_order_id
+        if kind in ("rest", "late"):
+            self._resting[order.client_order_id] = (venue_order_id, outcome)
             return
         if kind == "partial":
-            quantity, price = outcome.split(":")[1].split("@")
-            self._later(
-                OrderFilled(
-                    *self._ids(order), venue_order_id, account_id, TradeId(f"T-{order.client_order_id.value}"),
-                    None, order.side, order.order_type, Quantity.from_str(quantity), Price.from_str(price),
-                    USD, Money(Decimal(0), USD), LiquiditySide.TAKER, UUID4(), now, now,
-                ),
-            )
+            self._later(self._fill(order, venue_order_id, account_id, outcome, now))
         end = OrderExpired if kind == "expired" else OrderCanceled
         self._later(end(*self._ids(order), venue_order_id, account_id, UUID4(), now, now))
 

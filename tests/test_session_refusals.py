@@ -158,3 +158,23 @@ def test_a_refused_stop_is_flagged_and_placed_again_at_the_next_bar() -> None:
         (et(DAY, "15:55"), "SELL", Decimal(172), Decimal("101.00"), "window_end"),
         *day2_round_trip(),
     ]
+
+
+def test_an_entry_still_working_at_the_window_end_is_cancelled_and_frees_its_place() -> None:
+    # Day 1's entry rests unfilled at the venue until the 15:55 hard exit cancels it.
+    engine, strategy, _ = run_eod({"BUY MARKET": ["rest"]})
+    assert trades(engine) == day2_round_trip()
+    assert strategy.holdings == {}
+
+
+def test_an_entry_that_fills_as_the_hard_exit_cancels_it_is_sold_at_the_next_bar() -> None:
+    # Day 1's entry rests until the 15:55 hard exit cancels it, but fills instead (the cancel
+    # came too late): the stop is placed for it and the exit goes with the 15:56 bar.
+    engine, strategy, _ = run_eod({"BUY MARKET": ["late:172@101.00"]})
+    assert trades(engine) == [
+        (et(DAY, "15:55"), "BUY", Decimal(172), Decimal("101.00"), "continuation:bullish:SPY"),
+        (et(DAY, "15:56"), "SELL", Decimal(172), Decimal("101.00"), "window_end"),
+        *day2_round_trip(),
+    ]
+    assert stops(engine)[0] == (et(DAY, "15:55"), Decimal(172), Decimal("98.98"), "CANCELED")
+    assert strategy.holdings == {}
