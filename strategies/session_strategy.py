@@ -30,6 +30,7 @@ from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import AggregationSource
 from nautilus_trader.model.enums import BarAggregation
 from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.enums import PriceType
 from nautilus_trader.model.enums import TimeInForce
 from nautilus_trader.model.events import OrderCanceled
@@ -480,7 +481,7 @@ class SessionStrategy(Strategy):
         elif client_order_id == holding.exit_order_id:
             self._exit_failed(holding, order, why)
         elif client_order_id == holding.stop_order_id and not holding.closing:
-            self._stop_ended(holding, client_order_id, why)
+            self._stop_ended(holding, order, why)
 
     def _entry_ended(self, holding: Holding, order: Order, why: str) -> None:
         if self._position(order.instrument_id) is not None:
@@ -508,17 +509,17 @@ class SessionStrategy(Strategy):
         )
         self._protect(holding, position)
 
-    def _stop_ended(self, holding: Holding, client_order_id: ClientOrderId, why: str) -> None:
-        position = self._position(self.instruments[holding.traded_symbol].id)
+    def _stop_ended(self, holding: Holding, stop: Order, why: str) -> None:
+        position = self._position(stop.instrument_id)
         if position is None:
             return
-        if why == "cancelled" and holding.retry_exit is not None:
+        if stop.status == OrderStatus.CANCELED and holding.retry_exit is not None:
             # Cancelled for an exit that has failed since (flagged then): protect at once.
             self._protect(holding, position)
             return
         # Refused, or cancelled by someone else: unprotected until the next bar places it
         # again (at once could loop on a venue that keeps refusing it).
-        self._flag(holding, f"stop {client_order_id} {why}; placed again at the next bar")
+        self._flag(holding, f"stop {stop.client_order_id} {why}; placed again at the next bar")
 
     def _flag(self, holding: Holding, detail: str) -> None:
         """A held position that is not where it should be: the log and the journal say so."""
@@ -540,19 +541,31 @@ class SessionStrategy(Strategy):
     def _repair(self, symbol: str) -> None:
         """At each bar of a held symbol: send a failed exit again, or a missing stop."""
         holding = self.holdings.get(symbol)
-        if holding is None or holding.closing:
+        if holding is None:
+            return
+        position = self._position(self.instruments[symbol].id)
+        exit_order = self.cache.order(holding.exit_order_id) if holding.exit_order_id is not None else None
+        if position is not None and exit_order is not None and exit_order.is_closed:
+            # The exit filled, yet shares are held: an entry fill landed after it.
+            holding.closing, holding.exit_order_id = False, None
+            holding.retry_exit = exit_order.tags[0] if exit_order.tags else "exit"
+        if holding.closing:
             return
         if holding.retry_exit is not None:
             self.exit(symbol, holding.retry_exit)
-            return
-        position = self._position(self.instruments[symbol].id)
-        if position is not None:
+        elif position is not None:
             self._protect(holding, position)
 
     def on_position_closed(self, event: PositionClosed) -> None:
         symbol = event.instrument_id.symbol.value
-        if self.holdings.pop(symbol, None) is not None:
-            self.cancel_all_orders(event.instrument_id)
+        holding = self.holdings.get(symbol)
+        if holding is None:
+            return
+        self.cancel_all_orders(event.instrument_id)
+        entry = self.cache.order(holding.entry_order_id)
+        if entry is not None and not entry.is_closed:
+            return  # kept until the entry's cancel lands: a fill first reopens the position
+        del self.holdings[symbol]
 
     def _on_hard_exit(self, event: TimeEvent) -> None:
         for symbol in list(self.holdings):

@@ -44,7 +44,7 @@ from strategies.records import RiskRecord
 
 RISK_ENGINE_ENDPOINT = "RiskEngine.execute"
 EXEC_ENGINE_ENDPOINT = "ExecEngine.execute"
-OUTCOMES = ("pass", "denied", "rejected", "canceled", "expired", "partial", "rest", "late")
+OUTCOMES = ("pass", "denied", "rejected", "canceled", "expired", "partial", "rest", "late", "partial-late")
 VENUE_LATENCY_NS = 1_000_000
 
 
@@ -54,7 +54,8 @@ class OrderRefuser(Actor):
     that kind, in order; "pass" lets one through, "partial:<qty>@<price>" fills qty at price
     and cancels the rest, "rest" accepts the order and leaves it working, never filled,
     until it is cancelled, "late:<qty>@<price>" rests as well but fills when it is cancelled
-    (the cancel came too late). Orders of a kind whose outcomes are used up pass. It also keeps the
+    (the cancel came too late), "partial-late:<qty>@<price>:<qty>@<price>" fills the first part
+    at once and the second when it is cancelled. Orders of a kind whose outcomes are used up pass. It also keeps the
     risk records the strategies publish for the journal (`risk_records`).
     cancel_all_at: when the operator cancels every working order of every strategy.
     """
@@ -74,6 +75,7 @@ class OrderRefuser(Actor):
         self.risk_records: list[RiskRecord] = []
         self._resting: dict[ClientOrderId, tuple[VenueOrderId, str]] = {}  # -> (id, outcome)
         self._due: list[object] = []  # venue answers not yet delivered
+        self._fills: list[ClientOrderId] = []  # one per fill made here (trade ids are unique)
 
     def on_start(self) -> None:
         self.msgbus.subscribe(RISK_TOPIC, self.risk_records.append)
@@ -95,13 +97,14 @@ class OrderRefuser(Actor):
         if isinstance(command, CancelOrder) and command.client_order_id in self._resting:
             self._cancel_resting(command.client_order_id)
             return
-        if isinstance(command, CancelAllOrders) and self._resting:
-            # The simulated venue would cancel the orders resting here as its own: each order
+        if isinstance(command, CancelAllOrders) and self.refused:
+            # The simulated venue would cancel the orders answered here as its own: each order
             # is cancelled where it works instead.
+            answered_here = {client_order_id for client_order_id, _ in self.refused}
             for order in self.cache.orders(instrument_id=command.instrument_id, strategy_id=command.strategy_id):
                 if order.client_order_id in self._resting:
                     self._cancel_resting(order.client_order_id)
-                elif order.is_open or order.is_inflight:
+                elif order.client_order_id.value not in answered_here and (order.is_open or order.is_inflight):
                     self._exec_engine.execute(
                         CancelOrder(
                             command.trader_id, command.strategy_id, command.instrument_id,
@@ -124,8 +127,9 @@ class OrderRefuser(Actor):
     def _fill(self, order: Order, venue_order_id: VenueOrderId, account_id: Any, outcome: str, ts: int) -> OrderFilled:
         """The fill an outcome "<kind>:<qty>@<price>" names, commission-free."""
         quantity, price = outcome.split(":")[1].split("@")
+        self._fills.append(order.client_order_id)
         return OrderFilled(
-            *self._ids(order), venue_order_id, account_id, TradeId(f"T-{order.client_order_id.value}"),
+            *self._ids(order), venue_order_id, account_id, TradeId(f"T-{order.client_order_id.value}-{len(self._fills)}"),
             None, order.side, order.order_type, Quantity.from_str(quantity), Price.from_str(price),
             USD, Money(Decimal(0), USD), LiquiditySide.TAKER, UUID4(), ts, ts,
         )
@@ -168,6 +172,11 @@ class OrderRefuser(Actor):
             return
         venue_order_id = VenueOrderId(f"V-{order.client_order_id.value}")
         self._later(OrderAccepted(*self._ids(order), venue_order_id, account_id, UUID4(), now, now))
+        if kind == "partial-late":
+            _, now_part, late_part = outcome.split(":")
+            self._later(self._fill(order, venue_order_id, account_id, f"partial:{now_part}", now))
+            self._resting[order.client_order_id] = (venue_order_id, f"late:{late_part}")
+            return
         if kind in ("rest", "late"):
             self._resting[order.client_order_id] = (venue_order_id, outcome)
             return

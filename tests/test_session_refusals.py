@@ -178,3 +178,18 @@ def test_an_entry_that_fills_as_the_hard_exit_cancels_it_is_sold_at_the_next_bar
     ]
     assert stops(engine)[0] == (et(DAY, "15:55"), Decimal(172), Decimal("98.98"), "CANCELED")
     assert strategy.holdings == {}
+
+
+def test_an_entry_fill_landing_after_the_exit_filled_is_sold_at_the_next_bar() -> None:
+    # 100 of 172 fill at 14:45; the 15:55 hard exit sells those 100 and cancels the rest of
+    # the entry, which fills instead (72 at 101.00): those 72 get a stop and go at 15:56.
+    engine, strategy, _ = run_eod({"BUY MARKET": ["partial-late:100@101.50:72@101.00"]})
+    assert trades(engine) == [
+        (et(DAY, "14:45"), "BUY", Decimal(100), Decimal("101.50"), "continuation:bullish:SPY"),
+        (et(DAY, "15:55"), "SELL", Decimal(100), Decimal("101.00"), "window_end"),
+        (et(DAY, "15:55"), "BUY", Decimal(72), Decimal("101.00"), "continuation:bullish:SPY"),
+        (et(DAY, "15:56"), "SELL", Decimal(72), Decimal("101.00"), "window_end"),
+        *day2_round_trip(),
+    ]
+    assert stops(engine)[1] == (et(DAY, "15:55"), Decimal(72), Decimal("98.98"), "CANCELED")
+    assert strategy.holdings == {}
