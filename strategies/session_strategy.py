@@ -390,7 +390,9 @@ class SessionStrategy(Strategy):
         )
         # Recorded before it is sent: the gate denies inside submit_order, and the denial
         # releases the holding at once.
-        self.holdings[traded] = Holding(signal_symbol, traded, side, mode, ts_ns, order.client_order_id)
+        self.holdings[traded] = Holding(
+            signal_symbol, traded, side, mode, ts_ns, order.client_order_id,
+        )
         self.submit_order(order)
         return traded in self.holdings
 
@@ -422,7 +424,8 @@ class SessionStrategy(Strategy):
         self.submit_order(order, position_id=position.id)
 
     def _position(self, instrument_id: InstrumentId) -> Position | None:
-        return next(iter(self.cache.positions_open(instrument_id=instrument_id, strategy_id=self.id)), None)
+        positions = self.cache.positions_open(instrument_id=instrument_id, strategy_id=self.id)
+        return next(iter(positions), None)
 
     def on_order_filled(self, event: OrderFilled) -> None:
         symbol = event.instrument_id.symbol.value
@@ -486,7 +489,9 @@ class SessionStrategy(Strategy):
     def _entry_ended(self, holding: Holding, order: Order, why: str) -> None:
         if self._position(order.instrument_id) is not None:
             # Partly filled: a real position, its stop placed on the fill; managed as any other.
-            self.log.info(f"Entry {order.client_order_id} {why} after {order.filled_qty} of {order.quantity}")
+            self.log.info(
+                f"Entry {order.client_order_id} {why} after {order.filled_qty} of {order.quantity}",
+            )
             return
         del self.holdings[holding.traded_symbol]
         self.log.warning(
@@ -534,7 +539,8 @@ class SessionStrategy(Strategy):
 
     def _protect(self, holding: Holding, position: Position) -> None:
         """Place the stop again unless one is still working (or being cancelled)."""
-        stop = self.cache.order(holding.stop_order_id) if holding.stop_order_id is not None else None
+        stop_id = holding.stop_order_id
+        stop = self.cache.order(stop_id) if stop_id is not None else None
         if stop is None or stop.is_closed:
             self._place_stop(holding, position)
 
@@ -544,7 +550,8 @@ class SessionStrategy(Strategy):
         if holding is None:
             return
         position = self._position(self.instruments[symbol].id)
-        exit_order = self.cache.order(holding.exit_order_id) if holding.exit_order_id is not None else None
+        exit_id = holding.exit_order_id
+        exit_order = self.cache.order(exit_id) if exit_id is not None else None
         if position is not None and exit_order is not None and exit_order.is_closed:
             # The exit filled, yet shares are held: an entry fill landed after it.
             holding.closing, holding.exit_order_id = False, None

@@ -50,25 +50,39 @@ def run_eod(plan: dict[str, list[str]]) -> tuple[BacktestEngine, SessionStrategy
     return engine, strategy, refuser
 
 
-def trades(engine: BacktestEngine) -> list[tuple[pd.Timestamp, str, Decimal, Decimal, str]]:
+def run_two_days(plan: dict[str, list[str]], day1: list[tuple]) -> tuple[BacktestEngine, OrderRefuser]:
+    """Day 1 fills `day1`, day 2 makes its usual round trip, and nothing is left held."""
+    engine, strategy, refuser = run_eod(plan)
+    assert trades(engine) == [*day1, buy(DAY2, "14:45", 172), sell(DAY2, "15:55", 172)]
+    assert strategy.holdings == {}
+    return engine, refuser
+
+
+def trades(engine: BacktestEngine) -> list[tuple]:
+    """(minute, side, quantity, price, tags) of each fill, in order."""
     result = fills(engine)
     return list(zip(result.time.dt.floor("min"), result.side, result.quantity, result.price, result.tags))
 
 
-def stops(engine: BacktestEngine) -> list[tuple[pd.Timestamp, Decimal, Decimal, str]]:
-    """(placed at, quantity, trigger, status) of each stop order, in order."""
+def buy(day: dt.date, hhmm: str, quantity: int, price: str = "101.50") -> tuple:
+    return (et(day, hhmm), "BUY", Decimal(quantity), Decimal(price), "continuation:bullish:SPY")
+
+
+def sell(day: dt.date, hhmm: str, quantity: int) -> tuple:
+    return (et(day, hhmm), "SELL", Decimal(quantity), Decimal("101.00"), "window_end")
+
+
+def stops(engine: BacktestEngine) -> list[tuple]:
+    """(minute placed, quantity, trigger, status) of each stop order, in order."""
     return [
-        (pd.Timestamp(o.ts_init, tz="UTC").floor("min"), o.quantity.as_decimal(),
-         o.trigger_price.as_decimal(), o.status.name)
+        (pd.Timestamp(o.ts_init, tz="UTC").floor("min"), o.quantity.as_decimal(), o.trigger_price.as_decimal(),
+         o.status.name)
         for o in engine.cache.orders() if o.order_type == OrderType.STOP_MARKET
     ]
 
 
-def day2_round_trip() -> list[tuple[pd.Timestamp, str, Decimal, Decimal, str]]:
-    return [
-        (et(DAY2, "14:45"), "BUY", Decimal(172), Decimal("101.50"), "continuation:bullish:SPY"),
-        (et(DAY2, "15:55"), "SELL", Decimal(172), Decimal("101.00"), "window_end"),
-    ]
+def stop(day: dt.date, hhmm: str, quantity: int, trigger: str, status: str = "CANCELED") -> tuple:
+    return (et(day, hhmm), Decimal(quantity), Decimal(trigger), status)
 
 
 # -- entries ------------------------------------------------------------------------------------
@@ -76,11 +90,9 @@ def day2_round_trip() -> list[tuple[pd.Timestamp, str, Decimal, Decimal, str]]:
 
 @pytest.mark.parametrize("refusal", REFUSALS)
 def test_an_entry_that_ends_unfilled_frees_its_place_and_the_next_session_trades(refusal: str) -> None:
-    engine, strategy, refuser = run_eod({"BUY MARKET": [refusal]})
+    # Day 1 buys nothing; day 2's breakout trades as if day 1 had had no signal.
+    engine, refuser = run_two_days({"BUY MARKET": [refusal]}, [])
     assert [outcome for _, outcome in refuser.refused] == [refusal]
-    # Day 1 bought nothing; day 2's breakout trades as if day 1 had had no signal.
-    assert trades(engine) == day2_round_trip()
-    assert strategy.holdings == {}
     # The refused ticker stayed blocked for the rest of its session (see SessionStrategy.enter).
     assert blocklist.is_blocked(engine.cache, DAY, "SPY")
 
@@ -102,15 +114,34 @@ def test_the_other_session_strategies_trade_the_next_session_after_a_denied_entr
 
 
 def test_a_partly_filled_then_cancelled_entry_keeps_its_position_managed() -> None:
-    engine, strategy, _ = run_eod({"BUY MARKET": ["partial:100@101.50"]})
-    assert trades(engine) == [
-        (et(DAY, "14:45"), "BUY", Decimal(100), Decimal("101.50"), "continuation:bullish:SPY"),
-        (et(DAY, "15:55"), "SELL", Decimal(100), Decimal("101.00"), "window_end"),
-        *day2_round_trip(),
-    ]
+    engine, _ = run_two_days({"BUY MARKET": ["partial:100@101.50"]}, [buy(DAY, "14:45", 100), sell(DAY, "15:55", 100)])
     # The stop covered the 100 shares bought until the hard exit cancelled it.
-    assert stops(engine)[0] == (et(DAY, "14:45"), Decimal(100), Decimal("99.47"), "CANCELED")
-    assert strategy.holdings == {}
+    assert stops(engine)[0] == stop(DAY, "14:45", 100, "99.47")
+
+
+def test_an_entry_still_working_at_the_window_end_is_cancelled_and_frees_its_place() -> None:
+    # Day 1's entry rests unfilled at the venue until the 15:55 hard exit cancels it.
+    run_two_days({"BUY MARKET": ["rest"]}, [])
+
+
+def test_an_entry_that_fills_as_the_hard_exit_cancels_it_is_sold_at_the_next_bar() -> None:
+    # Day 1's entry rests until the 15:55 hard exit cancels it, but fills instead (the cancel
+    # came too late): the stop is placed for it (101 * 0.98 = 98.98) and the exit goes with
+    # the 15:56 bar.
+    engine, _ = run_two_days(
+        {"BUY MARKET": ["late:172@101.00"]}, [buy(DAY, "15:55", 172, "101.00"), sell(DAY, "15:56", 172)],
+    )
+    assert stops(engine)[0] == stop(DAY, "15:55", 172, "98.98")
+
+
+def test_an_entry_fill_landing_after_the_exit_filled_is_sold_at_the_next_bar() -> None:
+    # 100 of 172 fill at 14:45; the 15:55 hard exit sells those 100 and cancels the rest of
+    # the entry, which fills instead (72 at 101.00): those 72 get a stop and go at 15:56.
+    engine, _ = run_two_days(
+        {"BUY MARKET": ["partial-late:100@101.50:72@101.00"]},
+        [buy(DAY, "14:45", 100), sell(DAY, "15:55", 100), buy(DAY, "15:55", 72, "101.00"), sell(DAY, "15:56", 72)],
+    )
+    assert stops(engine)[1] == stop(DAY, "15:55", 72, "98.98")
 
 
 # -- exits and stops ----------------------------------------------------------------------------
@@ -118,78 +149,28 @@ def test_a_partly_filled_then_cancelled_entry_keeps_its_position_managed() -> No
 
 @pytest.mark.parametrize("refusal", REFUSALS)
 def test_an_exit_that_ends_unfilled_is_flagged_protected_and_sent_again_at_the_next_bar(refusal: str) -> None:
-    engine, strategy, refuser = run_eod({"SELL MARKET": [refusal]})
-    [record] = refuser.risk_records
-    assert (record.kind, record.strategy, record.instrument_id) == ("unresolved_order", str(strategy.id), "SPY.SIM")
-    assert record.detail.startswith(f"exit O-20240305-205500-001-000-3 (window_end) {WHY[refusal]}: 172 SPY still held")
     # The exit refused at 15:55 goes again with the 15:56 bar (close 101.00).
-    assert trades(engine) == [
-        (et(DAY, "14:45"), "BUY", Decimal(172), Decimal("101.50"), "continuation:bullish:SPY"),
-        (et(DAY, "15:56"), "SELL", Decimal(172), Decimal("101.00"), "window_end"),
-        *day2_round_trip(),
-    ]
+    engine, refuser = run_two_days({"SELL MARKET": [refusal]}, [buy(DAY, "14:45", 172), sell(DAY, "15:56", 172)])
+    [record] = refuser.risk_records
+    assert (record.kind, record.strategy, record.instrument_id) == ("unresolved_order", "EODMomentum-000", "SPY.SIM")
+    assert record.detail.startswith(f"exit O-20240305-205500-001-000-3 (window_end) {WHY[refusal]}: 172 SPY still held")
     # The stop the exit cancelled was placed again at once, and cancelled by the second exit.
-    assert stops(engine)[:2] == [
-        (et(DAY, "14:45"), Decimal(172), Decimal("99.47"), "CANCELED"),
-        (et(DAY, "15:55"), Decimal(172), Decimal("99.47"), "CANCELED"),
-    ]
-    assert strategy.holdings == {}
+    assert stops(engine)[:2] == [stop(DAY, "14:45", 172, "99.47"), stop(DAY, "15:55", 172, "99.47")]
 
 
 def test_an_exit_refused_again_is_retried_bar_after_bar() -> None:
-    engine, _, refuser = run_eod({"SELL MARKET": ["denied", "rejected"]})
+    _, refuser = run_two_days({"SELL MARKET": ["denied", "rejected"]}, [buy(DAY, "14:45", 172), sell(DAY, "15:57", 172)])
     assert [r.detail.split(": ")[0] for r in refuser.risk_records] == [
         "exit O-20240305-205500-001-000-3 (window_end) denied",
         "exit O-20240305-205600-001-000-5 (window_end) rejected",
     ]
-    assert trades(engine)[1] == (et(DAY, "15:57"), "SELL", Decimal(172), Decimal("101.00"), "window_end")
 
 
 def test_a_refused_stop_is_flagged_and_placed_again_at_the_next_bar() -> None:
-    engine, _, refuser = run_eod({"SELL STOP_MARKET": ["rejected"]})
+    engine, refuser = run_two_days({"SELL STOP_MARKET": ["rejected"]}, [buy(DAY, "14:45", 172), sell(DAY, "15:55", 172)])
     [record] = refuser.risk_records
     assert record.detail == "stop O-20240305-194500-001-000-2 rejected: OrderRefuser rejected; placed again at the next bar"
     assert stops(engine)[:2] == [
-        (et(DAY, "14:45"), Decimal(172), Decimal("99.47"), "REJECTED"),
-        (et(DAY, "14:46"), Decimal(172), Decimal("99.47"), "CANCELED"),  # cancelled by the 15:55 exit
+        stop(DAY, "14:45", 172, "99.47", "REJECTED"),
+        stop(DAY, "14:46", 172, "99.47"),  # cancelled by the 15:55 exit
     ]
-    assert trades(engine) == [
-        (et(DAY, "14:45"), "BUY", Decimal(172), Decimal("101.50"), "continuation:bullish:SPY"),
-        (et(DAY, "15:55"), "SELL", Decimal(172), Decimal("101.00"), "window_end"),
-        *day2_round_trip(),
-    ]
-
-
-def test_an_entry_still_working_at_the_window_end_is_cancelled_and_frees_its_place() -> None:
-    # Day 1's entry rests unfilled at the venue until the 15:55 hard exit cancels it.
-    engine, strategy, _ = run_eod({"BUY MARKET": ["rest"]})
-    assert trades(engine) == day2_round_trip()
-    assert strategy.holdings == {}
-
-
-def test_an_entry_that_fills_as_the_hard_exit_cancels_it_is_sold_at_the_next_bar() -> None:
-    # Day 1's entry rests until the 15:55 hard exit cancels it, but fills instead (the cancel
-    # came too late): the stop is placed for it and the exit goes with the 15:56 bar.
-    engine, strategy, _ = run_eod({"BUY MARKET": ["late:172@101.00"]})
-    assert trades(engine) == [
-        (et(DAY, "15:55"), "BUY", Decimal(172), Decimal("101.00"), "continuation:bullish:SPY"),
-        (et(DAY, "15:56"), "SELL", Decimal(172), Decimal("101.00"), "window_end"),
-        *day2_round_trip(),
-    ]
-    assert stops(engine)[0] == (et(DAY, "15:55"), Decimal(172), Decimal("98.98"), "CANCELED")
-    assert strategy.holdings == {}
-
-
-def test_an_entry_fill_landing_after_the_exit_filled_is_sold_at_the_next_bar() -> None:
-    # 100 of 172 fill at 14:45; the 15:55 hard exit sells those 100 and cancels the rest of
-    # the entry, which fills instead (72 at 101.00): those 72 get a stop and go at 15:56.
-    engine, strategy, _ = run_eod({"BUY MARKET": ["partial-late:100@101.50:72@101.00"]})
-    assert trades(engine) == [
-        (et(DAY, "14:45"), "BUY", Decimal(100), Decimal("101.50"), "continuation:bullish:SPY"),
-        (et(DAY, "15:55"), "SELL", Decimal(100), Decimal("101.00"), "window_end"),
-        (et(DAY, "15:55"), "BUY", Decimal(72), Decimal("101.00"), "continuation:bullish:SPY"),
-        (et(DAY, "15:56"), "SELL", Decimal(72), Decimal("101.00"), "window_end"),
-        *day2_round_trip(),
-    ]
-    assert stops(engine)[1] == (et(DAY, "15:55"), Decimal(72), Decimal("98.98"), "CANCELED")
-    assert strategy.holdings == {}
