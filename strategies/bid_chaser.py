@@ -30,8 +30,9 @@ asks for ``extended_hours``) carries the tag ``IBOrderTags(outsideRth=True)``, w
 Interactive Brokers execution client turns into ``outsideRth`` on the IB order; other venues,
 and the backtest's simulated one, ignore the tag.
 
-When a sequence ends (filled, stale, rejected) the primary is closed locally as CANCELED: it
-was only ever a parent. A strategy that cancels the primary ends the sequence and the
+When a sequence ends (filled, stale, rejected, expired, or a child cancelled by anyone but the
+algorithm: the venue or a person) the primary is closed locally as CANCELED: it was only ever
+a parent. A strategy that cancels the primary ends the sequence and the
 algorithm cancels the working child. Strategies learn that a sequence is over from the
 primary's OrderCanceled event.
 
@@ -135,6 +136,7 @@ class _Sequence:
     stale_at_data_ns: int | None = None
     chase_due_data_ns: int | None = None
     child_id: ClientOrderId | None = None
+    cancel_asked: bool = False  # the algorithm asked to cancel the current child (to move it)
     attempts: int = 0
     stale: bool = False
     timers: list[str] = field(default_factory=list)
@@ -278,6 +280,7 @@ class BidChaser(ExecAlgorithm):
             reduce_primary=False,
         )
         sequence.child_id = child.client_order_id
+        sequence.cancel_asked = False
         sequence.attempts += 1
         self.stats.children += 1
         if sequence.mode == "chase":
@@ -320,6 +323,7 @@ class BidChaser(ExecAlgorithm):
         if event.ts_event >= sequence.stale_at_ns:
             sequence.stale = True
         # The replacement is placed when the venue confirms the cancel (on_order_canceled).
+        sequence.cancel_asked = True
         self.cancel_order(child)
 
     def on_quote_tick(self, tick: QuoteTick) -> None:
@@ -363,6 +367,7 @@ class BidChaser(ExecAlgorithm):
             self._cancel_timers(sequence)
             if sequence.stale_at_data_ns is not None and due >= sequence.stale_at_data_ns:
                 sequence.stale = True
+            sequence.cancel_asked = True
             self.cancel_order(child)
 
     def _clock_off_data_time(self, data_ns: int, sequence: _Sequence) -> bool:
@@ -398,6 +403,11 @@ class BidChaser(ExecAlgorithm):
             return
         if sequence.remaining <= 0:
             self._finish(sequence)
+            return
+        if not sequence.cancel_asked:
+            # Cancelled by the venue or by hand: placing it again would override that (and,
+            # against a venue that cancels each child, loop until the signal is stale).
+            self._end_on_failure(event.client_order_id, "cancelled outside the algorithm")
             return
         if sequence.stale or self._is_stale_now(sequence):
             self.stats.stale += 1

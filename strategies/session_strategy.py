@@ -30,12 +30,20 @@ from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import AggregationSource
 from nautilus_trader.model.enums import BarAggregation
 from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.enums import PriceType
 from nautilus_trader.model.enums import TimeInForce
+from nautilus_trader.model.events import OrderCanceled
+from nautilus_trader.model.events import OrderDenied
+from nautilus_trader.model.events import OrderExpired
 from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.events import OrderRejected
 from nautilus_trader.model.events import PositionClosed
 from nautilus_trader.model.identifiers import ClientOrderId
+from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
+from nautilus_trader.model.orders import Order
+from nautilus_trader.model.position import Position
 from nautilus_trader.trading.strategy import Strategy
 
 from strategies import blocklist
@@ -48,7 +56,9 @@ from strategies.candidates import CandidateFilter
 from strategies.candidates import DailyVolumeTracker
 from strategies.candidates import completed_session_volumes
 from strategies.readiness import ReadinessReport
+from strategies.records import RiskRecord
 from strategies.records import SignalRecord
+from strategies.records import publish_risk
 from strategies.records import publish_signal
 from strategies.sessions import EXCHANGE_TZ
 from strategies.sessions import Session
@@ -165,15 +175,23 @@ def parse_hhmm(field: str, text: str) -> dt.time:
 
 @dataclass
 class Holding:
-    """A position this strategy opened today and still manages."""
+    """
+    A position this strategy opened (or is opening) and still manages.
+
+    Reserved when the entry order is sent and released when the position closes, or when the
+    entry ends (denied, rejected, cancelled, expired) with nothing filled.
+    """
 
     signal_symbol: str  # the watchlist symbol whose signal it came from
     traded_symbol: str  # what was bought: the stock or its inverse ETF
     side: str  # "bullish" or "bearish"
     mode: str  # the rule that fired, e.g. "breakout", "reversion", "fade", "continuation"
     entered_ns: int
+    entry_order_id: ClientOrderId
     stop_order_id: ClientOrderId | None = None
-    closing: bool = False  # an exit was sent; never send a second one
+    exit_order_id: ClientOrderId | None = None  # the closing order while it works
+    closing: bool = False  # an exit is under way; never send a second one
+    retry_exit: str | None = None  # the reason of an exit that failed: sent again at the next bar
 
 
 class SessionStrategy(Strategy):
@@ -296,6 +314,7 @@ class SessionStrategy(Strategy):
         symbol = bar.bar_type.instrument_id.symbol.value
         self.volumes[symbol].add(session.date, bar.volume.as_decimal())
         self.last_close[symbol] = bar.close.as_decimal()
+        self._repair(symbol)
         self.on_session_bar(symbol, bar)
 
     def on_session_start(self, session: Session) -> None:
@@ -348,10 +367,12 @@ class SessionStrategy(Strategy):
             self.log.warning(f"{mode} {side} on {signal_symbol}: budget {budget} buys no {traded} at {price}")
             return False
         assert self.session is not None
-        # Blocked as the order is sent: a rejected entry still counts as today's trade, so a
-        # ticker is never tried twice in a session.
+        # Blocked as the order is sent, and kept blocked when the entry is refused: the cause
+        # of a refusal (the day-trade count, the venue refusing the symbol, the account) holds
+        # for the rest of the session, and trying the ticker again on each later signal bar
+        # would only send the same order to be refused again. The holding is released instead
+        # (on_order_denied ...), so the other tickers and the next sessions still trade.
         blocklist.block(self.cache, self.session.date, signal_symbol, traded)
-        self.holdings[traded] = Holding(signal_symbol, traded, side, mode, ts_ns)
         publish_signal(
             self.msgbus,
             SignalRecord(
@@ -367,8 +388,13 @@ class SessionStrategy(Strategy):
             time_in_force=TimeInForce.DAY,
             tags=[f"{mode}:{side}:{signal_symbol}"],
         )
+        # Recorded before it is sent: the gate denies inside submit_order, and the denial
+        # releases the holding at once.
+        self.holdings[traded] = Holding(
+            signal_symbol, traded, side, mode, ts_ns, order.client_order_id,
+        )
         self.submit_order(order)
-        return True
+        return traded in self.holdings
 
     def exit(self, traded_symbol: str, reason: str) -> None:
         holding = self.holdings.get(traded_symbol)
@@ -377,21 +403,49 @@ class SessionStrategy(Strategy):
         holding.closing = True
         instrument = self.instruments[traded_symbol]
         self.cancel_all_orders(instrument.id)
-        self.close_all_positions(instrument.id, tags=[reason])
+        position = self._position(instrument.id)
+        if position is None:
+            # Nothing filled yet: the entry's cancel releases the holding. Should the entry
+            # fill before its cancel lands, on_order_filled leaves this exit to the next bar.
+            holding.retry_exit = reason
+            return
+        holding.retry_exit = None
+        # Built here rather than by close_all_positions: its id must be known before it is
+        # sent, since a denial arrives inside submit_order.
+        order = self.order_factory.market(
+            instrument_id=instrument.id,
+            order_side=Order.closing_side(position.side),
+            quantity=position.quantity,
+            time_in_force=TimeInForce.GTC,
+            reduce_only=True,
+            tags=[reason],
+        )
+        holding.exit_order_id = order.client_order_id
+        self.submit_order(order, position_id=position.id)
+
+    def _position(self, instrument_id: InstrumentId) -> Position | None:
+        positions = self.cache.positions_open(instrument_id=instrument_id, strategy_id=self.id)
+        return next(iter(positions), None)
 
     def on_order_filled(self, event: OrderFilled) -> None:
         symbol = event.instrument_id.symbol.value
         holding = self.holdings.get(symbol)
         if holding is None or event.order_side != OrderSide.BUY:
             return
-        position = next(iter(self.cache.positions_open(instrument_id=event.instrument_id, strategy_id=self.id)), None)
+        position = self._position(event.instrument_id)
         if position is None:
             return
-        instrument = self.instruments[symbol]
         if holding.stop_order_id is not None:
             stop = self.cache.order(holding.stop_order_id)
             if stop is not None and stop.is_open:
                 self.cancel_order(stop)
+        self._place_stop(holding, position)
+        if holding.closing and holding.exit_order_id is None:
+            holding.closing = False  # the exit waited for this entry: the next bar sends it
+
+    def _place_stop(self, holding: Holding, position: Position) -> None:
+        """A stop-market sell of the whole position, stop_fraction below its average price."""
+        instrument = self.instruments[holding.traded_symbol]
         trigger = Decimal(str(position.avg_px_open)) * (1 - self.config.stop_fraction)
         stop = self.order_factory.stop_market(
             instrument_id=instrument.id,
@@ -405,10 +459,120 @@ class SessionStrategy(Strategy):
         holding.stop_order_id = stop.client_order_id
         self.submit_order(stop)
 
+    # -- orders that end unfilled -----------------------------------------------------------
+
+    def on_order_denied(self, event: OrderDenied) -> None:
+        self._order_ended(event.client_order_id, f"denied: {event.reason}")
+
+    def on_order_rejected(self, event: OrderRejected) -> None:
+        self._order_ended(event.client_order_id, f"rejected: {event.reason}")
+
+    def on_order_canceled(self, event: OrderCanceled) -> None:
+        self._order_ended(event.client_order_id, "cancelled")
+
+    def on_order_expired(self, event: OrderExpired) -> None:
+        self._order_ended(event.client_order_id, "expired")
+
+    def _order_ended(self, client_order_id: ClientOrderId, why: str) -> None:
+        """An entry, exit or stop of a holding closed without (completely) filling."""
+        order = self.cache.order(client_order_id)
+        holding = self.holdings.get(order.instrument_id.symbol.value) if order is not None else None
+        if holding is None:
+            return
+        if client_order_id == holding.entry_order_id:
+            self._entry_ended(holding, order, why)
+        elif client_order_id == holding.exit_order_id:
+            self._exit_failed(holding, order, why)
+        elif client_order_id == holding.stop_order_id and not holding.closing:
+            self._stop_ended(holding, order, why)
+
+    def _entry_ended(self, holding: Holding, order: Order, why: str) -> None:
+        if self._position(order.instrument_id) is not None:
+            # Partly filled: a real position, its stop placed on the fill; managed as any other.
+            self.log.info(
+                f"Entry {order.client_order_id} {why} after {order.filled_qty} of {order.quantity}",
+            )
+            return
+        del self.holdings[holding.traded_symbol]
+        self.log.warning(
+            f"Entry {order.client_order_id} into {holding.traded_symbol} {why}: nothing bought, "
+            f"its place is free (the ticker stays blocked this session)",
+        )
+
+    def _exit_failed(self, holding: Holding, order: Order, why: str) -> None:
+        holding.exit_order_id = None
+        holding.closing = False
+        position = self._position(order.instrument_id)
+        if position is None:
+            return  # closed anyway (the stop filled): on_position_closed releases the holding
+        holding.retry_exit = order.tags[0] if order.tags else "exit"
+        self._flag(
+            holding,
+            f"exit {order.client_order_id} ({holding.retry_exit}) {why}: {position.quantity} "
+            f"{holding.traded_symbol} still held; the stop is placed again and the exit retried "
+            f"at the next bar",
+        )
+        self._protect(holding, position)
+
+    def _stop_ended(self, holding: Holding, stop: Order, why: str) -> None:
+        position = self._position(stop.instrument_id)
+        if position is None:
+            return
+        if stop.status == OrderStatus.CANCELED and holding.retry_exit is not None:
+            # Cancelled for an exit that has failed since (flagged then): protect at once.
+            self._protect(holding, position)
+            return
+        # Refused, or cancelled by someone else: unprotected until the next bar places it
+        # again (at once could loop on a venue that keeps refusing it).
+        self._flag(holding, f"stop {stop.client_order_id} {why}; placed again at the next bar")
+
+    def _flag(self, holding: Holding, detail: str) -> None:
+        """A held position that is not where it should be: the log and the journal say so."""
+        self.log.warning(detail)
+        publish_risk(
+            self.msgbus,
+            RiskRecord(
+                self.clock.timestamp_ns(), str(self.id), "unresolved_order", detail,
+                str(self.id), str(self.instruments[holding.traded_symbol].id),
+            ),
+        )
+
+    def _protect(self, holding: Holding, position: Position) -> None:
+        """Place the stop again unless one is still working (or being cancelled)."""
+        stop_id = holding.stop_order_id
+        stop = self.cache.order(stop_id) if stop_id is not None else None
+        if stop is None or stop.is_closed:
+            self._place_stop(holding, position)
+
+    def _repair(self, symbol: str) -> None:
+        """At each bar of a held symbol: send a failed exit again, or a missing stop."""
+        holding = self.holdings.get(symbol)
+        if holding is None:
+            return
+        position = self._position(self.instruments[symbol].id)
+        exit_id = holding.exit_order_id
+        exit_order = self.cache.order(exit_id) if exit_id is not None else None
+        if position is not None and exit_order is not None and exit_order.is_closed:
+            # The exit filled, yet shares are held: an entry fill landed after it.
+            holding.closing, holding.exit_order_id = False, None
+            holding.retry_exit = exit_order.tags[0] if exit_order.tags else "exit"
+        if holding.closing:
+            return
+        if holding.retry_exit is not None:
+            self.exit(symbol, holding.retry_exit)
+        elif position is not None:
+            self._protect(holding, position)
+
     def on_position_closed(self, event: PositionClosed) -> None:
         symbol = event.instrument_id.symbol.value
-        if self.holdings.pop(symbol, None) is not None:
-            self.cancel_all_orders(event.instrument_id)
+        holding = self.holdings.get(symbol)
+        if holding is None:
+            return
+        self.cancel_all_orders(event.instrument_id)
+        entry = self.cache.order(holding.entry_order_id)
+        if entry is not None and not entry.is_closed:
+            return  # kept until the entry's cancel lands: a fill first reopens the position
+        del self.holdings[symbol]
 
     def _on_hard_exit(self, event: TimeEvent) -> None:
         for symbol in list(self.holdings):

@@ -20,6 +20,7 @@ from strategies.bid_chaser import BidChaser
 from strategies.core_rsi import CoreRSI
 from strategies.core_rsi import CoreRSIConfig
 from tests.engine_harness import make_engine
+from tests.refusals import OrderRefuser
 
 SPY = backtest_instrument_id("SPY")
 MINUTE_BARS = BarType.from_str(f"{SPY}-1-MINUTE-LAST-EXTERNAL")
@@ -66,10 +67,12 @@ def run_core(
     rows: list[tuple[str, float]],
     risk: RiskConfig | None = None,
     actors: tuple[Actor, ...] = (),
+    refuser: OrderRefuser | None = None,
     **overrides: object,
 ) -> Outcome:
     """`risk`: put the pre-trade gate with these limits in front of the RiskEngine;
-    `actors`: added before the strategy (e.g. a journal keeping its lots)."""
+    `actors`: added before the strategy (e.g. a journal keeping its lots); `refuser`: ends the
+    orders of its plan as a refusal would (tests/refusals.py; not with `risk`)."""
     engine, algorithm = make_engine(bars_frame(rows))
     for actor in actors:
         engine.add_actor(actor)
@@ -85,5 +88,8 @@ def run_core(
     engine.add_strategy(strategy)
     if risk is not None:
         install_risk_layer(engine.kernel)
+    if refuser is not None:
+        engine.add_actor(refuser)
+        refuser.attach(engine.kernel)
     engine.run()
     return Outcome(engine, strategy, algorithm)

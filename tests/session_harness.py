@@ -28,6 +28,7 @@ from catalog.instruments import make_instrument
 from catalog.store import bar_type_for
 from catalog.store import bars_from_frame
 from strategies.sessions import EXCHANGE_TZ
+from tests.refusals import OrderRefuser
 
 Row = tuple[float, float, float, float, float]  # open, high, low, close, volume
 
@@ -68,7 +69,9 @@ def run_engine(
     frames: dict[str, pd.DataFrame],
     timeframes: dict[str, str] | None = None,
     capital: str = "100000",
+    refuser: OrderRefuser | None = None,
 ) -> BacktestEngine:
+    """`refuser`: ends the orders of its plan as a refusal would (tests/refusals.py)."""
     engine = BacktestEngine(
         BacktestEngineConfig(logging=LoggingConfig(log_level="ERROR", bypass_logging=True)),
     )
@@ -87,6 +90,9 @@ def run_engine(
         engine.add_data(bars_from_frame(instrument, bar_type_for(instrument.id, timeframe), frame.sort_index()))
     for strategy in strategies:
         engine.add_strategy(strategy)
+    if refuser is not None:
+        engine.add_actor(refuser)
+        refuser.attach(engine.kernel)
     engine.run()
     return engine
 
