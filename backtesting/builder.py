@@ -74,7 +74,7 @@ class BacktestRequest:
     end: dt.date | None = None  # inclusive
     capital: Decimal = Decimal("100000")
     overrides: dict[str, Any] = field(default_factory=dict)
-    # Probability that a market order fills one tick worse than the market (FillModel).
+    # Probability that a market or stop-market fill is one tick worse (backtesting/fills.py).
     slippage_prob: float = 1.0
     per_share_fee: Decimal = Decimal("0.005")
     min_fee: Decimal = Decimal("1.00")
@@ -140,10 +140,13 @@ def risk_actor_configs(
 
 
 def fill_model_config(slippage_prob: float) -> ImportableFillModelConfig:
-    """The simulated venue's fill rules; the replay venue of a live paper run uses the same."""
+    """
+    The simulated venue's fill rules (backtesting/fills.py: market-type orders slip, limits
+    fill at their limit); the replay venue of a live paper run uses the same.
+    """
     return ImportableFillModelConfig(
-        fill_model_path="nautilus_trader.backtest.models:FillModel",
-        config_path="nautilus_trader.backtest.config:FillModelConfig",
+        fill_model_path="backtesting.fills:MarketSlippageFillModel",
+        config_path="backtesting.fills:MarketSlippageFillModelConfig",
         # A fixed seed keeps runs reproducible: identical inputs give identical fills.
         config={"prob_slippage": slippage_prob, "random_seed": 42},
     )

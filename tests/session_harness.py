@@ -68,6 +68,7 @@ def run_engine(
     frames: dict[str, pd.DataFrame],
     timeframes: dict[str, str] | None = None,
     capital: str = "100000",
+    fill_model: FillModel | None = None,
 ) -> BacktestEngine:
     engine = BacktestEngine(
         BacktestEngineConfig(logging=LoggingConfig(log_level="ERROR", bypass_logging=True)),
@@ -78,7 +79,7 @@ def run_engine(
         account_type=AccountType.CASH,
         base_currency=USD,
         starting_balances=[Money(Decimal(capital), USD)],
-        fill_model=FillModel(prob_slippage=0.0, random_seed=42),
+        fill_model=fill_model or FillModel(prob_slippage=0.0, random_seed=42),
     )
     for symbol, frame in frames.items():
         instrument = make_instrument(symbol)
