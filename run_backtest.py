@@ -35,6 +35,7 @@ from backtesting.registry import strategy_names
 from backtesting.registry import StrategyParameterError
 from backtesting.registry import parse_overrides
 from backtesting.report import METRIC_LABELS
+from backtesting.report import metric_text
 from backtesting.run import new_result_dir
 from backtesting.run import run_backtest
 from catalog.instruments import ListingError
@@ -173,7 +174,7 @@ def print_summary(console: Console, metrics: dict[str, object], out_dir: Path) -
     table = Table(title="Backtest summary", show_header=False)
     for key, label in METRIC_LABELS.items():
         if key in metrics:
-            table.add_row(label, str(metrics[key]))
+            table.add_row(label, metric_text(metrics[key]))
     console.print(table)
     console.print(f"Report: {out_dir / 'report.html'}")
     console.print(f"Trades: {out_dir / 'trades.csv'} and trades.json; metrics: {out_dir / 'metrics.json'}")

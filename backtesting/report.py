@@ -39,7 +39,15 @@ METRIC_LABELS = {
     "commissions": "Commissions (USD)",
     "fills": "Fills",
     "sessions": "Sessions",
+    "exits_by_reason": "Exits by reason",
 }
+
+
+def metric_text(value: object) -> str:
+    """A metric as the summary and the report show it ({'target': 3} -> 'target 3')."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {count}" for key, count in value.items()) or "none"
+    return str(value)
 
 
 def _resample_last(series: pd.Series) -> pd.Series:
@@ -129,7 +137,7 @@ def monthly_figure(equity: pd.Series) -> go.Figure:
 
 def _metrics_table(metrics: Mapping[str, object]) -> str:
     rows = "".join(
-        f"<tr><th>{html.escape(label)}</th><td>{html.escape(str(metrics.get(key)))}</td></tr>"
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(metric_text(metrics.get(key)))}</td></tr>"
         for key, label in METRIC_LABELS.items()
         if key in metrics
     )

@@ -48,7 +48,9 @@ from strategies.candidates import CandidateFilter
 from strategies.candidates import DailyVolumeTracker
 from strategies.candidates import completed_session_volumes
 from strategies.readiness import ReadinessReport
+from strategies.records import ExitReason
 from strategies.records import SignalRecord
+from strategies.records import exit_tag
 from strategies.records import publish_signal
 from strategies.sessions import EXCHANGE_TZ
 from strategies.sessions import Session
@@ -370,14 +372,14 @@ class SessionStrategy(Strategy):
         self.submit_order(order)
         return True
 
-    def exit(self, traded_symbol: str, reason: str) -> None:
+    def exit(self, traded_symbol: str, reason: ExitReason) -> None:
         holding = self.holdings.get(traded_symbol)
         if holding is None or holding.closing:
             return
         holding.closing = True
         instrument = self.instruments[traded_symbol]
         self.cancel_all_orders(instrument.id)
-        self.close_all_positions(instrument.id, tags=[reason])
+        self.close_all_positions(instrument.id, tags=[exit_tag(reason)])
 
     def on_order_filled(self, event: OrderFilled) -> None:
         symbol = event.instrument_id.symbol.value
@@ -400,7 +402,7 @@ class SessionStrategy(Strategy):
             trigger_price=instrument.make_price(trigger.quantize(Decimal("0.01"), rounding=ROUND_DOWN)),
             time_in_force=TimeInForce.GTC,
             reduce_only=True,
-            tags=["stop"],
+            tags=[exit_tag(ExitReason.STOP_LOSS)],
         )
         holding.stop_order_id = stop.client_order_id
         self.submit_order(stop)
@@ -412,7 +414,7 @@ class SessionStrategy(Strategy):
 
     def _on_hard_exit(self, event: TimeEvent) -> None:
         for symbol in list(self.holdings):
-            self.exit(symbol, "window_end")
+            self.exit(symbol, ExitReason.WINDOW_END)
 
     # -- readiness --------------------------------------------------------------------------
 

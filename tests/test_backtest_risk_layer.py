@@ -88,7 +88,10 @@ def test_a_crash_day_halts_the_reference_strategy(crash_catalog: Path, tmp_path:
     # Flattened on the halt bar: what was bought was sold, the last sale at the halt.
     assert sum(Decimal(f["quantity"]) for f in buys) == sum(Decimal(f["quantity"]) for f in sells)
     assert pd.Timestamp(sells[-1]["ts_event"]) == halt_ts
-    assert (sells[-1]["price"], sells[-1]["tags"]) == ("434.42", "risk-exit")  # one tick of slippage
+    # One tick of slippage: the exit is a market order.
+    assert (sells[-1]["price"], sells[-1]["tags"]) == ("434.42", "risk-exit,exit:kill_switch")
+    with open(out / "trades.csv", newline="") as fh:
+        assert list(csv.DictReader(fh))[-1]["exit_reason"] == "kill switch"
     # Cash: 5,212.19 + 203 x 434.42 - 1.02 = 93,398.43, the engine's own balance.
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert Decimal(metrics["engine_cash_balance"]) == Decimal("93398.43")

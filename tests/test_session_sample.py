@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import run_backtest
+from actors.journal_store import JournalStore
 
 INVERSE = {"SPY": "SH", "QQQ": "PSQ"}
 
@@ -42,3 +43,20 @@ def test_default_one_x_map_trades_and_every_strategy_is_ready(result: Path) -> N
     assert len(bearish) > 0
     assert (bearish.ticker == bearish.signal.map(INVERSE)).all()  # AAPL has no inverse ETF
     assert set(entries.ticker) <= {"SPY", "QQQ", "AAPL", "SH", "PSQ"}
+
+
+def test_every_exit_says_why_in_trades_the_report_and_the_journal(result: Path) -> None:
+    trades = pd.read_csv(result / "trades.csv")
+    # The session strategies sell on their stop, at the window end, or (VWAP reversion) on a
+    # VWAP touch or its timeout: never unspecified.
+    assert len(trades) > 0
+    assert set(trades.exit_reason) <= {"stop-loss", "window end", "VWAP touch", "timeout"}
+    assert "window end" in set(trades.exit_reason)
+    counts = trades.exit_reason.value_counts().to_dict()
+    assert json.loads((result / "metrics.json").read_text())["metrics"]["exits_by_reason"] == counts
+    assert "Exits by reason" in (result / "report.html").read_text()
+    manifest = json.loads((result / "records.json").read_text())
+    store = JournalStore(manifest["journal_url"])
+    journal = store.rows("trades", manifest["run_id"])
+    store.close()
+    assert pd.Series([t["exit_reason"] for t in journal]).value_counts().to_dict() == counts
