@@ -398,7 +398,10 @@ def build_run_config(request: BacktestRequest, plan: RunPlan | None = None) -> B
                 {str(iid): risk.nautilus_notional_limit() for iid in instrument_ids} if risk else {}
             ),
         ),
-        run_analysis=True,
+        # Nautilus's post-run analyzer judges a cash account by its cash (PnL (total) leaves
+        # out the shares held) and its positions by netting cycles: figures that contradict
+        # the report's for the same questions. The report's figures are the run's only ones.
+        run_analysis=False,
     )
     return BacktestRunConfig(
         venues=[venue],
