@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from collections.abc import Callable
 from dataclasses import field
 from decimal import Decimal
 from pathlib import Path
@@ -49,6 +50,7 @@ from catalog.instruments import BACKTEST_VENUE
 from catalog.instruments import backtest_instrument_id
 from config.engine import data_engine_config
 from config.risk import RiskConfig
+from strategies.bearish import DEFAULT_INVERSE_ETFS
 from strategies.sessions import EXCHANGE_TZ
 from strategies.sessions import session_for
 
@@ -173,6 +175,7 @@ class RunPlan:
     overrides: dict[str, dict[str, Any]]  # spec name -> its --set values
     bar_types: dict[InstrumentId, str]  # watchlist first, then extra instruments (inverse ETFs)
     vix_bar_type: str | None  # VIX bars, loaded for strategies with a VIX gate
+    notes: tuple[str, ...] = ()  # what the run leaves out that a default would trade
 
     @property
     def is_universe(self) -> bool:
@@ -183,21 +186,61 @@ def _has_bars(catalog: ParquetDataCatalog, bar_type: str) -> bool:
     return catalog.query_last_timestamp(data_cls=Bar, identifier=bar_type) is not None
 
 
+def held_inverse_pairs(
+    spec_name: str,
+    watchlist: tuple[str, ...],
+    overrides: dict[str, Any],
+    has_bars: Callable[[str], bool],
+) -> tuple[dict[str, Any], str | None]:
+    """
+    A session strategy's overrides for a catalog, and a note when they leave pairs out.
+
+    Left at its default bearish setting (neither bearish_instrument nor inverse_etfs set), a
+    strategy trades the default 1x inverse ETFs the catalog holds bars for: a pair whose ETF
+    is missing is dropped from its map, so a bearish signal on that underlying is skipped as
+    it is for one without a pair (AAPL), and the note says so. An explicit setting is used as
+    given, and a missing ETF is refused (plan_run).
+    """
+    if {"bearish_instrument", "inverse_etfs"} & set(overrides):
+        return overrides, None
+    missing = {u: i for u, i in DEFAULT_INVERSE_ETFS.items() if u in watchlist and not has_bars(i)}
+    if not missing:
+        return overrides, None
+    kept = {u: i for u, i in DEFAULT_INVERSE_ETFS.items() if u not in missing}
+    note = (
+        f"{spec_name}: bearish signals on {', '.join(missing)} are skipped: the catalog has no "
+        f"bars for {', '.join(missing.values())}, their default inverse ETF (import them to "
+        f"trade them; --set bearish_instrument=disabled makes it the setting)"
+    )
+    return overrides | {"inverse_etfs": kept}, note
+
+
 def plan_run(request: BacktestRequest) -> RunPlan:
     specs = tuple(request.specs)
     overrides = split_overrides(request.strategy, request.overrides)
     catalog = ParquetDataCatalog(str(request.catalog))
     universe = any(spec.is_universe for spec in specs)
+    choices = (MINUTE_BARS, FIVE_MINUTE_BARS) if universe else (MINUTE_BARS,)
+
+    def bar_type_of(symbol: str) -> str | None:
+        instrument_id = backtest_instrument_id(symbol)
+        return next((f"{instrument_id}-{c}" for c in choices if _has_bars(catalog, f"{instrument_id}-{c}")), None)
+
+    notes: list[str] = []
     wanted: dict[str, str | None] = {symbol: None for symbol in request.symbols}  # symbol -> why
     for spec in specs:
-        if spec.extra_symbols is not None:
-            for extra in spec.extra_symbols(request.symbols, overrides[spec.name]):
-                wanted.setdefault(extra, f"the inverse ETF {spec.name} maps a watchlist symbol to")
+        if spec.extra_symbols is None:
+            continue
+        overrides[spec.name], note = held_inverse_pairs(
+            spec.name, request.symbols, overrides[spec.name], lambda s: bar_type_of(s) is not None,
+        )
+        notes += [note] if note else []
+        for extra in spec.extra_symbols(request.symbols, overrides[spec.name]):
+            wanted.setdefault(extra, f"the inverse ETF {spec.name} maps a watchlist symbol to")
     bar_types: dict[InstrumentId, str] = {}
     for symbol, why in wanted.items():
         instrument_id = backtest_instrument_id(symbol)
-        choices = (MINUTE_BARS, FIVE_MINUTE_BARS) if universe else (MINUTE_BARS,)
-        found = next((f"{instrument_id}-{c}" for c in choices if _has_bars(catalog, f"{instrument_id}-{c}")), None)
+        found = bar_type_of(symbol)
         if found is None:
             held = sorted(p.name for p in (request.catalog / "data" / "bar").glob("*"))
             kinds = "1-minute or 5-minute" if universe else "1-minute"
@@ -212,7 +255,7 @@ def plan_run(request: BacktestRequest) -> RunPlan:
         bar_types[instrument_id] = found
     wants_vix = universe and any("vix_bar_type" in spec.parameter_names() for spec in specs)
     vix = next((bt for bt in VIX_BAR_TYPES if _has_bars(catalog, bt)), None) if wants_vix else None
-    return RunPlan(specs, overrides, bar_types, vix)
+    return RunPlan(specs, overrides, bar_types, vix, tuple(notes))
 
 
 def data_range(request: BacktestRequest, plan: RunPlan | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:

@@ -181,7 +181,9 @@ def write_report(
     equity: pd.Series,
     trades: pd.DataFrame,
     extra_sections: list[str] | None = None,
+    warnings: list[str] | None = None,
 ) -> Path:
+    """The self-contained HTML report; `warnings` (what changed the run) come first."""
     figures = [*price_figures, equity_figure(equity), monthly_figure(equity)]
     # plotly.js goes into the page once, inline, so the report works with no network.
     charts = [
@@ -189,6 +191,9 @@ def write_report(
         for i, fig in enumerate(figures)
     ]
     notes_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    warnings_html = "".join(f"<li>{html.escape(w)}</li>" for w in warnings or [])
+    if warnings_html:
+        warnings_html = f"<div class='warnings'><h2>Read first</h2><ul>{warnings_html}</ul></div>"
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -197,8 +202,10 @@ table {{ border-collapse: collapse; font-size: 0.85rem; }}
 th, td {{ border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: right; }}
 table.metrics th {{ text-align: left; background: #f4f4f4; }}
 table.trades th {{ background: #f4f4f4; position: sticky; top: 0; }}
+div.warnings {{ border-left: 4px solid #c60; background: #fff4e5; padding: 0.1rem 1rem; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
+{warnings_html}
 <ul>{notes_html}</ul>
 <h2>Summary</h2>{_metrics_table(metrics)}
 {''.join(extra_sections or [])}

@@ -66,6 +66,8 @@ class BacktestOutcome:
     trades: pd.DataFrame
     equity: pd.Series
     account_balance: Decimal  # the engine's own final cash balance
+    # What changed the run from what its settings alone say (the summary prints them first).
+    warnings: list[str]
 
 
 def new_result_dir(root: Path, strategy: str) -> Path:
@@ -356,9 +358,11 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
             + (f"; VIX bars {plan.vix_bar_type}" if plan.vix_bar_type else "; no VIX bars in the catalog"),
             *readiness,
         ]
+    warnings = list(plan.notes)
     write_report(
         out_dir / "report.html",
         f"Backtest: {request.strategy} {', '.join(request.symbols)}",
         notes, metrics, [*figures, *extra_figures], equity, trades, [*sections, *extra_sections],
+        warnings,
     )
-    return BacktestOutcome(out_dir, metrics, fills, trades, equity, balance)
+    return BacktestOutcome(out_dir, metrics, fills, trades, equity, balance, warnings)

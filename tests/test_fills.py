@@ -159,6 +159,12 @@ def test_stop_market_slips_one_tick_past_its_trigger() -> None:
     ]
 
 
+def test_stop_market_the_bar_opens_beyond_fills_at_the_open_a_tick_worse() -> None:
+    assert fill_prices("stop_market", "SELL", "100.00", (99.50, 99.80, 99.40, 99.60, 1000)) == [
+        ("10:01", Decimal("99.49")),
+    ]
+
+
 def test_slippage_probability_outside_0_to_1_is_refused_naming_the_field() -> None:
     with pytest.raises(ValueError, match="prob_slippage: expected a probability 0..1, got 1.5"):
         MarketSlippageFillModelConfig(prob_slippage=1.5)
