@@ -22,6 +22,7 @@ from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.config import BacktestRunConfig
 from nautilus_trader.backtest.node import BacktestNode
 from nautilus_trader.common.config import resolve_path
+from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from actors.kill_switch import KillSwitch
@@ -43,6 +44,7 @@ from backtesting.results import final_equity
 from backtesting.results import load_closes
 from backtesting.results import positions_over_time
 from backtesting.results import round_trips
+from backtesting.risk_summary import risk_actions
 
 # What each headline figure means; the report states it, and no other figure answers the same
 # question (Nautilus's analyzer, which judges a cash account by its cash, is not run).
@@ -164,8 +166,12 @@ def _risk_events(engine: BacktestEngine, gate: PreTradeGate | None) -> dict[str,
     for _, _, refusal in gate.refusals:
         by_rule[refusal.rule] = by_rule.get(refusal.rule, 0) + 1
     kill_switches = [a for a in engine.trader.actors() if isinstance(a, KillSwitch)]
+    denials = [
+        (o.ts_last, o.events[-1].reason) for o in engine.cache.orders() if o.status == OrderStatus.DENIED
+    ]
     return {
         "enabled": True,
+        "summary": risk_actions(gate.controls, denials),
         "refusals_by_rule": by_rule,
         "latest_refusals": [
             {"ts": pd.Timestamp(ts, tz="UTC").isoformat(), "order": order_id, "reason": str(refusal)}
@@ -212,6 +218,7 @@ class EngineRun:
     strategy_states: list[object]
     algorithm_stats: dict[str, object]
     readiness: list[str]
+    risk_actions: list[str]  # what the risk layer did, one line per halt or reduce-only
 
 
 @dataclass
@@ -251,10 +258,11 @@ def execute(request: BacktestRequest, prepared: PreparedRun | None = None) -> En
             if hasattr(a, "stats")
         }
         readiness = _readiness_notes(engine)
+        actions = risk_events.get("summary", [])
     finally:
         node.dispose()
     return EngineRun(config, prepared.plan, fills, balance, positions, risk_events,
-                     strategy_params, strategy_states, algorithm_stats, readiness)
+                     strategy_params, strategy_states, algorithm_stats, readiness, actions)
 
 
 def measure(request: BacktestRequest, run: EngineRun) -> Measured:
@@ -358,7 +366,7 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
             + (f"; VIX bars {plan.vix_bar_type}" if plan.vix_bar_type else "; no VIX bars in the catalog"),
             *readiness,
         ]
-    warnings = list(plan.notes)
+    warnings = [*run.risk_actions, *plan.notes]
     write_report(
         out_dir / "report.html",
         f"Backtest: {request.strategy} {', '.join(request.symbols)}",
