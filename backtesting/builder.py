@@ -13,8 +13,8 @@ is installed in front of the RiskEngine by run.py once the node is built (instal
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from dataclasses import field
 from decimal import Decimal
 from pathlib import Path
@@ -209,8 +209,8 @@ def held_inverse_pairs(
     kept = {u: i for u, i in DEFAULT_INVERSE_ETFS.items() if u not in missing}
     note = (
         f"{spec_name}: bearish signals on {', '.join(missing)} are skipped: the catalog has no "
-        f"bars for {', '.join(missing.values())}, their default inverse ETF (import them to "
-        f"trade them; --set bearish_instrument=disabled makes it the setting)"
+        f"bars for {', '.join(missing.values())}, their default inverse ETF (import those bars "
+        f"to trade them)"
     )
     return overrides | {"inverse_etfs": kept}, note
 

@@ -110,29 +110,19 @@ def fill_prices(kind: str, side: str, price: str, second: Row, slippage: float =
 
 
 @pytest.mark.parametrize(
-    ("case", "second"),
+    ("case", "side", "limit", "second"),
     [
-        ("trades through", (100.50, 100.60, 99.90, 100.20, 1000)),
-        ("touch", (100.50, 100.60, 100.00, 100.20, 1000)),
-        ("gap below", (99.50, 99.80, 99.40, 99.60, 1000)),
+        ("buy, trades through", "BUY", "100.00", (100.50, 100.60, 99.90, 100.20, 1000)),
+        ("buy, touch", "BUY", "100.00", (100.50, 100.60, 100.00, 100.20, 1000)),
+        ("buy, gap below", "BUY", "100.00", (99.50, 99.80, 99.40, 99.60, 1000)),
+        ("sell, trades through", "SELL", "101.00", (100.50, 101.10, 100.40, 100.60, 1000)),
+        ("sell, touch", "SELL", "101.00", (100.50, 101.00, 100.40, 100.60, 1000)),
+        ("sell, gap above", "SELL", "101.00", (101.50, 101.70, 101.40, 101.60, 1000)),
     ],
 )
-def test_resting_buy_limit_fills_at_its_limit_never_a_tick_above(case: str, second: Row) -> None:
-    # The stock FillModel with prob_slippage=1 filled each of these at 100.01.
-    assert fill_prices("limit", "BUY", "100.00", second) == [("10:01", Decimal("100.00"))], case
-
-
-@pytest.mark.parametrize(
-    ("case", "second"),
-    [
-        ("trades through", (100.50, 101.10, 100.40, 100.60, 1000)),
-        ("touch", (100.50, 101.00, 100.40, 100.60, 1000)),
-        ("gap above", (101.50, 101.70, 101.40, 101.60, 1000)),
-    ],
-)
-def test_resting_sell_limit_fills_at_its_limit_never_a_tick_below(case: str, second: Row) -> None:
-    # The stock FillModel with prob_slippage=1 filled each of these at 100.99.
-    assert fill_prices("limit", "SELL", "101.00", second) == [("10:01", Decimal("101.00"))], case
+def test_resting_limit_fills_at_its_limit_never_a_tick_through(case: str, side: str, limit: str, second: Row) -> None:
+    # The stock FillModel with prob_slippage=1 filled these a tick through: 100.01 and 100.99.
+    assert fill_prices("limit", side, limit, second) == [("10:01", Decimal(limit))], case
 
 
 def test_limit_the_bar_stops_short_of_does_not_fill() -> None:
