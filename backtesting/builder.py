@@ -187,32 +187,34 @@ def _has_bars(catalog: ParquetDataCatalog, bar_type: str) -> bool:
 
 
 def held_inverse_pairs(
-    spec_name: str,
     watchlist: tuple[str, ...],
     overrides: dict[str, Any],
     has_bars: Callable[[str], bool],
-) -> tuple[dict[str, Any], str | None]:
+) -> tuple[dict[str, Any], dict[str, str]]:
     """
-    A session strategy's overrides for a catalog, and a note when they leave pairs out.
+    A session strategy's overrides for a catalog, and the default pairs they leave out.
 
     Left at its default bearish setting (neither bearish_instrument nor inverse_etfs set), a
     strategy trades the default 1x inverse ETFs the catalog holds bars for: a pair whose ETF
     is missing is dropped from its map, so a bearish signal on that underlying is skipped as
-    it is for one without a pair (AAPL), and the note says so. An explicit setting is used as
-    given, and a missing ETF is refused (plan_run).
+    it is for one without a pair (AAPL), and the run says so (skipped_pairs_note). An explicit
+    setting is used as given, and a missing ETF is refused (plan_run).
     """
     if {"bearish_instrument", "inverse_etfs"} & set(overrides):
-        return overrides, None
+        return overrides, {}
     missing = {u: i for u, i in DEFAULT_INVERSE_ETFS.items() if u in watchlist and not has_bars(i)}
     if not missing:
-        return overrides, None
+        return overrides, {}
     kept = {u: i for u, i in DEFAULT_INVERSE_ETFS.items() if u not in missing}
-    note = (
-        f"{spec_name}: bearish signals on {', '.join(missing)} are skipped: the catalog has no "
-        f"bars for {', '.join(missing.values())}, their default inverse ETF (import those bars "
-        f"to trade them)"
+    return overrides | {"inverse_etfs": kept}, missing
+
+
+def skipped_pairs_note(spec_names: list[str], missing: dict[str, str]) -> str:
+    return (
+        f"{', '.join(spec_names)}: bearish signals on {', '.join(missing)} are skipped: the "
+        f"catalog has no bars for {', '.join(missing.values())}, their default inverse ETF "
+        f"(import those bars to trade them)"
     )
-    return overrides | {"inverse_etfs": kept}, note
 
 
 def plan_run(request: BacktestRequest) -> RunPlan:
@@ -226,15 +228,16 @@ def plan_run(request: BacktestRequest) -> RunPlan:
         instrument_id = backtest_instrument_id(symbol)
         return next((f"{instrument_id}-{c}" for c in choices if _has_bars(catalog, f"{instrument_id}-{c}")), None)
 
-    notes: list[str] = []
+    skipped: dict[tuple[tuple[str, str], ...], list[str]] = {}  # left-out pairs -> spec names
     wanted: dict[str, str | None] = {symbol: None for symbol in request.symbols}  # symbol -> why
     for spec in specs:
         if spec.extra_symbols is None:
             continue
-        overrides[spec.name], note = held_inverse_pairs(
-            spec.name, request.symbols, overrides[spec.name], lambda s: bar_type_of(s) is not None,
+        overrides[spec.name], missing = held_inverse_pairs(
+            request.symbols, overrides[spec.name], lambda s: bar_type_of(s) is not None,
         )
-        notes += [note] if note else []
+        if missing:
+            skipped.setdefault(tuple(missing.items()), []).append(spec.name)
         for extra in spec.extra_symbols(request.symbols, overrides[spec.name]):
             wanted.setdefault(extra, f"the inverse ETF {spec.name} maps a watchlist symbol to")
     bar_types: dict[InstrumentId, str] = {}
@@ -255,7 +258,8 @@ def plan_run(request: BacktestRequest) -> RunPlan:
         bar_types[instrument_id] = found
     wants_vix = universe and any("vix_bar_type" in spec.parameter_names() for spec in specs)
     vix = next((bt for bt in VIX_BAR_TYPES if _has_bars(catalog, bt)), None) if wants_vix else None
-    return RunPlan(specs, overrides, bar_types, vix, tuple(notes))
+    notes = tuple(skipped_pairs_note(names, dict(pairs)) for pairs, names in skipped.items())
+    return RunPlan(specs, overrides, bar_types, vix, notes)
 
 
 def data_range(request: BacktestRequest, plan: RunPlan | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:

@@ -81,7 +81,10 @@ def test_without_the_inverse_etfs_the_default_run_trades_and_says_what_it_skips(
     out = tmp_path / "result"
     assert run_backtest.main([*argv, "--out", str(out)]) == 0
     printed = " ".join(capsys.readouterr().out.split())
-    note = "vwap_reversion: bearish signals on SPY, QQQ are skipped: the catalog has no bars for SH, PSQ"
+    note = (
+        "opening_range, vwap_reversion, eod_momentum: bearish signals on SPY, QQQ are skipped: the "
+        "catalog has no bars for SH, PSQ"
+    )
     assert note in printed
     assert note in (out / "report.html").read_text()
     result = json.loads((out / "metrics.json").read_text())
