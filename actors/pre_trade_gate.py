@@ -74,17 +74,17 @@ EXIT_TAG = "risk-exit"
 # Why a halt's exits sell, by the halt's source; any other source (the error monitor, say) is
 # a risk halt. An operator's flatten or stop is manual.
 _HALT_EXIT_REASONS = {"kill_switch": ExitReason.KILL_SWITCH, "operator": ExitReason.MANUAL}
-
-
-def halt_exit_reason(source: str) -> ExitReason:
-    """The exit reason the gate tags a halt's closing orders with."""
-    return _HALT_EXIT_REASONS.get(source, ExitReason.RISK_HALT)
 STOP_TYPES = (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
 STATE_NAMES = {
     TradingState.ACTIVE: "ACTIVE",
     TradingState.HALTED: "HALTED",
     TradingState.REDUCING: "REDUCING",
 }
+
+
+def halt_exit_reason(source: str) -> ExitReason:
+    """The exit reason the gate tags a halt's closing orders with."""
+    return _HALT_EXIT_REASONS.get(source, ExitReason.RISK_HALT)
 
 
 class GateNotInstalledError(RuntimeError):

@@ -218,7 +218,6 @@ class EngineRun:
     strategy_states: list[object]
     algorithm_stats: dict[str, object]
     readiness: list[str]
-    risk_actions: list[str]  # what the risk layer did, one line per halt or reduce-only
 
 
 @dataclass
@@ -258,11 +257,10 @@ def execute(request: BacktestRequest, prepared: PreparedRun | None = None) -> En
             if hasattr(a, "stats")
         }
         readiness = _readiness_notes(engine)
-        actions = risk_events.get("summary", [])
     finally:
         node.dispose()
     return EngineRun(config, prepared.plan, fills, balance, positions, risk_events,
-                     strategy_params, strategy_states, algorithm_stats, readiness, actions)
+                     strategy_params, strategy_states, algorithm_stats, readiness)
 
 
 def measure(request: BacktestRequest, run: EngineRun) -> Measured:
@@ -366,7 +364,8 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
             + (f"; VIX bars {plan.vix_bar_type}" if plan.vix_bar_type else "; no VIX bars in the catalog"),
             *readiness,
         ]
-    warnings = [*run.risk_actions, *plan.notes]
+    # What the risk layer did (one line per halt or reduce-only), then what the plan left out.
+    warnings = [*risk_events.get("summary", []), *plan.notes]
     write_report(
         out_dir / "report.html",
         f"Backtest: {request.strategy} {', '.join(request.symbols)}",
