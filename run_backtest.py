@@ -31,10 +31,12 @@ from actors.journal_store import default_url
 from actors.trade_files import LOG_FORMATS
 from backtesting.builder import BacktestRequest
 from backtesting.builder import BacktestRequestError
+from backtesting.registry import default_symbols
 from backtesting.registry import strategy_names
 from backtesting.registry import StrategyParameterError
 from backtesting.registry import parse_overrides
 from backtesting.report import METRIC_LABELS
+from backtesting.report import metric_text
 from backtesting.run import new_result_dir
 from backtesting.run import run_backtest
 from catalog.instruments import ListingError
@@ -86,7 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--strategy", default="ma_cross",
         help=f"one of: {', '.join(strategy_names())} (session: the three session strategies on one account)",
     )
-    parser.add_argument("--symbols", default="SPY", help="comma-separated symbols (default SPY)")
+    parser.add_argument("--symbols", help="comma-separated symbols (default SPY; the session "
+                                           "strategies SPY,QQQ,AAPL)")
     parser.add_argument("--start", help="first session date, YYYY-MM-DD (default: start of data)")
     parser.add_argument("--end", help="last session date, YYYY-MM-DD, inclusive (default: end of data)")
     parser.add_argument("--catalog", type=Path, help="catalog folder (default: the embedded sample)")
@@ -94,7 +97,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="strategy parameter, validated against its config class (repeatable)")
     parser.add_argument("--slippage", default="1.0",
-                        help="probability that a market order fills one tick worse (default 1.0)")
+                        help="probability that a market or stop-market fill is one tick worse; "
+                             "limits never slip (default 1.0)")
     parser.add_argument("--out", type=Path, help="result folder (default backtest_results/<strategy>-<time>)")
     parser.add_argument("--journal", metavar="URL",
                         help="journal database URL (default: journal_backtest.sqlite beside the "
@@ -113,11 +117,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def request_from_args(args: argparse.Namespace) -> BacktestRequest:
-    symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
-    if not symbols:
-        raise CliError("--symbols: give at least one symbol, e.g. --symbols SPY")
     if args.strategy not in strategy_names():
         raise CliError(f"--strategy: unknown strategy {args.strategy!r}; choose one of {', '.join(strategy_names())}")
+    if args.symbols is None:
+        symbols = default_symbols(args.strategy)
+    else:
+        symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
+    if not symbols:
+        raise CliError("--symbols: give at least one symbol, e.g. --symbols SPY")
     start, end = _date("--start", args.start), _date("--end", args.end)
     if start and end and start > end:
         raise CliError(f"--start {start} is after --end {end}")
@@ -169,12 +176,14 @@ def write_records_manifest(request: BacktestRequest, out_dir: Path) -> None:
     (out_dir / "records.json").write_text(json.dumps(manifest, indent=1))
 
 
-def print_summary(console: Console, metrics: dict[str, object], out_dir: Path) -> None:
+def print_summary(console: Console, metrics: dict[str, object], out_dir: Path, warnings: list[str]) -> None:
     table = Table(title="Backtest summary", show_header=False)
     for key, label in METRIC_LABELS.items():
         if key in metrics:
-            table.add_row(label, str(metrics[key]))
+            table.add_row(label, metric_text(metrics[key]))
     console.print(table)
+    for warning in warnings:  # what changed the run, right under its figures
+        console.print(f"[yellow]note:[/yellow] {warning}", highlight=False)
     console.print(f"Report: {out_dir / 'report.html'}")
     console.print(f"Trades: {out_dir / 'trades.csv'} and trades.json; metrics: {out_dir / 'metrics.json'}")
 
@@ -198,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, StrategyParameterError, BacktestRequestError, ListingError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
-    print_summary(console, outcome.metrics, outcome.out_dir)
+    print_summary(console, outcome.metrics, outcome.out_dir, outcome.warnings)
     return 0
 
 

@@ -65,16 +65,26 @@ from risk.rules import evaluate
 from risk.sizing import stop_distance
 from risk.sizing import stop_from_tags
 from strategies.account import account_equity
+from strategies.records import ExitReason
+from strategies.records import exit_tag
 from strategies.sessions import ny_date
 
 RISK_ENGINE_ENDPOINT = "RiskEngine.execute"
 EXIT_TAG = "risk-exit"
+# Why a halt's exits sell, by the halt's source; any other source (the error monitor, say) is
+# a risk halt. An operator's flatten or stop is manual.
+_HALT_EXIT_REASONS = {"kill_switch": ExitReason.KILL_SWITCH, "operator": ExitReason.MANUAL}
 STOP_TYPES = (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
 STATE_NAMES = {
     TradingState.ACTIVE: "ACTIVE",
     TradingState.HALTED: "HALTED",
     TradingState.REDUCING: "REDUCING",
 }
+
+
+def halt_exit_reason(source: str) -> ExitReason:
+    """The exit reason the gate tags a halt's closing orders with."""
+    return _HALT_EXIT_REASONS.get(source, ExitReason.RISK_HALT)
 
 
 class GateNotInstalledError(RuntimeError):
@@ -112,6 +122,7 @@ class PreTradeGate(Actor):
         self.day_trades = DayTradeCounter()
         self.halt_reason = ""
         self._exit_pending = False
+        self._exit_reason = ExitReason.RISK_HALT  # why the pending exits sell (the halt's source)
         self._holds: dict[str, tuple[ControlAction, str]] = {}
         self._pauses: dict[str, tuple[int, str]] = {}  # instrument -> (until_ns, reason)
         self._paused_strategies: dict[str, str] = {}  # strategy id -> who paused it and why
@@ -365,8 +376,9 @@ class PreTradeGate(Actor):
                 # once the book is flat. A fill from an order already in flight when the halt
                 # came is closed as it arrives.
                 self._exit_pending = True
+                self._exit_reason = halt_exit_reason(command.source)
                 self._apply_state(command)
-                self.close_all_positions()
+                self.close_all_positions(self._exit_reason)
                 return
         self._apply_state(command)
 
@@ -402,7 +414,7 @@ class PreTradeGate(Actor):
         for strategy in self._trader.strategies():
             for position in self.cache.positions_open(strategy_id=strategy.id):
                 if position.instrument_id not in exiting:
-                    strategy.close_position(position, tags=[EXIT_TAG])
+                    strategy.close_position(position, tags=[EXIT_TAG, exit_tag(self._exit_reason)])
 
     def snapshot(self) -> dict[str, Any]:
         """The gate's state as plain values (for the dashboard)."""
@@ -431,11 +443,11 @@ class PreTradeGate(Actor):
                 strategy.cancel_all_orders(instrument_id)
         return cancelled
 
-    def close_all_positions(self) -> int:
+    def close_all_positions(self, reason: ExitReason) -> int:
         closed = 0
         for strategy in self._trader.strategies():
             for position in self.cache.positions_open(strategy_id=strategy.id):
-                strategy.close_position(position, tags=[EXIT_TAG])
+                strategy.close_position(position, tags=[EXIT_TAG, exit_tag(reason)])
                 closed += 1
         return closed
 

@@ -13,6 +13,7 @@ is installed in front of the RiskEngine by run.py once the node is built (instal
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from decimal import Decimal
@@ -49,6 +50,7 @@ from catalog.instruments import BACKTEST_VENUE
 from catalog.instruments import backtest_instrument_id
 from config.engine import data_engine_config
 from config.risk import RiskConfig
+from strategies.bearish import DEFAULT_INVERSE_ETFS
 from strategies.sessions import EXCHANGE_TZ
 from strategies.sessions import session_for
 
@@ -74,7 +76,7 @@ class BacktestRequest:
     end: dt.date | None = None  # inclusive
     capital: Decimal = Decimal("100000")
     overrides: dict[str, Any] = field(default_factory=dict)
-    # Probability that a market order fills one tick worse than the market (FillModel).
+    # Probability that a market or stop-market fill is one tick worse (backtesting/fills.py).
     slippage_prob: float = 1.0
     per_share_fee: Decimal = Decimal("0.005")
     min_fee: Decimal = Decimal("1.00")
@@ -140,10 +142,13 @@ def risk_actor_configs(
 
 
 def fill_model_config(slippage_prob: float) -> ImportableFillModelConfig:
-    """The simulated venue's fill rules; the replay venue of a live paper run uses the same."""
+    """
+    The simulated venue's fill rules (backtesting/fills.py: market-type orders slip, limits
+    fill at their limit); the replay venue of a live paper run uses the same.
+    """
     return ImportableFillModelConfig(
-        fill_model_path="nautilus_trader.backtest.models:FillModel",
-        config_path="nautilus_trader.backtest.config:FillModelConfig",
+        fill_model_path="backtesting.fills:MarketSlippageFillModel",
+        config_path="backtesting.fills:MarketSlippageFillModelConfig",
         # A fixed seed keeps runs reproducible: identical inputs give identical fills.
         config={"prob_slippage": slippage_prob, "random_seed": 42},
     )
@@ -170,6 +175,7 @@ class RunPlan:
     overrides: dict[str, dict[str, Any]]  # spec name -> its --set values
     bar_types: dict[InstrumentId, str]  # watchlist first, then extra instruments (inverse ETFs)
     vix_bar_type: str | None  # VIX bars, loaded for strategies with a VIX gate
+    notes: tuple[str, ...] = ()  # what the run leaves out that a default would trade
 
     @property
     def is_universe(self) -> bool:
@@ -180,21 +186,64 @@ def _has_bars(catalog: ParquetDataCatalog, bar_type: str) -> bool:
     return catalog.query_last_timestamp(data_cls=Bar, identifier=bar_type) is not None
 
 
+def held_inverse_pairs(
+    watchlist: tuple[str, ...],
+    overrides: dict[str, Any],
+    has_bars: Callable[[str], bool],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """
+    A session strategy's overrides for a catalog, and the default pairs they leave out.
+
+    Left at its default bearish setting (neither bearish_instrument nor inverse_etfs set), a
+    strategy trades the default 1x inverse ETFs the catalog holds bars for: a pair whose ETF
+    is missing is dropped from its map, so a bearish signal on that underlying is skipped as
+    it is for one without a pair (AAPL), and the run says so (skipped_pairs_note). An explicit
+    setting is used as given, and a missing ETF is refused (plan_run).
+    """
+    if {"bearish_instrument", "inverse_etfs"} & set(overrides):
+        return overrides, {}
+    missing = {u: i for u, i in DEFAULT_INVERSE_ETFS.items() if u in watchlist and not has_bars(i)}
+    if not missing:
+        return overrides, {}
+    kept = {u: i for u, i in DEFAULT_INVERSE_ETFS.items() if u not in missing}
+    return overrides | {"inverse_etfs": kept}, missing
+
+
+def skipped_pairs_note(spec_names: list[str], missing: dict[str, str]) -> str:
+    return (
+        f"{', '.join(spec_names)}: bearish signals on {', '.join(missing)} are skipped: the "
+        f"catalog has no bars for {', '.join(missing.values())}, their default inverse ETF "
+        f"(import those bars to trade them)"
+    )
+
+
 def plan_run(request: BacktestRequest) -> RunPlan:
     specs = tuple(request.specs)
     overrides = split_overrides(request.strategy, request.overrides)
     catalog = ParquetDataCatalog(str(request.catalog))
     universe = any(spec.is_universe for spec in specs)
+    choices = (MINUTE_BARS, FIVE_MINUTE_BARS) if universe else (MINUTE_BARS,)
+
+    def bar_type_of(symbol: str) -> str | None:
+        instrument_id = backtest_instrument_id(symbol)
+        return next((f"{instrument_id}-{c}" for c in choices if _has_bars(catalog, f"{instrument_id}-{c}")), None)
+
+    skipped: dict[tuple[tuple[str, str], ...], list[str]] = {}  # left-out pairs -> spec names
     wanted: dict[str, str | None] = {symbol: None for symbol in request.symbols}  # symbol -> why
     for spec in specs:
-        if spec.extra_symbols is not None:
-            for extra in spec.extra_symbols(request.symbols, overrides[spec.name]):
-                wanted.setdefault(extra, f"the inverse ETF {spec.name} maps a watchlist symbol to")
+        if spec.extra_symbols is None:
+            continue
+        overrides[spec.name], missing = held_inverse_pairs(
+            request.symbols, overrides[spec.name], lambda s: bar_type_of(s) is not None,
+        )
+        if missing:
+            skipped.setdefault(tuple(missing.items()), []).append(spec.name)
+        for extra in spec.extra_symbols(request.symbols, overrides[spec.name]):
+            wanted.setdefault(extra, f"the inverse ETF {spec.name} maps a watchlist symbol to")
     bar_types: dict[InstrumentId, str] = {}
     for symbol, why in wanted.items():
         instrument_id = backtest_instrument_id(symbol)
-        choices = (MINUTE_BARS, FIVE_MINUTE_BARS) if universe else (MINUTE_BARS,)
-        found = next((f"{instrument_id}-{c}" for c in choices if _has_bars(catalog, f"{instrument_id}-{c}")), None)
+        found = bar_type_of(symbol)
         if found is None:
             held = sorted(p.name for p in (request.catalog / "data" / "bar").glob("*"))
             kinds = "1-minute or 5-minute" if universe else "1-minute"
@@ -209,7 +258,8 @@ def plan_run(request: BacktestRequest) -> RunPlan:
         bar_types[instrument_id] = found
     wants_vix = universe and any("vix_bar_type" in spec.parameter_names() for spec in specs)
     vix = next((bt for bt in VIX_BAR_TYPES if _has_bars(catalog, bt)), None) if wants_vix else None
-    return RunPlan(specs, overrides, bar_types, vix)
+    notes = tuple(skipped_pairs_note(names, dict(pairs)) for pairs, names in skipped.items())
+    return RunPlan(specs, overrides, bar_types, vix, notes)
 
 
 def data_range(request: BacktestRequest, plan: RunPlan | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -395,7 +445,10 @@ def build_run_config(request: BacktestRequest, plan: RunPlan | None = None) -> B
                 {str(iid): risk.nautilus_notional_limit() for iid in instrument_ids} if risk else {}
             ),
         ),
-        run_analysis=True,
+        # Nautilus's post-run analyzer judges a cash account by its cash (PnL (total) leaves
+        # out the shares held) and its positions by netting cycles: figures that contradict
+        # the report's for the same questions. The report's figures are the run's only ones.
+        run_analysis=False,
     )
     return BacktestRunConfig(
         venues=[venue],

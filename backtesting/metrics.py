@@ -9,6 +9,7 @@ taken at each NYSE session's last bar, with a zero risk-free rate and 252 sessio
 from __future__ import annotations
 
 import math
+from collections import Counter
 from decimal import Decimal
 
 import numpy as np
@@ -91,4 +92,6 @@ def compute_metrics(
         "commissions": str(commissions.quantize(CENT)),
         "fills": len(fills),
         "sessions": len(rets) + 1 if len(equity) else 0,
+        # Round trips by how they closed (strategies.records.ExitReason labels), most first.
+        "exits_by_reason": dict(Counter(trades["exit_reason"]).most_common()) if not trades.empty else {},
     }

@@ -59,6 +59,8 @@ class StrategySpec:
     # Universe specs: the symbols to load beyond the watchlist, given the watchlist and the
     # spec's overrides (e.g. the mapped inverse ETFs).
     extra_symbols: Callable[[tuple[str, ...], dict[str, Any]], tuple[str, ...]] | None = None
+    # What run_backtest.py trades without --symbols.
+    default_symbols: tuple[str, ...] = ("SPY",)
 
     @property
     def is_universe(self) -> bool:
@@ -115,6 +117,12 @@ def _inverse_symbols(watchlist: tuple[str, ...], overrides: dict[str, Any]) -> t
     if not isinstance(mapping, dict):
         raise StrategyParameterError(f"--set inverse_etfs: expected a JSON object, got {mapping!r}")
     return tuple(mapping[s] for s in watchlist if s in mapping)
+
+
+# The session strategies' watchlist without --symbols: the sample's three stocks. They rank
+# candidates across a watchlist, and on one symbol the opening-range and VWAP rules rarely fire
+# (the sample's SPY alone never trades either in a year).
+SESSION_WATCHLIST = ("SPY", "QQQ", "AAPL")
 
 
 def _session_defaults(tag: str) -> Callable[[Universe], dict[str, Any]]:
@@ -176,6 +184,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             summary="opening-range breakout 09:30-10:20 ET over the symbols (one instance)",
             universe_defaults=_session_defaults("ORB"),
             extra_symbols=_inverse_symbols,
+            default_symbols=SESSION_WATCHLIST,
             # One candidate takes the strategy's whole 30% (the issue's 1 -> 100% weight).
             risk_overrides={"symbol_cap_pct": "30"},
         ),
@@ -186,6 +195,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             summary="reversion to the session VWAP 10:30-14:30 ET, bearish via inverse ETFs",
             universe_defaults=_session_defaults("VWAP"),
             extra_symbols=_inverse_symbols,
+            default_symbols=SESSION_WATCHLIST,
         ),
         StrategySpec(
             name="eod_momentum",
@@ -194,6 +204,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             summary="end-of-day momentum or fade 14:30-15:55 ET, bearish via inverse ETFs",
             universe_defaults=_eod_defaults,
             extra_symbols=_inverse_symbols,
+            default_symbols=SESSION_WATCHLIST,
             # 30-40% of capital in at most max_positions (default 2) names: 17.5% each by
             # default, up to 35% with max_positions=1.
             risk_overrides={"symbol_cap_pct": "35"},
@@ -230,6 +241,11 @@ def specs_for(name: str) -> list[StrategySpec]:
     if name in COMPOSITES:
         return [STRATEGIES[member] for member in COMPOSITES[name]]
     return [get_spec(name)]
+
+
+def default_symbols(name: str) -> tuple[str, ...]:
+    """The symbols a --strategy name trades when none are given (a composite: its first member's)."""
+    return specs_for(name)[0].default_symbols
 
 
 def split_overrides(name: str, overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -39,7 +39,15 @@ METRIC_LABELS = {
     "commissions": "Commissions (USD)",
     "fills": "Fills",
     "sessions": "Sessions",
+    "exits_by_reason": "Exits by reason",
 }
+
+
+def metric_text(value: object) -> str:
+    """A metric as the summary and the report show it ({'target': 3} -> 'target 3')."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {count}" for key, count in value.items()) or "none"
+    return str(value)
 
 
 def _resample_last(series: pd.Series) -> pd.Series:
@@ -129,7 +137,7 @@ def monthly_figure(equity: pd.Series) -> go.Figure:
 
 def _metrics_table(metrics: Mapping[str, object]) -> str:
     rows = "".join(
-        f"<tr><th>{html.escape(label)}</th><td>{html.escape(str(metrics.get(key)))}</td></tr>"
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(metric_text(metrics.get(key)))}</td></tr>"
         for key, label in METRIC_LABELS.items()
         if key in metrics
     )
@@ -173,7 +181,9 @@ def write_report(
     equity: pd.Series,
     trades: pd.DataFrame,
     extra_sections: list[str] | None = None,
+    warnings: list[str] | None = None,
 ) -> Path:
+    """The self-contained HTML report; `warnings` (what changed the run) come first."""
     figures = [*price_figures, equity_figure(equity), monthly_figure(equity)]
     # plotly.js goes into the page once, inline, so the report works with no network.
     charts = [
@@ -181,6 +191,9 @@ def write_report(
         for i, fig in enumerate(figures)
     ]
     notes_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    warnings_html = "".join(f"<li>{html.escape(w)}</li>" for w in warnings or [])
+    if warnings_html:
+        warnings_html = f"<div class='warnings'><h2>Read first</h2><ul>{warnings_html}</ul></div>"
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -189,8 +202,10 @@ table {{ border-collapse: collapse; font-size: 0.85rem; }}
 th, td {{ border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: right; }}
 table.metrics th {{ text-align: left; background: #f4f4f4; }}
 table.trades th {{ background: #f4f4f4; position: sticky; top: 0; }}
+div.warnings {{ border-left: 4px solid #c60; background: #fff4e5; padding: 0.1rem 1rem; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
+{warnings_html}
 <ul>{notes_html}</ul>
 <h2>Summary</h2>{_metrics_table(metrics)}
 {''.join(extra_sections or [])}

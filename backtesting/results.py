@@ -19,6 +19,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from actors.lots import Lot
 from actors.lots import LotBook
+from strategies.records import exit_reason
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
@@ -96,7 +97,7 @@ def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
                 "pnl": sale.net_pnl,
                 "pnl_pct": sale.net_pnl_pct,
                 "duration": fill.ts_event - entry_time,
-                "exit_reason": fill.tags or "",
+                "exit_reason": exit_reason(fill.tags.split(",")),
             },
         )
     return pd.DataFrame(rows)

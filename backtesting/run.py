@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from dataclasses import asdict
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
-from nautilus_trader.analysis import MaxDrawdown
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.config import BacktestRunConfig
 from nautilus_trader.backtest.node import BacktestNode
 from nautilus_trader.common.config import resolve_path
+from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from actors.kill_switch import KillSwitch
@@ -43,7 +44,17 @@ from backtesting.results import final_equity
 from backtesting.results import load_closes
 from backtesting.results import positions_over_time
 from backtesting.results import round_trips
+from backtesting.risk_summary import risk_actions
 
+# What each headline figure means; the report states it, and no other figure answers the same
+# question (Nautilus's analyzer, which judges a cash account by its cash, is not run).
+FIGURE_DEFINITIONS = (
+    "Figures: net profit is the final equity (cash plus shares held, at their last close) less "
+    "the starting capital; realised P&L is the closed round trips' net P&L; Sharpe and Sortino "
+    "come from daily returns of that marked equity, max drawdown from its every bar; win rate, "
+    "profit factor and expectancy are per round trip. metrics.json's engine_cash_balance is "
+    "the account's cash alone."
+)
 TRADE_COLUMNS = ["timestamp", "strategy_name", "ticker", "side", "size", "entry_price",
                  "exit_price", "PnL", "commission", "broker", "mode", "entry_time",
                  "gross_pnl", "pnl_pct", "duration", "exit_reason"]
@@ -56,8 +67,9 @@ class BacktestOutcome:
     fills: pd.DataFrame
     trades: pd.DataFrame
     equity: pd.Series
-    engine_stats: dict[str, object]
     account_balance: Decimal  # the engine's own final cash balance
+    # What changed the run from what its settings alone say (the summary prints them first).
+    warnings: list[str]
 
 
 def new_result_dir(root: Path, strategy: str) -> Path:
@@ -69,6 +81,25 @@ def new_result_dir(root: Path, strategy: str) -> Path:
         n += 1
         candidate = root / f"{strategy}-{stamp}-{n}"
     return candidate
+
+
+def strict_json(value: object) -> object:
+    """
+    `value` with every non-finite float (a ratio over no data) as None, so the files are
+    strict JSON that any parser reads (Python's json writes a bare NaN otherwise).
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
+
+
+def write_json(path: Path, value: object) -> None:
+    """A result file as strict JSON; Decimals, timestamps and ids as their text."""
+    path.write_text(json.dumps(strict_json(value), indent=1, default=str, allow_nan=False))
 
 
 def _trades_export(trades: pd.DataFrame) -> pd.DataFrame:
@@ -95,17 +126,6 @@ def _trades_export(trades: pd.DataFrame) -> pd.DataFrame:
         },
     )
     return out[TRADE_COLUMNS]
-
-
-def _engine_stats(engine: BacktestEngine) -> dict[str, object]:
-    """Nautilus's own analyzer figures, with its max drawdown statistic registered."""
-    analyzer = engine.portfolio.analyzer
-    analyzer.register_statistic(MaxDrawdown())
-    return {
-        "pnls": analyzer.get_performance_stats_pnls(),
-        "returns": analyzer.get_performance_stats_returns(),
-        "general": analyzer.get_performance_stats_general(),
-    }
 
 
 def trades_per_strategy(trades: pd.DataFrame, strategy_ids: list[str]) -> pd.DataFrame:
@@ -146,8 +166,12 @@ def _risk_events(engine: BacktestEngine, gate: PreTradeGate | None) -> dict[str,
     for _, _, refusal in gate.refusals:
         by_rule[refusal.rule] = by_rule.get(refusal.rule, 0) + 1
     kill_switches = [a for a in engine.trader.actors() if isinstance(a, KillSwitch)]
+    denials = [
+        (o.ts_last, o.events[-1].reason) for o in engine.cache.orders() if o.status == OrderStatus.DENIED
+    ]
     return {
         "enabled": True,
+        "summary": risk_actions(gate.controls, denials),
         "refusals_by_rule": by_rule,
         "latest_refusals": [
             {"ts": pd.Timestamp(ts, tz="UTC").isoformat(), "order": order_id, "reason": str(refusal)}
@@ -187,7 +211,6 @@ class EngineRun:
     plan: RunPlan
     fills: pd.DataFrame
     balance: Decimal  # the engine's own final cash balance
-    engine_stats: dict[str, object]
     positions: pd.DataFrame
     risk_events: dict[str, object]
     strategy_params: dict[str, dict[str, object]]
@@ -210,9 +233,9 @@ class Measured:
     per_strategy: pd.DataFrame | None
 
 
-def execute(request: BacktestRequest) -> EngineRun:
+def execute(request: BacktestRequest, prepared: PreparedRun | None = None) -> EngineRun:
     """Run the request's node (prepare_node: risk layer installed) and read out its results."""
-    prepared = prepare_node(request)
+    prepared = prepared or prepare_node(request)
     node, config = prepared.node, prepared.config
     try:
         engine = node.get_engine(config.id)
@@ -220,7 +243,6 @@ def execute(request: BacktestRequest) -> EngineRun:
         fills = fills_frame(engine)
         venue = engine.list_venues()[0]
         balance = engine.portfolio.account(venue).balance_total().as_decimal()
-        engine_stats = _engine_stats(engine)
         positions = engine.trader.generate_positions_report()
         risk_events = _risk_events(engine, prepared.gate)
         strategy_params = {
@@ -237,7 +259,7 @@ def execute(request: BacktestRequest) -> EngineRun:
         readiness = _readiness_notes(engine)
     finally:
         node.dispose()
-    return EngineRun(config, prepared.plan, fills, balance, engine_stats, positions, risk_events,
+    return EngineRun(config, prepared.plan, fills, balance, positions, risk_events,
                      strategy_params, strategy_states, algorithm_stats, readiness)
 
 
@@ -263,10 +285,13 @@ def measure(request: BacktestRequest, run: EngineRun) -> Measured:
 
 
 def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
+    # The request is validated (plan_run, build_run_config) before its folder exists: a run
+    # refused for a bad symbol or parameter leaves nothing behind, and its retry may reuse --out.
+    prepared = prepare_node(request)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = execute(request)
+    run = execute(request, prepared)
     measured = measure(request, run)
-    plan, fills, balance, engine_stats = run.plan, run.fills, run.balance, run.engine_stats
+    plan, fills, balance = run.plan, run.fills, run.balance
     positions, risk_events, strategy_params = run.positions, run.risk_events, run.strategy_params
     strategy_states, algorithm_stats, readiness = run.strategy_states, run.algorithm_stats, run.readiness
     metrics, trades, equity, closes = measured.metrics, measured.trades, measured.equity, measured.closes
@@ -287,34 +312,26 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
             extra_figures += figures_
 
     _trades_export(trades).to_csv(out_dir / "trades.csv", index=False)
-    (out_dir / "trades.json").write_text(
-        json.dumps(_trades_export(trades).to_dict(orient="records"), indent=1),
-    )
+    write_json(out_dir / "trades.json", _trades_export(trades).to_dict(orient="records"))
     fills.assign(**{c: fills[c].map(str) for c in ("quantity", "price", "commission")}).to_csv(
         out_dir / "fills.csv", index=False,
     )
     # The engine's own positions (NETTING: each closed cycle is a snapshot row) for audits.
     positions.to_csv(out_dir / "positions.csv")
-    (out_dir / "risk_events.json").write_text(json.dumps(risk_events, indent=1, default=str))
-    (out_dir / "metrics.json").write_text(
-        json.dumps(
-            {
-                "strategy": request.strategy,
-                "symbols": list(request.symbols),
-                "start": start.isoformat(),
-                "end": end.isoformat(),
-                "parameters": strategy_params,
-                "metrics": metrics,
-                "engine_stats": engine_stats,
-                "strategy_summaries": {
-                    st["instrument_id"]: st["summary"] for st in strategy_states
-                },
-                "execution_algorithms": algorithm_stats,
-                "symbols_without_quotes": unquoted,
-            },
-            indent=1,
-            default=str,
-        ),
+    write_json(out_dir / "risk_events.json", risk_events)
+    write_json(
+        out_dir / "metrics.json",
+        {
+            "strategy": request.strategy,
+            "symbols": list(request.symbols),
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "parameters": strategy_params,
+            "metrics": metrics,
+            "strategy_summaries": {st["instrument_id"]: st["summary"] for st in strategy_states},
+            "execution_algorithms": algorithm_stats,
+            "symbols_without_quotes": unquoted,
+        },
     )
     figures = []
     for iid in closes.columns:
@@ -330,10 +347,12 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
     notes = [
         f"Strategy {request.strategy} on {', '.join(request.symbols)}, "
         f"{start.date()} .. {end.date()} (UTC), starting capital {request.capital} USD.",
-        "Fills: Nautilus simulated venue SIM, one cash account; market orders slip one tick "
-        f"with probability {request.slippage_prob}; commission {request.per_share_fee} USD per "
-        f"share, minimum {request.min_fee} USD per order, at most 1% of the trade value.",
+        "Fills: Nautilus simulated venue SIM, one cash account; market and stop-market orders "
+        f"slip one tick with probability {request.slippage_prob}, limit orders fill at their "
+        f"limit or better; commission {request.per_share_fee} USD per share, minimum "
+        f"{request.min_fee} USD per order, at most 1% of the trade value.",
         "Round trips match sells to buys first-in first-out; P&L is net of both sides' commissions.",
+        FIGURE_DEFINITIONS,
         f"Catalog: {request.catalog}",
         *extra_notes,
     ]
@@ -345,9 +364,12 @@ def run_backtest(request: BacktestRequest, out_dir: Path) -> BacktestOutcome:
             + (f"; VIX bars {plan.vix_bar_type}" if plan.vix_bar_type else "; no VIX bars in the catalog"),
             *readiness,
         ]
+    # What the risk layer did (one line per halt or reduce-only), then what the plan left out.
+    warnings = [*risk_events.get("summary", []), *plan.notes]
     write_report(
         out_dir / "report.html",
         f"Backtest: {request.strategy} {', '.join(request.symbols)}",
         notes, metrics, [*figures, *extra_figures], equity, trades, [*sections, *extra_sections],
+        warnings,
     )
-    return BacktestOutcome(out_dir, metrics, fills, trades, equity, engine_stats, balance)
+    return BacktestOutcome(out_dir, metrics, fills, trades, equity, balance, warnings)

@@ -37,8 +37,10 @@ from strategies.lots import LotKind
 from strategies.records import LOTS_TOPIC
 from strategies.records import SAVED_LOTS_KEY
 from strategies.records import LotChange
+from strategies.records import ExitReason
 from strategies.records import SignalRecord
 from strategies.records import decode_saved_lots
+from strategies.records import exit_tag
 from strategies.records import publish_lot_change
 from strategies.records import publish_signal
 from strategies.rsi_signals import RsiSignals
@@ -555,7 +557,8 @@ class CoreRSI(Strategy):
             return
         quantity = min(self._exit_chunk, core)
         order_id = self._submit(
-            OrderSide.SELL, quantity, price, mode="rest", tag="core-exit", extended_hours=True
+            OrderSide.SELL, quantity, price, mode="rest", tag="core-exit", extended_hours=True,
+            reason=ExitReason.CORE_EXIT,
         )
         self._sells[order_id] = _SellIntent(
             "core-exit", [lot.lot_id for lot in core_lots], quantity
@@ -636,7 +639,10 @@ class CoreRSI(Strategy):
         self.log.info(message)
         self.record.rebalances.append((bar.ts_event, message))
         self._publish_signal(bar, "rebalance", None, self.signals.weekly_value, message)
-        return self._submit(OrderSide.SELL, trim, price, mode="rest", tag=tag, extended_hours=True)
+        return self._submit(
+            OrderSide.SELL, trim, price, mode="rest", tag=tag, extended_hours=True,
+            reason=ExitReason.REBALANCE_TRIM,
+        )
 
     # -- orders ----------------------------------------------------------------------------
 
@@ -648,7 +654,11 @@ class CoreRSI(Strategy):
         mode: str,
         tag: str,
         extended_hours: bool = False,
+        reason: ExitReason | None = None,
     ) -> ClientOrderId:
+        """A limit order through the bid chaser; a sale carries why it sells (`reason`)."""
+        if (side == OrderSide.SELL) != (reason is not None):
+            raise ValueError(f"reason: a sale needs an exit reason and a buy none, got {side} {reason}")
         params = {
             "mode": mode,
             "chase_interval_secs": self.config.chase_interval_secs,
@@ -664,7 +674,7 @@ class CoreRSI(Strategy):
             time_in_force=TimeInForce.GTC,
             exec_algorithm_id=self._algo_id,
             exec_algorithm_params=params,
-            tags=[tag],
+            tags=[tag] if reason is None else [tag, exit_tag(reason)],
         )
         self.submit_order(order)
         return order.client_order_id
@@ -697,6 +707,7 @@ class CoreRSI(Strategy):
             mode="rest",
             tag=f"target={self.book.get(lot_id).kind.value}",
             extended_hours=True,
+            reason=ExitReason.TARGET,
         )
         if self.cache.order(order_id).status == OrderStatus.CANCELED:
             # Denied inside submit_order (a halt at the gate, say): try again at the next bar.

@@ -22,7 +22,9 @@ from nautilus_trader.trading.strategy import Strategy
 
 from strategies.account import account_equity
 from strategies.live_parameters import refuse_frozen_changes
+from strategies.records import ExitReason
 from strategies.records import SignalRecord
+from strategies.records import exit_tag
 from strategies.records import publish_signal
 from strategies.sessions import SessionTracker
 
@@ -155,7 +157,7 @@ class MACross(Strategy):
         if above and self.portfolio.is_flat(self.config.instrument_id):
             self._buy(bar)
         elif not above and self.portfolio.is_net_long(self.config.instrument_id):
-            self.close_all_positions(self.config.instrument_id, tags=["signal"])
+            self.close_all_positions(self.config.instrument_id, tags=[exit_tag(ExitReason.SIGNAL)])
 
     def _buy(self, bar: Bar) -> None:
         equity = account_equity(self.portfolio, self.cache, self.config.instrument_id.venue)

@@ -3,8 +3,8 @@ What strategies and risk actors tell the journal, as plain messages on the messa
 
 Strategies never import the journal: they publish a ``SignalRecord`` on ``journal.signal`` or
 a ``RiskRecord`` on ``journal.risk`` (helpers below) and whichever journal runs records them.
-Exit reasons travel as order tags (``exit:stop_loss`` ...) so the journal can say how each
-round trip closed.
+Exit reasons travel as order tags (``exit:stop_loss`` ..., ``ExitReason``) so the journal,
+the backtest's trades and the report can say how each round trip closed.
 
 A strategy whose lots must survive a restart (core RSI, live) publishes each change of its
 lot book on ``journal.lots`` (``LotRecord``, ``LotSaleRecord``, ``CostBasisRecord``); the
@@ -20,6 +20,7 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 from typing import Protocol
 
@@ -30,16 +31,47 @@ LOTS_TOPIC = "journal.lots"
 # an empty set included, so a missing entry means no journal loaded them.
 SAVED_LOTS_KEY = "journal.saved_lots"
 
-# Order tag -> how a round trip closed. A closing order carries one of these tags.
-EXIT_REASONS = {
-    "exit:stop_loss": "stop-loss",
-    "exit:target": "target",
-    "exit:time": "time exit",
-    "signal": "signal",
-    "exit:signal": "signal",
-    "exit:kill_switch": "kill switch",
-    "exit:manual": "manual",
-}
+
+class ExitReason(StrEnum):
+    """
+    Why shares were sold: the one vocabulary every strategy and the risk layer use.
+
+    A selling order carries ``exit_tag(reason)`` among its tags (``exit:stop_loss`` ...);
+    ``exit_reason`` reads it back as the label the journal, trades.csv, the report and the
+    dashboard show. A sale without one is shown as ``unspecified``.
+    """
+
+    STOP_LOSS = "stop_loss"  # a protective stop triggered
+    TRAILING_STOP = "trailing_stop"
+    TARGET = "target"  # a profit target filled
+    WINDOW_END = "window_end"  # the strategy's trading window closed
+    VWAP_TOUCH = "vwap_touch"  # the price came back to the session VWAP
+    TIMEOUT = "timeout"  # held for the strategy's maximum time
+    SIGNAL = "signal"  # the strategy's exit signal (MA cross down)
+    CORE_EXIT = "core_exit"  # core RSI selling its core on the weekly-RSI exit
+    REBALANCE_TRIM = "rebalance_trim"  # a holding above its share of the bankroll, trimmed
+    KILL_SWITCH = "kill_switch"  # the kill switch halted trading and closed positions
+    RISK_HALT = "risk_halt"  # another risk halt closed positions (error monitor, node stop)
+    MANUAL = "manual"  # an operator closed it
+
+    @property
+    def label(self) -> str:
+        """What records and reports show: the value in words ('window end', 'stop-loss')."""
+        return _LABELS.get(self, self.value.replace("_", " "))
+
+
+_LABELS = {ExitReason.STOP_LOSS: "stop-loss", ExitReason.VWAP_TOUCH: "VWAP touch"}
+
+
+EXIT_TAG_PREFIX = "exit:"
+UNSPECIFIED_EXIT = "unspecified"
+
+
+def exit_tag(reason: ExitReason) -> str:
+    """The order tag that says why a sale happens."""
+    return EXIT_TAG_PREFIX + reason.value
+
+
 RISK_KINDS = ("refusal", "halt", "resume", "limit", "kill_switch", "unresolved_order", "control")
 
 
@@ -184,9 +216,21 @@ def publish_lot_change(msgbus: _Publisher, record: LotChange) -> None:
     msgbus.publish(topic=LOTS_TOPIC, msg=record)
 
 
+def exit_reason_of(tags: list[str] | tuple[str, ...] | None) -> ExitReason | None:
+    """The ExitReason an order's tags carry, or None."""
+    for tag in tags or ():
+        if tag.startswith(EXIT_TAG_PREFIX):
+            return ExitReason(tag.removeprefix(EXIT_TAG_PREFIX))
+    return None
+
+
 def exit_reason(tags: list[str] | tuple[str, ...] | None) -> str:
     """How a round trip closed, from its closing order's tags ('unspecified' if untagged)."""
     for tag in tags or ():
-        if tag in EXIT_REASONS:
-            return EXIT_REASONS[tag]
-    return "unspecified"
+        if tag.startswith(EXIT_TAG_PREFIX):
+            try:
+                return ExitReason(tag.removeprefix(EXIT_TAG_PREFIX)).label
+            except ValueError:
+                known = ", ".join(exit_tag(r) for r in ExitReason)
+                raise ValueError(f"order tag {tag!r} is no exit reason; known: {known}") from None
+    return UNSPECIFIED_EXIT

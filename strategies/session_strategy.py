@@ -56,8 +56,11 @@ from strategies.candidates import CandidateFilter
 from strategies.candidates import DailyVolumeTracker
 from strategies.candidates import completed_session_volumes
 from strategies.readiness import ReadinessReport
+from strategies.records import ExitReason
 from strategies.records import RiskRecord
 from strategies.records import SignalRecord
+from strategies.records import exit_reason_of
+from strategies.records import exit_tag
 from strategies.records import publish_risk
 from strategies.records import publish_signal
 from strategies.sessions import EXCHANGE_TZ
@@ -191,7 +194,7 @@ class Holding:
     stop_order_id: ClientOrderId | None = None
     exit_order_id: ClientOrderId | None = None  # the closing order while it works
     closing: bool = False  # an exit is under way; never send a second one
-    retry_exit: str | None = None  # the reason of an exit that failed: sent again at the next bar
+    retry_exit: ExitReason | None = None  # the reason of an exit that failed: sent again at the next bar
 
 
 class SessionStrategy(Strategy):
@@ -396,7 +399,7 @@ class SessionStrategy(Strategy):
         self.submit_order(order)
         return traded in self.holdings
 
-    def exit(self, traded_symbol: str, reason: str) -> None:
+    def exit(self, traded_symbol: str, reason: ExitReason) -> None:
         holding = self.holdings.get(traded_symbol)
         if holding is None or holding.closing:
             return
@@ -418,7 +421,7 @@ class SessionStrategy(Strategy):
             quantity=position.quantity,
             time_in_force=TimeInForce.GTC,
             reduce_only=True,
-            tags=[reason],
+            tags=[exit_tag(reason)],
         )
         holding.exit_order_id = order.client_order_id
         self.submit_order(order, position_id=position.id)
@@ -454,7 +457,7 @@ class SessionStrategy(Strategy):
             trigger_price=instrument.make_price(trigger.quantize(Decimal("0.01"), rounding=ROUND_DOWN)),
             time_in_force=TimeInForce.GTC,
             reduce_only=True,
-            tags=["stop"],
+            tags=[exit_tag(ExitReason.STOP_LOSS)],
         )
         holding.stop_order_id = stop.client_order_id
         self.submit_order(stop)
@@ -505,7 +508,7 @@ class SessionStrategy(Strategy):
         position = self._position(order.instrument_id)
         if position is None:
             return  # closed anyway (the stop filled): on_position_closed releases the holding
-        holding.retry_exit = order.tags[0] if order.tags else "exit"
+        holding.retry_exit = exit_reason_of(order.tags) or ExitReason.WINDOW_END
         self._flag(
             holding,
             f"exit {order.client_order_id} ({holding.retry_exit}) {why}: {position.quantity} "
@@ -555,7 +558,7 @@ class SessionStrategy(Strategy):
         if position is not None and exit_order is not None and exit_order.is_closed:
             # The exit filled, yet shares are held: an entry fill landed after it.
             holding.closing, holding.exit_order_id = False, None
-            holding.retry_exit = exit_order.tags[0] if exit_order.tags else "exit"
+            holding.retry_exit = exit_reason_of(exit_order.tags) or ExitReason.WINDOW_END
         if holding.closing:
             return
         if holding.retry_exit is not None:
@@ -576,7 +579,7 @@ class SessionStrategy(Strategy):
 
     def _on_hard_exit(self, event: TimeEvent) -> None:
         for symbol in list(self.holdings):
-            self.exit(symbol, "window_end")
+            self.exit(symbol, ExitReason.WINDOW_END)
 
     # -- readiness --------------------------------------------------------------------------
 

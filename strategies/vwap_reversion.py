@@ -15,6 +15,7 @@ from nautilus_trader.indicators import VolumeWeightedAveragePrice
 from nautilus_trader.model.data import Bar
 
 from strategies.adx import AverageDirectionalIndex
+from strategies.records import ExitReason
 from strategies.session_strategy import Holding
 from strategies.session_strategy import SessionStrategy
 from strategies.session_strategy import SessionStrategyConfig
@@ -199,11 +200,11 @@ class VWAPReversion(SessionStrategy):
         for holding in self._holdings_of(symbol):
             touched = bar.high.as_decimal() >= vwap if holding.side == "bullish" else bar.low.as_decimal() <= vwap
             if touched:
-                self.exit(holding.traded_symbol, "vwap_touch")
+                self.exit(holding.traded_symbol, ExitReason.VWAP_TOUCH)
 
     def _on_timeout(self, event: TimeEvent) -> None:
         # name: <strategy>-timeout-<symbol>-<entry ns>
         _, symbol, entered = event.name.rsplit("-", 2)
         holding = self.holdings.get(symbol)
         if holding is not None and holding.entered_ns == int(entered):
-            self.exit(symbol, "timeout")
+            self.exit(symbol, ExitReason.TIMEOUT)

@@ -19,6 +19,7 @@ from config.risk import RiskConfig
 from strategies.bid_chaser import BidChaser
 from strategies.core_rsi import CoreRSI
 from strategies.core_rsi import CoreRSIConfig
+from strategies.records import exit_reason
 from tests.engine_harness import make_engine
 from tests.refusals import OrderRefuser
 
@@ -61,6 +62,15 @@ class Outcome:
                 (str(row["order_side"]), str(row["last_qty"]), str(row["last_px"]), order.tags[0])
             )
         return out
+
+    def exit_reasons(self) -> list[str]:
+        """The exit reason (as records show it) of every sell fill, in order."""
+        report = self.engine.trader.generate_fills_report()
+        sells = report[report["order_side"].astype(str) == "SELL"] if not report.empty else report
+        return [
+            exit_reason(self.engine.cache.order(ClientOrderId(client_order_id)).tags)
+            for client_order_id in sells.sort_values("ts_event", kind="stable").index
+        ]
 
 
 def run_core(

@@ -70,6 +70,7 @@ def run_engine(
     timeframes: dict[str, str] | None = None,
     capital: str = "100000",
     refuser: OrderRefuser | None = None,
+    fill_model: FillModel | None = None,
 ) -> BacktestEngine:
     """`refuser`: ends the orders of its plan as a refusal would (tests/refusals.py)."""
     engine = BacktestEngine(
@@ -81,7 +82,7 @@ def run_engine(
         account_type=AccountType.CASH,
         base_currency=USD,
         starting_balances=[Money(Decimal(capital), USD)],
-        fill_model=FillModel(prob_slippage=0.0, random_seed=42),
+        fill_model=fill_model or FillModel(prob_slippage=0.0, random_seed=42),
     )
     for symbol, frame in frames.items():
         instrument = make_instrument(symbol)

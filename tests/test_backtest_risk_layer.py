@@ -70,7 +70,8 @@ def test_a_crash_day_halts_the_reference_strategy(crash_catalog: Path, tmp_path:
         "--set", "slow_period=4", "--out", str(out), "--no-progress",
     ])
     assert code == 0
-    assert capsys.readouterr().out.startswith(f"nautilus-equities {project_version()} (backtest) | nautilus_trader 1.231.0")
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"nautilus-equities {project_version()} (backtest) | nautilus_trader 1.231.0")
     events = json.loads((out / "risk_events.json").read_text())
     # MA cross bought 203 shares at 466.93 (+$1.02 fee): cash 5,212.19. Closes fall 476.00,
     # 461.72, 447.87, 434.43: at 12:52 equity is 5,212.19 + 203 x 447.87 = 96,129.80, a 3.87%
@@ -88,10 +89,23 @@ def test_a_crash_day_halts_the_reference_strategy(crash_catalog: Path, tmp_path:
     # Flattened on the halt bar: what was bought was sold, the last sale at the halt.
     assert sum(Decimal(f["quantity"]) for f in buys) == sum(Decimal(f["quantity"]) for f in sells)
     assert pd.Timestamp(sells[-1]["ts_event"]) == halt_ts
-    assert (sells[-1]["price"], sells[-1]["tags"]) == ("434.42", "risk-exit")  # one tick of slippage
+    # One tick of slippage: the exit is a market order.
+    assert (sells[-1]["price"], sells[-1]["tags"]) == ("434.42", "risk-exit,exit:kill_switch")
+    with open(out / "trades.csv", newline="") as fh:
+        assert list(csv.DictReader(fh))[-1]["exit_reason"] == "kill switch"
     # Cash: 5,212.19 + 203 x 434.42 - 1.02 = 93,398.43, the engine's own balance.
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert Decimal(metrics["engine_cash_balance"]) == Decimal("93398.43")
+    # The summary and the top of the report say what the kill switch did, when and why.
+    said = (
+        "Risk: kill_switch halted trading from 2024-03-05 12:53 ET to the end of the run: day loss "
+        "6.60% (equity 93401.48 vs session start 100000.00) reached DAILY_LOSS_LIMIT 5%; open orders "
+        "cancelled; positions closed; 0 orders refused meanwhile"
+    )
+    assert events["summary"] == [said]
+    assert said in " ".join(printed.split())
+    report = (out / "report.html").read_text()
+    assert report.index("Read first") < report.index(said) < report.index("<h2>Summary</h2>")
 
 
 def test_version_flag(capsys) -> None:

@@ -44,6 +44,7 @@ def test_rsi_cross_buys_a_core_building_lot_and_sells_three_quarters_at_plus_one
         ("BUY", "10", "99.00", "lot=core-building"),
         ("SELL", "7", "99.99", "target=core-building"),
     ]
+    assert outcome.exit_reasons() == ["target"]
     (lot,) = outcome.strategy.book.lots.values()
     assert lot.kind == LotKind.CORE  # the remaining quarter joined the core
     assert lot.open_quantity == 3
@@ -116,6 +117,7 @@ def test_weekly_rebalance_trims_a_core_above_target() -> None:
         ("SELL", "25", "99.99", "target=core-building"),
         ("SELL", "56", "100.00", "trim-core"),
     ]
+    assert outcome.exit_reasons() == ["target", "rebalance trim"]
     assert outcome.strategy.book.open_quantity(LotKind.CORE) == 20
     (message,) = [m for _, m in outcome.strategy.record.rebalances]
     assert "core 76 shares" in message and "trimming 56" in message
@@ -144,6 +146,7 @@ def test_core_exit_sells_one_step_at_a_time_above_the_last_sale() -> None:
         ("SELL", "1", "102.01", "core-exit"),
         ("SELL", "1", "103.04", "core-exit"),
     ]
+    assert outcome.exit_reasons() == ["target", "core exit", "core exit", "core exit"]
     assert len(outcome.strategy.record.exit_crosses) == 1
     assert len(outcome.strategy.record.cap_blocks) == 1
     assert outcome.strategy.book.open_quantity() == 0
@@ -199,7 +202,7 @@ def test_a_restarted_strategy_gives_reloaded_lots_their_targets_again(tmp_path) 
     restarted = run_core([(f"{DAY} 15:00", 99.5)], actors=(_journal(tmp_path),), persist_lots=True)
     targets = [o for o in restarted.engine.cache.orders() if o.exec_spawn_id == o.client_order_id]
     assert [(o.side_string(), str(o.quantity), str(o.price), o.tags) for o in targets] == [
-        ("SELL", "7", "99.99", ["target=core-building"]),
+        ("SELL", "7", "99.99", ["target=core-building", "exit:target"]),
     ]
 
 

@@ -53,7 +53,7 @@ def test_trend_continuation_buys_the_breakout_and_exits_at_15_55() -> None:
     buy, sell = result.iloc[0], result.iloc[-1]
     assert (buy.side, buy.time, buy.price, buy.tags) == ("BUY", et(DAY, "14:45"), Decimal("101.50"), "continuation:bullish:SPY")
     assert buy.quantity == 172  # 35% of 100,000 / 2 positions = 17,500 -> floor(17500 / 101.5)
-    assert (sell.side, sell.time, sell.tags) == ("SELL", et(DAY, "15:55"), "window_end")
+    assert (sell.side, sell.time, sell.tags) == ("SELL", et(DAY, "15:55"), "exit:window_end")
 
 
 def test_bearish_continuation_buys_the_inverse_etf() -> None:

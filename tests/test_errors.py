@@ -239,4 +239,4 @@ def test_past_the_critical_limit_trading_halts_and_positions_exit(tmp_path):
     assert len(strategy.denied) == 2  # the buys on bars 3 and 4
     # The exit of the 50 shares held, then of the share whose buy was in flight at the halt.
     exits = [(o.quantity.as_decimal(), o.status, o.tags) for o in engine.cache.orders() if o.side == OrderSide.SELL]
-    assert exits == [(D(50), OrderStatus.FILLED, ["risk-exit"]), (D(1), OrderStatus.FILLED, ["risk-exit"])]
+    assert exits == [(D(50), OrderStatus.FILLED, ["risk-exit", "exit:risk_halt"]), (D(1), OrderStatus.FILLED, ["risk-exit", "exit:risk_halt"])]

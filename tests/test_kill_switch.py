@@ -66,7 +66,7 @@ def test_crash_day_halts_on_the_crossing_bar_cancels_and_flattens(tmp_path):
     resting = [o for o in orders if o.has_price]
     assert [(o.status, o.ts_last) for o in resting] == [(OrderStatus.CANCELED, halt_ts)]
     exits = [o for o in orders if o.side == OrderSide.SELL]
-    assert [(o.quantity.as_decimal(), o.status, o.tags) for o in exits] == [(D(806), OrderStatus.FILLED, ["risk-exit"])]
+    assert [(o.quantity.as_decimal(), o.status, o.tags) for o in exits] == [(D(806), OrderStatus.FILLED, ["risk-exit", "exit:kill_switch"])]
     assert engine.portfolio.is_flat(INSTRUMENT.id)
     # The exit filled at the crash bar's close: the account ends at exactly the halt equity.
     assert engine.portfolio.account(INSTRUMENT.id.venue).balance_total().as_decimal() == D("93562.00")

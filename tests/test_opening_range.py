@@ -47,7 +47,7 @@ def test_breakout_with_volume_buys_at_the_breakout_close_then_exits_at_10_20() -
     # One candidate: weight 1 of 30% of 100,000 = 30,000 -> floor(30000 / 101.25) = 296 shares.
     assert buy.quantity == 296
     # The hard exit sells at market at 10:20: the price of the bar that closes at 10:20.
-    assert (sell.side, sell.time, sell.tags, sell.price) == ("SELL", et(DAY, "10:20"), "window_end", Decimal("101.20"))
+    assert (sell.side, sell.time, sell.tags, sell.price) == ("SELL", et(DAY, "10:20"), "exit:window_end", Decimal("101.20"))
     assert result.quantity[result.side == "SELL"].sum() == 296
 
 
@@ -94,7 +94,7 @@ def test_stop_two_percent_below_the_fill() -> None:
     frame = patch(frame, DAY, "10:05", (101.0, 101.0, 99.0, 99.1, VOLUME))
     result = fills(run_engine([orb()], {"SPY": frame}))
     sell = result[result.side == "SELL"]
-    assert list(sell.tags) == ["stop"]
+    assert list(sell.tags) == ["exit:stop_loss"]
     assert sell.iloc[0].time == et(DAY, "10:05")
     assert sell.iloc[0].price == Decimal("99.22")
 

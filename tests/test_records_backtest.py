@@ -16,6 +16,7 @@ import subprocess
 from decimal import Decimal as D
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import run_backtest
@@ -82,6 +83,8 @@ def test_deals_report_lists_every_round_trip(backtest, tmp_path) -> None:
     assert len(closed) == len(trades) >= 20
     assert sum(D(r["net_pnl"]) for r in closed) == sum(t["net_pnl"] for t in trades)
     assert {r["closed_by"] for r in closed} == {"signal"}
+    fills = pd.read_csv(backtest["out"] / "fills.csv")
+    assert set(fills[fills.side == "SELL"].tags) == {"exit:signal"}  # MA cross's exits say why
     assert deals.main(["--result", str(backtest["out"]), "--csv", str(target)]) == 2  # never overwrites
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import run_backtest
+from backtesting.builder import BacktestRequest
+from backtesting.builder import build_run_config
+from backtesting.run import strict_json
 from tests.spy_minutes import write_spy_minutes
 
 
@@ -86,3 +90,42 @@ def test_catalog_that_is_not_a_catalog(capsys, tmp_path: Path) -> None:
 def test_an_earlier_result_folder_is_never_overwritten(capsys, tiny_catalog: Path, tmp_path: Path) -> None:
     out = _error(capsys, ["--catalog", str(tiny_catalog), "--out", str(tmp_path)])
     assert f"--out: {tmp_path} already exists" in out
+
+
+def test_a_refused_run_leaves_no_folder_and_its_retry_may_reuse_out(capsys, tiny_catalog: Path, tmp_path: Path) -> None:
+    out = tmp_path / "result"
+    argv = ["--catalog", str(tiny_catalog), "--out", str(out), "--no-journal"]
+    assert "has no 1-minute bars for QQQ" in _error(capsys, [*argv, "--symbols", "QQQ"])
+    assert "fast_period must be less than slow_period" in _error(capsys, [*argv, "--set", "fast_period=40"])
+    assert not out.exists()
+    assert run_backtest.main([*argv, "--strategy", "noop", "--no-progress"]) == 0
+    assert (out / "metrics.json").is_file()
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"not strict JSON: {name}")
+
+
+def test_metrics_json_is_strict_json_with_one_answer_per_figure(capsys, tiny_catalog: Path, tmp_path: Path) -> None:
+    # A run without a trade: no round trip, one daily return, so no win rate and no Sharpe.
+    out = tmp_path / "noop"
+    argv = ["--catalog", str(tiny_catalog), "--out", str(out), "--no-journal", "--strategy", "noop"]
+    assert run_backtest.main([*argv, "--no-progress"]) == 0
+    for name in ("metrics.json", "trades.json", "risk_events.json"):
+        json.loads((out / name).read_text(), parse_constant=_refuse_constant)  # no NaN, no Infinity
+    result = json.loads((out / "metrics.json").read_text())
+    metrics = result["metrics"]
+    assert (metrics["win_rate_pct"], metrics["sharpe"], metrics["profit_factor"]) == (None, None, None)
+    assert (metrics["net_profit"], metrics["max_drawdown_pct"], metrics["exits_by_reason"]) == ("0.00", 0.0, {})
+    # Nautilus's analyzer (PnL (total) from cash alone, its own drawdown) is not a second answer.
+    assert "engine_stats" not in result
+    assert "PnL (total)" not in (out / "metrics.json").read_text()
+    request = BacktestRequest(strategy="noop", symbols=("SPY",), catalog=tiny_catalog, progress=False)
+    assert build_run_config(request).engine.run_analysis is False  # nor in the engine log
+    assert "net profit is the final equity (cash plus shares held" in (out / "report.html").read_text()
+
+
+def test_result_files_write_a_figure_over_no_data_as_null() -> None:
+    assert strict_json({"sortino": float("nan"), "ratios": [float("inf"), 1.5], "n": 3}) == {
+        "sortino": None, "ratios": [None, 1.5], "n": 3,
+    }

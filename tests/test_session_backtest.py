@@ -171,9 +171,17 @@ def test_trading_starts_after_the_average_volume_warm_up(run: Run) -> None:
     assert traded[0] >= run_sessions[20]
 
 
-def test_the_default_one_x_map_needs_its_inverse_etfs_in_the_catalog(run: Run) -> None:
+def test_the_default_one_x_map_skips_the_inverse_etfs_the_catalog_lacks_and_says_so(run: Run) -> None:
+    plan = plan_run(request(run, "session", {}))
+    assert [str(i) for i in plan.bar_types] == ["SPY.SIM", "QQQ.SIM", "NVDA.SIM"]
+    assert plan.notes == (
+        "opening_range, vwap_reversion, eod_momentum: bearish signals on SPY, QQQ are skipped: the "
+        "catalog has no bars for SH, PSQ, their default inverse ETF (import those bars to trade them)",
+    )
+    assert "SPY" not in plan.overrides["vwap_reversion"]["inverse_etfs"]
+    asked = {"bearish_instrument": "inverse_etf"}
     with pytest.raises(BacktestRequestError, match=r"no 1-minute or 5-minute bars for SH \(the inverse ETF opening_range maps"):
-        plan_run(request(run, "session", {}))
+        plan_run(request(run, "session", asked))
 
 
 def test_each_strategy_runs_alone_as_one_instance_over_the_universe(run: Run) -> None:

@@ -54,14 +54,14 @@ def test_deviation_and_reversal_bar_buy_the_stock_then_45_minute_timeout() -> No
     buy, sell = result.iloc[0], result.iloc[1]
     assert (buy.side, buy.time, buy.price, buy.tags) == ("BUY", et(DAY, "11:02"), Decimal("97.80"), "reversion:bullish:SPY")
     assert buy.quantity == 61  # 30% of 100,000 / 5 positions = 6,000 -> floor(6000 / 97.8)
-    assert (sell.side, sell.time, sell.tags, sell.quantity) == ("SELL", et(DAY, "11:47"), "timeout", 61)
+    assert (sell.side, sell.time, sell.tags, sell.quantity) == ("SELL", et(DAY, "11:47"), "exit:timeout", 61)
 
 
 def test_exit_when_price_touches_vwap() -> None:
     frame = patch(dip_and_reversal(), DAY, "11:10", (97.8, 100.0, 97.8, 99.9, 1000))
     result = fills(run_engine([vwap_strategy()], {"SPY": frame}))
     sell = result[result.side == "SELL"].iloc[0]
-    assert (sell.time, sell.tags, sell.price) == (et(DAY, "11:10"), "vwap_touch", Decimal("99.90"))
+    assert (sell.time, sell.tags, sell.price) == (et(DAY, "11:10"), "exit:vwap_touch", Decimal("99.90"))
 
 
 def test_no_reversal_bar_no_trade() -> None:
@@ -106,7 +106,7 @@ def test_bearish_signal_buys_the_mapped_inverse_etf_and_exits_on_the_underlying_
     assert set(result.symbol) == {"SH"}  # never SPY: no short sale
     buy, sell = result.iloc[0], result.iloc[1]
     assert (buy.side, buy.time, buy.tags, buy.quantity) == ("BUY", et(DAY, "11:02"), "reversion:bearish:SPY", 150)
-    assert (sell.side, sell.time, sell.tags) == ("SELL", et(DAY, "11:10"), "vwap_touch")
+    assert (sell.side, sell.time, sell.tags) == ("SELL", et(DAY, "11:10"), "exit:vwap_touch")
 
 
 def test_bearish_signal_without_an_inverse_etf_does_not_trade() -> None:
@@ -123,7 +123,7 @@ def test_half_day_cuts_the_window_at_the_early_close() -> None:
     result = fills(run_engine([strategy], {"SPY": frame}))
     assert list(result.side) == ["BUY", "SELL"]
     # Entered 12:42; the 45-minute timeout would be 13:27, but the session closes at 13:00.
-    assert (result.iloc[1].time, result.iloc[1].tags) == (et(half_day, "13:00"), "window_end")
+    assert (result.iloc[1].time, result.iloc[1].tags) == (et(half_day, "13:00"), "exit:window_end")
     assert strategy.self_check(half_day).windows == {"entries": ("10:30", "13:00"), "exit": ("10:30", "13:00")}
 
 

@@ -62,7 +62,7 @@ from config.risk import RiskConfig
 SEARCH_METHODS = ("grid", "random", "optuna")
 DIRECTIONS = ("maximize", "minimize")
 # Metrics that are numbers (or exact money strings) and can be an objective or a constraint.
-NUMERIC_METRICS = tuple(k for k in METRIC_LABELS if k != "average_trade_duration")
+NUMERIC_METRICS = tuple(k for k in METRIC_LABELS if k not in ("average_trade_duration", "exits_by_reason"))
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
 }
