@@ -461,6 +461,11 @@ SCHEMA: tuple[Key, ...] = (
     _k("WEB_USER", _text, "admin", "dashboard login name (the password is WEB_PASSWORD in the "
        "secrets file)", "web"),
     _k("WEB_SESSION_HOURS", _int_range(1, 720), "12", "how long a dashboard login lasts", "web"),
+    _k("WEB_NODE_STALE_SECONDS", _int_range(2, 300), "5", "the node's snapshot (rewritten every "
+       "second) older than this: the dashboard shows the node as not responding and refuses "
+       "control actions", "web"),
+    _k("WEB_COMMAND_EXPIRY_SECONDS", _int_range(1, 3600), "10", "a dashboard command the node "
+       "has not taken within this is discarded, never run late", "web"),
     _k("BACKTEST_RESULTS", _path, "backtest_results", "folder of run_backtest.py results the "
        "dashboard lists", "web"),
     # secrets (only from the secrets file)

@@ -91,7 +91,8 @@ def replay_dashboard(
                             text=True, **output)
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/health", 30, web)
+        wait_http(f"{url}/login", 30, web)
+        wait_http(f"{url}/health", 120, node)  # 200 once the node writes fresh snapshots
         yield ReplayDashboard(url, port, state, node, web)
     finally:
         if node.poll() is None:

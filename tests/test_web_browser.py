@@ -6,6 +6,8 @@ refused by the gate (nothing reaches the venue) while the other trades; see a fi
 the positions table and the chart extend over the WebSocket; trigger the kill switch (with its confirmation) and see HALTED and flat;
 reset it; change a running strategy's period (a refused value names the field; a valid one is
 in force); the light/dark toggle. Every control action is in the journal with who did it.
+Then the node is killed (kill -9): the page shows it as not responding and refuses the kill
+switch.
 Screenshots go to test_artifacts/web/ (git-ignored).
 """
 
@@ -149,3 +151,35 @@ def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> N
         rows = db.execute("SELECT source, detail FROM risk_events WHERE kind = 'control' ORDER BY id").fetchall()
     assert [source for source, _ in rows] == [f"operator:{USER} (web)"] * 4
     assert [detail.split(":")[0] for _, detail in rows] == ["pause_strategy", "flatten", "resume", "set_parameters"]
+
+
+def test_a_killed_node_is_shown_as_not_responding(live: dict, browser) -> None:
+    """After the flows above: kill -9 the node. The page turns red, /health answers 503 and the
+    kill switch is refused instead of waiting in the inbox for a node that may come back."""
+    import urllib.error
+    import urllib.request
+
+    page = browser.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{live['url']}/")
+    if page.url.endswith("/login"):
+        page.fill("#username", USER)
+        page.fill("#password", PASSWORD)
+        page.click("#login-btn")
+        page.wait_for_url(f"{live['url']}/")
+    page.wait_for_selector("#live:text('live')", timeout=60_000)
+    assert page.is_hidden("#node-banner")
+    live["node"].kill()
+    live["node"].wait(10)
+    page.wait_for_selector("#node-banner:has-text('node not responding since')")
+    assert page.inner_text("#live") == "node not responding"
+    assert page.inner_text("#connection") == "unknown (node not responding)"
+    with pytest.raises(urllib.error.HTTPError) as health:
+        urllib.request.urlopen(f"{live['url']}/health", timeout=5)
+    assert health.value.code == 503
+    assert json.loads(health.value.read())["node"] == "not_responding"
+    page.click("#kill-switch")
+    page.click("#kill-confirm-btn")
+    page.wait_for_selector("#kill-result:has-text('flatten not sent: node not responding since')")
+    assert not list((live["state"] / "control" / "inbox").glob("*.json"))
+    shot(page, "05_node_not_responding")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,31 @@ from web.app import WebConfig
 from web.auth import hash_password
 
 USER, PASSWORD = "trader", "correct horse battery staple"
+SNAPSHOT_TS = "2024-12-16T15:00:00+00:00"  # when snapshot() says the node wrote it
+
+
+class Clock:
+    """The dashboard's wall clock, set by the test: snapshot ages and expiries without waiting."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def clock_after_snapshot(seconds: float) -> Clock:
+    """A clock `seconds` after snapshot()'s ts."""
+    return Clock(dt.datetime.fromisoformat(SNAPSHOT_TS).timestamp() + seconds)
 
 
 def snapshot(**changes: Any) -> dict[str, Any]:
     """A node snapshot as the runner writes it (shape of livenode/operations.py)."""
     base: dict[str, Any] = {
-        "ts": "2024-12-16T15:00:00+00:00", "phase": "running", "mode": "paper", "broker": "replay",
+        "ts": SNAPSHOT_TS, "phase": "running", "mode": "paper", "broker": "replay",
         "pid": 1, "connected": True, "market_time": "2024-12-16T15:00:00+00:00",
         "equity": "100012.50", "pnl_day": "12.50", "pnl_session": "12.50",
         "equity_curve": [["2024-12-16T14:40:00+00:00", "100000"], ["2024-12-16T15:00:00+00:00", "100012.50"]],
@@ -60,5 +80,6 @@ def web_config(state_dir: Path, **changes: Any) -> WebConfig:
     values: dict[str, Any] = {
         "state_dir": state_dir, "user": USER, "password_hash": hash_password(PASSWORD),
         "settings_public": {"MODE": "paper", "WEB_PASSWORD": "********"},
+        "clock": clock_after_snapshot(1.0),  # a node that wrote its snapshot a second ago
     }
     return WebConfig(**(values | changes))

@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         state_dir=settings["STATE_DIR"], user=settings["WEB_USER"], password_hash=password_hash,
         session_hours=settings["WEB_SESSION_HOURS"], settings_public=settings.public(),
         backtest_results=settings["BACKTEST_RESULTS"], env_file=args.config, key_file=args.key_file,
+        node_stale_s=settings["WEB_NODE_STALE_SECONDS"],
+        command_expiry_s=settings["WEB_COMMAND_EXPIRY_SECONDS"],
     ))
     uvicorn.run(app, host=settings["WEB_HOST"], port=settings["WEB_PORT"], log_level="warning")
     return 0

@@ -12,9 +12,11 @@ logins are limited per client (LOGIN_FAILURES, then 429) and the whole API by Sl
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hmac
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ import plotly
 from fastapi import Depends
 from fastapi import FastAPI
 from fastapi import HTTPException
+from fastapi import Path as FastPath
 from fastapi import Query
 from fastapi import Request
 from fastapi import WebSocket
@@ -52,7 +55,9 @@ from web.auth import Session
 from web.auth import SessionStore
 from web.auth import verify_password
 from web.metrics import WebMetrics
+from web.node_link import Liveness
 from web.node_link import NodeLink
+from web.node_link import Outcome
 from web.pages import PAGES
 from web.pages import login_page
 from web.pages import page
@@ -76,6 +81,10 @@ class WebConfig:
     push_interval_s: float = 0.25
     env_file: Path | None = None  # the run's env file: settings edits are validated and saved there
     key_file: Path | None = None  # the Fernet key file of its secrets file (else the environment)
+    node_stale_s: float = 5.0  # a snapshot older than this: the node is not responding
+    command_expiry_s: float = 10.0  # a command the node has not taken by then is never run
+    clock: Callable[[], float] = time.time  # wall clock (snapshot ages, command expiry, sessions)
+    command_wait_s: float = 5.0  # how long a command request waits for the node's verdict (then 202)
 
 
 class LoginBody(BaseModel):
@@ -135,14 +144,16 @@ def check_parameters(strategy: dict[str, Any], parameters: dict[str, Any]) -> No
                 raise _field_error(name, f"expected a value {words} {rule[key]}, got {value!r}")
 
 
-def status_of(snapshot: dict[str, Any] | None) -> dict[str, Any]:
-    """The small status document (what /api/status serves and the load check measures)."""
+def status_of(snapshot: dict[str, Any] | None, alive: Liveness) -> dict[str, Any]:
+    """The small status document (what /api/status serves and the load check measures); a node
+    that is not alive is never reported connected, whatever its last snapshot said."""
     if snapshot is None:
-        return {"node": "absent"}
+        return {"node": "absent", "liveness": alive.as_dict()}
     gate = snapshot.get("gate") or {}
     return {
-        "node": snapshot.get("phase"), "mode": snapshot.get("mode"), "broker": snapshot.get("broker"),
-        "connected": snapshot.get("connected"), "ts": snapshot.get("ts"),
+        "node": snapshot.get("phase"), "liveness": alive.as_dict(), "mode": snapshot.get("mode"),
+        "broker": snapshot.get("broker"), "connected": bool(snapshot.get("connected")) and alive.alive,
+        "ts": snapshot.get("ts"),
         "market_time": snapshot.get("market_time"), "equity": snapshot.get("equity"),
         "pnl_day": snapshot.get("pnl_day"), "pnl_session": snapshot.get("pnl_session"),
         "trading_state": gate.get("trading_state"), "halt_reasons": gate.get("holds", {}),
@@ -153,9 +164,9 @@ def status_of(snapshot: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def create_app(config: WebConfig) -> FastAPI:
-    node = NodeLink(config.state_dir)
-    sessions = SessionStore(config.session_hours * 3600)
-    metrics = WebMetrics(node.snapshot)
+    node = NodeLink(config.state_dir, config.node_stale_s, config.command_expiry_s, config.clock)
+    sessions = SessionStore(config.session_hours * 3600, config.clock)
+    metrics = WebMetrics(node.snapshot, node.liveness)
     limiter = Limiter(key_func=get_remote_address, default_limits=[config.api_limit])
     login_limit = parse_limit(LOGIN_FAILURES)
     app = FastAPI(title="nautilus-equities dashboard", docs_url=None, redoc_url=None, openapi_url=None)
@@ -216,9 +227,12 @@ def create_app(config: WebConfig) -> FastAPI:
 
     @app.get("/health", include_in_schema=False)
     @limiter.exempt
-    async def health() -> dict[str, Any]:
-        snap = node.snapshot()
-        return {"web": "ok", "node": None if snap is None else snap.get("phase")}
+    async def health() -> JSONResponse:
+        """200 while the node is alive; 503 with its last sign of life otherwise."""
+        alive = node.liveness()
+        body = {"web": "ok", "node": alive.state, "since": alive.since, "age_s": alive.age_s,
+                "message": alive.message}
+        return JSONResponse(body, status_code=200 if alive.alive else 503)
 
     @app.get("/robots.txt", include_in_schema=False)
     @limiter.exempt
@@ -296,7 +310,7 @@ def create_app(config: WebConfig) -> FastAPI:
     @app.get("/api/status")
     async def status(_: Session = Depends(session)) -> dict[str, Any]:
         """Mode, connection, equity, P&L, trading state and counts."""
-        return status_of(node.snapshot())
+        return status_of(node.snapshot(), node.liveness())
 
     @app.get("/api/snapshot")
     async def snapshot(_: Session = Depends(session)) -> dict[str, Any]:
@@ -355,17 +369,39 @@ def create_app(config: WebConfig) -> FastAPI:
 
     # -- commands -------------------------------------------------------------------------------
 
-    async def command(name: str, who: Session, reason: str, strategy: str = "",
-                      parameters: dict[str, Any] | None = None) -> JSONResponse:
-        outcome = await node.send(name, f"{who.user} (web)", reason, strategy, parameters)
-        metrics.commands.labels(name, outcome.status).inc()
-        body = {"command": name, "status": outcome.status, "id": outcome.command_id}
+    def answer(name: str, outcome: Outcome) -> JSONResponse:
+        """done 200, pending 202 (with when it expires), expired 409, refused 422 naming the field."""
+        body: dict[str, Any] = {"command": name, "status": outcome.status, "id": outcome.command_id}
         if outcome.status == "rejected":
             field = outcome.reason.split(":", 1)[0]
             loc = ["body", *field.split(".")] if field.replace(".", "").replace("_", "").isalnum() else ["body"]
             return JSONResponse({"detail": [{"loc": loc, "msg": outcome.reason, "type": "value_error"}]},
                                 status_code=422)
+        if outcome.status == "expired":
+            return JSONResponse(body | {"detail": f"not run: {outcome.reason}"}, status_code=409)
+        if outcome.status == "pending" and outcome.expires_at is not None:
+            body["expires_at"] = dt.datetime.fromtimestamp(outcome.expires_at, dt.UTC).isoformat()
         return JSONResponse(body, status_code=200 if outcome.status == "done" else 202)
+
+    async def command(name: str, who: Session, reason: str, strategy: str = "",
+                      parameters: dict[str, Any] | None = None) -> JSONResponse:
+        alive = node.liveness()
+        if not alive.alive:
+            # A command to a node that does not answer would wait in its inbox; refused here,
+            # the operator knows at once that nothing happened.
+            metrics.commands.labels(name, "refused_node_down").inc()
+            raise HTTPException(409, detail=f"{name} not sent: {alive.message}")
+        outcome = await node.send(name, f"{who.user} (web)", reason, strategy, parameters,
+                                  config.command_wait_s)
+        metrics.commands.labels(name, outcome.status).inc()
+        return answer(name, outcome)
+
+    @app.get("/api/commands/{command_id}")
+    async def command_status(command_id: str = FastPath(pattern=r"^[0-9a-f]{32}$"),
+                             _: Session = Depends(session)) -> JSONResponse:
+        """The node's verdict on a command answered 202 pending: done, rejected, expired or
+        still pending."""
+        return answer("command", node.outcome(command_id))
 
     def known_strategy(strategy_id: str) -> dict[str, Any]:
         found = node.strategy(strategy_id)
@@ -407,25 +443,35 @@ def create_app(config: WebConfig) -> FastAPI:
 
     @app.websocket("/ws")
     async def updates(socket: WebSocket) -> None:
-        """Pushes each new snapshot as it appears."""
-        if sessions.get(token_of(socket)[0]) is None or not same_origin(socket):
+        """Pushes {"node": liveness, "snapshot": ...} with each new snapshot, and {"node":
+        liveness} whenever the node's liveness changes (its age counts up while it is silent)."""
+        token = token_of(socket)[0]
+        if sessions.get(token) is None or not same_origin(socket):
             await socket.close(code=4401)
             return
         await socket.accept()
-        sent = -1
+        sent_version, sent_alive = -1, None
         try:
             while True:
+                if sessions.get(token) is None:  # logged out or expired: the stream ends too
+                    await socket.close(code=4401, reason="session ended")
+                    return
                 snap = node.snapshot()
-                if snap is not None and node.version != sent:
-                    sent = node.version
-                    await socket.send_text(json.dumps(snap))
+                alive = node.liveness().as_dict()
+                message: dict[str, Any] = {}
+                if snap is not None and node.version != sent_version:
+                    sent_version = node.version
+                    message["snapshot"] = snap
+                if message or alive != sent_alive:
+                    sent_alive = alive
+                    await socket.send_text(json.dumps(message | {"node": alive}))
                 # Waiting on the socket (not a plain sleep) sees a client leaving or the server
                 # shutting down even while no new snapshot comes.
                 try:
-                    message = await asyncio.wait_for(socket.receive(), timeout=config.push_interval_s)
+                    received = await asyncio.wait_for(socket.receive(), timeout=config.push_interval_s)
                 except TimeoutError:
                     continue
-                if message["type"] == "websocket.disconnect":
+                if received["type"] == "websocket.disconnect":
                     return
         except (WebSocketDisconnect, RuntimeError):
             return

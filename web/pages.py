@@ -120,6 +120,7 @@ def page(name: str, who: Session) -> str:
 <span class="right"><button id="theme-toggle" title="light / dark">Light theme</button>
 <span class="muted">{escape(who.user)}</span> <button id="logout">Log out</button>
 <span id="live" class="muted">offline</span></span></header>
+<div id="node-banner" class="banner" role="alert" hidden></div>
 <main>{BODIES[name]}</main>
 <script src="/static/dashboard.js"></script>
 </body></html>"""
