@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from livenode.control import ControlChannel
+from scripts.replay_dashboard import ROOT
+from scripts.replay_dashboard import free_port
+from scripts.replay_dashboard import wait_http
 from web.app import WebConfig
 from web.auth import hash_password
 
@@ -81,5 +90,52 @@ def web_config(state_dir: Path, **changes: Any) -> WebConfig:
         "state_dir": state_dir, "user": USER, "password_hash": hash_password(PASSWORD),
         "settings_public": {"MODE": "paper", "WEB_PASSWORD": "********"},
         "clock": clock_after_snapshot(1.0),  # a node that wrote its snapshot a second ago
+        "allowed_hosts": ("testserver",),  # the Host TestClient sends
     }
     return WebConfig(**(values | changes))
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """`app` served by uvicorn in a thread on a free loopback port; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@contextmanager
+def dashboard_process(folder: Path, **settings: str) -> Iterator[str]:
+    """`python -m web` as it runs in production (its own process, uvicorn as configured by the
+    CLI) with a plain-text secrets file; yields its base URL."""
+    port = free_port()
+    (folder / "web.secrets").write_text(f"WEB_PASSWORD={PASSWORD}\n")
+    env = folder / "bot.env"
+    env.write_text("".join(f"{k}={v}\n" for k, v in {
+        "STATE_DIR": str(folder / "state"), "SECRETS_FILE": str(folder / "web.secrets"),
+        "WEB_USER": USER, "WEB_PORT": str(port), **settings,
+    }.items()))
+    web = subprocess.Popen([sys.executable, "-m", "web", "--config", str(env)], cwd=ROOT, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/login", 60, web)
+        yield url
+    finally:
+        web.terminate()
+        try:
+            web.wait(10)
+        except subprocess.TimeoutExpired:
+            web.kill()
+            web.wait(10)

@@ -5,8 +5,13 @@ and sending it validated commands through web/node_link.py.
 Security: every route needs a session (HttpOnly, SameSite=Strict cookie, or the same token as
 a bearer token) except the login page, /health and /robots.txt. Cookie-authenticated requests
 that change state must carry the session's CSRF token in X-CSRF-Token and, when the browser
-sends an Origin, come from this site; WebSocket handshakes are checked the same way. Failed
-logins are limited per client (LOGIN_FAILURES, then 429) and the whole API by SlowAPI.
+sends an Origin, come from this site; WebSocket handshakes are checked the same way, and a
+session's sockets close when it ends. Requests naming another Host are refused (DNS
+rebinding), bodies over the limit are refused before they are read (web/guards.py), and
+forwarded headers count only from a configured proxy. Failed logins are limited per client
+address and per user name (LOGIN_FAILURES, then 429), the password is hashed off the event
+loop, and the whole API is limited by SlowAPI. Request models are strict: unknown fields,
+numbers for booleans and text with line breaks are refused naming the field.
 """
 
 from __future__ import annotations
@@ -15,13 +20,19 @@ import asyncio
 import datetime as dt
 import hmac
 import json
+import math
+import os
+import shutil
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 from typing import Any
-from typing import Literal
 
+import anyio
 import plotly
 from fastapi import Depends
 from fastapi import FastAPI
@@ -41,19 +52,26 @@ from fastapi.responses import Response
 from limits import parse as parse_limit
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client import generate_latest
+from pydantic import AfterValidator
 from pydantic import BaseModel
+from pydantic import ConfigDict
 from pydantic import Field
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 from slowapi.middleware import SlowAPIMiddleware
 from slowapi.util import get_remote_address
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from config.settings import KEYS
 from config.settings import SettingsError
 from config.settings import load_settings
+from livenode.control import breaks_lines
 from web.auth import Session
 from web.auth import SessionStore
 from web.auth import verify_password
+from web.guards import BodyLimit
+from web.guards import SecurityHeaders
 from web.metrics import WebMetrics
 from web.node_link import Liveness
 from web.node_link import NodeLink
@@ -67,6 +85,9 @@ LOGIN_FAILURES = "5/minute"
 STATIC = Path(__file__).parent / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+HASHING_THREADS = 2  # scrypt (16 MiB, ~50 ms each) in at most this many threads at once
+INT_LIMIT = 2**31 - 1  # the engine's indicator periods and counts are 32-bit
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 @dataclass(frozen=True)
@@ -85,30 +106,59 @@ class WebConfig:
     command_expiry_s: float = 10.0  # a command the node has not taken by then is never run
     clock: Callable[[], float] = time.time  # wall clock (snapshot ages, command expiry, sessions)
     command_wait_s: float = 5.0  # how long a command request waits for the node's verdict (then 202)
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")  # Host header values answered
+    trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For / -Proto are believed
+    max_body_bytes: int = 65_536  # larger request bodies: 413 before reading
 
 
-class LoginBody(BaseModel):
-    username: str = Field(min_length=1, max_length=100)
+def one_line(text: str) -> str:
+    """Text that cannot split or forge a line where it is written (logs, the env file)."""
+    bad = next((i for i, c in enumerate(text) if breaks_lines(c)), None)
+    if bad is not None:
+        raise ValueError(f"expected one line of text, got a line break or control character "
+                         f"(U+{ord(text[bad]):04X}) at position {bad}")
+    return text
+
+
+def must_be_true(value: bool) -> bool:
+    if value is not True:
+        raise ValueError("expected true: the confirmation step")
+    return value
+
+
+OneLine = Annotated[str, AfterValidator(one_line)]
+
+
+class Strict(BaseModel):
+    """Refuses unknown fields and coercion (1 is not true, "5" is not 5), naming the field."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LoginBody(Strict):
+    username: OneLine = Field(min_length=1, max_length=100)
     password: str = Field(min_length=1, max_length=500)
 
 
-class ReasonBody(BaseModel):
-    reason: str = Field(default="dashboard", min_length=1, max_length=200)
+class ReasonBody(Strict):
+    reason: OneLine = Field(default="dashboard", min_length=1, max_length=200)
 
 
-class KillSwitchBody(BaseModel):
-    confirm: Literal[True]  # the confirmation step: the page asks before sending it
+class KillSwitchBody(Strict):
+    confirm: Annotated[bool, AfterValidator(must_be_true)]  # the page asks before sending it
     flatten: bool = True
-    reason: str = Field(default="kill switch from the dashboard", min_length=1, max_length=200)
+    reason: OneLine = Field(default="kill switch from the dashboard", min_length=1, max_length=200)
 
 
-class SettingsBody(BaseModel):
+class SettingsBody(Strict):
     changes: dict[str, str] = Field(min_length=1)
+    # Saving a WEB_HOST other than loopback exposes the dashboard beyond this machine.
+    confirm_exposure: bool = False
 
 
-class ParametersBody(BaseModel):
+class ParametersBody(Strict):
     parameters: dict[str, int | float | bool | str] = Field(min_length=1)
-    reason: str = Field(default="dashboard", min_length=1, max_length=200)
+    reason: OneLine = Field(default="dashboard", min_length=1, max_length=200)
 
 
 def _field_error(field: str, message: str) -> HTTPException:
@@ -134,6 +184,16 @@ def check_parameters(strategy: dict[str, Any], parameters: dict[str, Any]) -> No
         }[kind]
         if not ok:
             raise _field_error(name, f"expected {kind}, got {value!r}")
+        if kind == "integer" and not -INT_LIMIT <= value <= INT_LIMIT:
+            raise _field_error(name, f"expected an integer from {-INT_LIMIT} to {INT_LIMIT}, got {value!r}")
+        if kind == "number" and not (value == 0 or sys.float_info.min <= abs(value) < math.inf):
+            raise _field_error(name, f"expected a finite number of normal magnitude (0 or at least "
+                                     f"{sys.float_info.min:g}), got {value!r}")
+        if kind == "string":
+            try:
+                one_line(value)
+            except ValueError as exc:
+                raise _field_error(name, str(exc)) from None
         for key, test, words in (
             ("exclusiveMinimum", lambda v, b: v > b, "greater than"),
             ("minimum", lambda v, b: v >= b, "at least"),
@@ -258,18 +318,28 @@ def create_app(config: WebConfig) -> FastAPI:
             raise HTTPException(404, detail=f"no static file {name}")
         return FileResponse(STATIC / name)
 
+    hashing = anyio.CapacityLimiter(HASHING_THREADS)
+
     @app.post("/api/login")
     async def login(body: LoginBody, request: Request) -> JSONResponse:
         """Log in: sets the session cookie and returns the token (usable as a bearer token)."""
         if not same_origin(request):
             raise HTTPException(403, detail="cross-site request refused (Origin)")
-        key = get_remote_address(request)
-        if not limiter.limiter.test(login_limit, key, "login-failures"):
-            raise HTTPException(429, detail=f"too many failed logins; limit {LOGIN_FAILURES}")
-        user_ok = body.username == config.user
-        password_ok = verify_password(body.password, config.password_hash)
+        # Failures count per client address (the proxy's view of it only when the proxy is
+        # trusted) and per user name, so neither new addresses nor new names buy more tries.
+        counters = (("login-failures", "address", get_remote_address(request)),
+                    ("login-failures", "user", body.username))
+        if not all(limiter.limiter.test(login_limit, *counter) for counter in counters):
+            raise HTTPException(429, detail=f"too many failed logins; limit {LOGIN_FAILURES} per "
+                                            "address and per user name")
+        user_ok = hmac.compare_digest(body.username.encode(), config.user.encode())
+        # scrypt takes tens of milliseconds of CPU: in a thread (a few at most), the event loop
+        # keeps serving /health, the API and the WebSockets while logins are checked.
+        password_ok = await anyio.to_thread.run_sync(verify_password, body.password,
+                                                     config.password_hash, limiter=hashing)
         if not (user_ok and password_ok):
-            limiter.limiter.hit(login_limit, key, "login-failures")
+            for counter in counters:
+                limiter.limiter.hit(login_limit, *counter)
             metrics.login_failures.inc()
             raise HTTPException(401, detail="wrong user name or password")
         token, found = sessions.create(body.username)
@@ -331,6 +401,12 @@ def create_app(config: WebConfig) -> FastAPI:
         and save them in the env file; the node reads them at its next start."""
         if config.env_file is None:
             raise HTTPException(409, detail="the dashboard was started without --config; nothing to edit")
+        host = body.changes.get("WEB_HOST")
+        if host is not None and host not in LOOPBACK and not body.confirm_exposure:
+            raise HTTPException(409, detail=[{
+                "loc": ["body", "changes", "WEB_HOST"], "type": "confirmation_required",
+                "msg": f"WEB_HOST={host} exposes the dashboard beyond this machine; send "
+                       "confirm_exposure: true to save it"}])
         problems = save_settings(config.env_file, body.changes, config.key_file)
         if problems:
             raise HTTPException(422, detail=[{"loc": ["body", "changes", key], "msg": msg,
@@ -482,24 +558,37 @@ def create_app(config: WebConfig) -> FastAPI:
         response = await call_next(request)
         route = request.scope.get("route")
         metrics.latency.labels(getattr(route, "path", "other")).observe(time.perf_counter() - start)
-        response.headers["X-Robots-Tag"] = "noindex, nofollow"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
         return response
+
+    # Added last, so outermost (each wraps what came before): the client's address is settled
+    # first, then the Host is checked and the body limited before anything reads the request.
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts),
+                       www_redirect=False)
+    app.add_middleware(SecurityHeaders)
+    # Without a configured proxy no forwarded header is believed (uvicorn's own default would
+    # trust 127.0.0.1, where any local process can claim to be a proxy).
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(config.trusted_proxies))
 
     return app
 
 
 def save_settings(env_file: Path, changes: dict[str, str], key_file: Path | None) -> list[tuple[str, str]]:
-    """(key, problem) pairs; none: the env file now holds the changes (other lines untouched)."""
+    """(key, problem) pairs; none: the env file now holds the changes (other lines untouched),
+    replaced atomically, the previous version kept beside it as `<name>.bak`."""
     problems = []
-    for key in changes:
+    for key, value in changes.items():
         if key not in KEYS:
             problems.append((key, "unknown key; expected one of the keys in config/env_bot.template"))
         elif KEYS[key].secret:
             problems.append((key, "a secret: change it in the encrypted secrets file, not here"))
-        elif any(c in changes[key] for c in "\r\n"):
-            problems.append((key, "expected one line"))
+        else:
+            # Any line or paragraph separator would split the line when the file is read again
+            # (a value could then set a second key, and the file would no longer load).
+            try:
+                one_line(value)
+            except ValueError as exc:
+                problems.append((key, str(exc)))
     if problems:
         return problems
     try:
@@ -513,10 +602,20 @@ def save_settings(env_file: Path, changes: dict[str, str], key_file: Path | None
         if name in pending and not line.lstrip().startswith("#"):
             lines[i] = f"{name}={pending.pop(name)}"
     lines += [f"{name}={value}" for name, value in pending.items()]
-    tmp = env_file.with_name(f".{env_file.name}.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(env_file)
+    write_atomically(env_file, "\n".join(lines) + "\n")
     return []
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` by rename (a reader sees the old file or the new, never half of one), with
+    its permissions, after copying the old one to `<name>.bak`."""
+    shutil.copy2(path, path.with_name(path.name + ".bak"))
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        tmp.write(text)
+        tmp.flush()
+        os.fsync(tmp.fileno())
+    shutil.copymode(path, tmp.name)
+    os.replace(tmp.name, path)
 
 
 def read_logs(state_dir: Path, level: str, strategy: str, limit: int) -> list[str]:
