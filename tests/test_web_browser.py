@@ -70,6 +70,10 @@ def shot(page, name: str) -> None:
 def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> None:
     page = browser.new_page()
     page.set_default_timeout(20_000)
+    # The Content-Security-Policy (no inline script) must not refuse anything the pages use.
+    # (Predicates below are functions: a string expression would be run by eval, which it refuses.)
+    csp_refusals: list[str] = []
+    page.on("console", lambda m: csp_refusals.append(m.text) if "Content Security Policy" in m.text else None)
     page.goto(f"{live['url']}/")
     assert page.url.endswith("/login")  # no session: to the login page
     page.fill("#username", USER)
@@ -90,7 +94,7 @@ def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> N
     row = page.inner_text('#positions tr[data-key="SPY.SIM"]')
     assert "MACross-SPY" in row
     points = page.evaluate("document.getElementById('chart-SPY.SIM').data[0].x.length")
-    page.wait_for_function(f"document.getElementById('chart-SPY.SIM').data[0].x.length > {points}")
+    page.wait_for_function(f"() => document.getElementById('chart-SPY.SIM').data[0].x.length > {points}")
     assert page.evaluate("document.getElementById('chart-SPY.SIM').data[1].x.length") >= 1  # buy marker
     shot(page, "02_position_and_chart")
 
@@ -99,7 +103,7 @@ def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> N
     assert page.is_visible("#kill-confirm")
     page.click("#kill-confirm-btn")
     page.wait_for_selector("#trading-state:text('HALTED')")
-    page.wait_for_function("document.querySelectorAll('#positions tbody tr').length === 0")
+    page.wait_for_function("() => document.querySelectorAll('#positions tbody tr').length === 0")
     halted = snapshot(live["state"])
     assert halted["positions"] == [] and halted["gate"]["trading_state"] == "HALTED"
     shot(page, "03_halted_and_flat")
@@ -117,7 +121,7 @@ def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> N
     page.click(f"{spy} button.apply")
     page.wait_for_selector("#command-result:has-text('set_parameters: done')")
     page.wait_for_function(
-        "document.querySelector('#strategies tr[data-strategy=\"MACross-SPY\"] input[name=fast_period]')"
+        "() => document.querySelector('#strategies tr[data-strategy=\"MACross-SPY\"] input[name=fast_period]')"
         ".title === 'in force: 5'")
     assert json.loads((live["state"] / "parameters.json").read_text()) == {"MACross-SPY": {"fast_period": 5}}
 
@@ -145,6 +149,8 @@ def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> N
     shot(page, "04_light_theme")
     page.click("#theme-toggle")
     assert page.get_attribute("html", "data-theme") == "dark"
+
+    assert csp_refusals == []
 
     # Every control action is in the journal with who did it.
     with sqlite3.connect(live["state"] / "journal_paper.sqlite") as db:

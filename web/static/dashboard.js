@@ -303,7 +303,14 @@ if (page === "settings") {
   getJson("/api/settings").then((data) => fillTable("settings", Object.entries(data.settings).map(([k, v]) => ({k, v})), ["k", "v"]));
   document.getElementById("setting-save").addEventListener("click", async () => {
     const key = document.getElementById("setting-key").value.trim();
-    const result = await post("/api/settings", {changes: {[key]: document.getElementById("setting-value").value}});
+    const changes = {[key]: document.getElementById("setting-value").value};
+    let result = await post("/api/settings", {changes});
+    // Exposing the dashboard beyond this machine is saved only once the operator confirms it.
+    const exposure = result.status === 409 && Array.isArray(result.payload.detail)
+      && result.payload.detail[0].type === "confirmation_required";
+    if (exposure && window.confirm(result.payload.detail[0].msg.split(";")[0] + ". Save it?")) {
+      result = await post("/api/settings", {changes, confirm_exposure: true});
+    }
     document.getElementById("setting-result").textContent =
       result.ok ? `saved ${result.payload.saved.join(", ")} (${result.payload.applies})` : describe(result);
   });
