@@ -71,6 +71,9 @@ from web.auth import Session
 from web.auth import SessionStore
 from web.auth import verify_password
 from web.guards import BodyLimit
+from web.logs import LogFilter
+from web.logs import LogTail
+from web.logs import read_logs
 from web.guards import SecurityHeaders
 from web.metrics import WebMetrics
 from web.node_link import Liveness
@@ -416,8 +419,14 @@ def create_app(config: WebConfig) -> FastAPI:
     @app.get("/api/logs")
     async def logs(_: Session = Depends(session), level: str = "", strategy: str = "",
                    limit: int = Query(default=200, ge=1, le=5000)) -> dict[str, Any]:
-        """The engine log's last lines, filtered by level and strategy."""
-        return {"lines": read_logs(config.state_dir, level.upper(), strategy, int(limit))}
+        """The engine log's last lines: `level` keeps that level and the more severe (DEBUG,
+        INFO, WARN or WARNING, ERROR), `strategy` lines that name it."""
+        try:
+            chosen = LogFilter.of(level, strategy)
+        except ValueError as exc:
+            raise HTTPException(422, detail=[{"loc": ["query", "level"], "msg": str(exc),
+                                              "type": "value_error"}]) from None
+        return {"lines": read_logs(config.state_dir, chosen, int(limit))}
 
     @app.get("/api/deals")
     async def deals(_: Session = Depends(session)) -> dict[str, Any]:
@@ -517,32 +526,24 @@ def create_app(config: WebConfig) -> FastAPI:
 
     # -- live updates ---------------------------------------------------------------------------
 
-    @app.websocket("/ws")
-    async def updates(socket: WebSocket) -> None:
-        """Pushes {"node": liveness, "snapshot": ...} with each new snapshot, and {"node":
-        liveness} whenever the node's liveness changes (its age counts up while it is silent)."""
+    async def stream(socket: WebSocket, next_message: Callable[[], dict[str, Any] | None]) -> None:
+        """Serve one WebSocket: refused without a session or from another site, closed when the
+        session ends (logout, expiry); sends what `next_message` gives every push interval."""
         token = token_of(socket)[0]
         if sessions.get(token) is None or not same_origin(socket):
             await socket.close(code=4401)
             return
         await socket.accept()
-        sent_version, sent_alive = -1, None
         try:
             while True:
-                if sessions.get(token) is None:  # logged out or expired: the stream ends too
+                if sessions.get(token) is None:
                     await socket.close(code=4401, reason="session ended")
                     return
-                snap = node.snapshot()
-                alive = node.liveness().as_dict()
-                message: dict[str, Any] = {}
-                if snap is not None and node.version != sent_version:
-                    sent_version = node.version
-                    message["snapshot"] = snap
-                if message or alive != sent_alive:
-                    sent_alive = alive
-                    await socket.send_text(json.dumps(message | {"node": alive}))
+                message = next_message()
+                if message is not None:
+                    await socket.send_text(json.dumps(message))
                 # Waiting on the socket (not a plain sleep) sees a client leaving or the server
-                # shutting down even while no new snapshot comes.
+                # shutting down even while there is nothing to send.
                 try:
                     received = await asyncio.wait_for(socket.receive(), timeout=config.push_interval_s)
                 except TimeoutError:
@@ -551,6 +552,42 @@ def create_app(config: WebConfig) -> FastAPI:
                     return
         except (WebSocketDisconnect, RuntimeError):
             return
+
+    @app.websocket("/ws")
+    async def updates(socket: WebSocket) -> None:
+        """Pushes {"node": liveness, "snapshot": ...} with each new snapshot, and {"node":
+        liveness} whenever the node's liveness changes (its age counts up while it is silent)."""
+        sent: dict[str, Any] = {"version": -1, "alive": None}
+
+        def next_message() -> dict[str, Any] | None:
+            snap = node.snapshot()
+            alive = node.liveness().as_dict()
+            message: dict[str, Any] = {}
+            if snap is not None and node.version != sent["version"]:
+                sent["version"] = node.version
+                message["snapshot"] = snap
+            if not message and alive == sent["alive"]:
+                return None
+            sent["alive"] = alive
+            return message | {"node": alive}
+
+        await stream(socket, next_message)
+
+    @app.websocket("/ws/logs")
+    async def log_tail(socket: WebSocket, level: str = "", strategy: str = "") -> None:
+        """The engine log's new lines as they are written, {"lines": [...]}, filtered like
+        /api/logs (the page loads the backlog from there first)."""
+        try:
+            tail = LogTail(config.state_dir, LogFilter.of(level, strategy))
+        except ValueError as exc:
+            await socket.close(code=4422, reason=f"level: {exc}")
+            return
+
+        def next_message() -> dict[str, Any] | None:
+            lines = tail.poll()
+            return {"lines": lines} if lines else None
+
+        await stream(socket, next_message)
 
     @app.middleware("http")
     async def timing(request: Request, call_next: Any) -> Response:
@@ -616,20 +653,6 @@ def write_atomically(path: Path, text: str) -> None:
         os.fsync(tmp.fileno())
     shutil.copymode(path, tmp.name)
     os.replace(tmp.name, path)
-
-
-def read_logs(state_dir: Path, level: str, strategy: str, limit: int) -> list[str]:
-    """The last matching lines of the node's log files (newest file last)."""
-    files = sorted((state_dir / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime)
-    lines: list[str] = []
-    for path in files[-3:]:
-        with path.open(errors="replace") as handle:
-            lines += handle.read().splitlines()
-    if level:
-        lines = [line for line in lines if f"[{level}]" in line or f'"level":"{level}"' in line]
-    if strategy:
-        lines = [line for line in lines if strategy in line]
-    return lines[-limit:]
 
 
 def read_deals(state_dir: Path) -> list[dict[str, Any]]:

@@ -290,11 +290,29 @@ if (page === "dashboard") {
 async function getJson(url) { return (await fetch(url)).json(); }
 
 if (page === "logs") {
+  // The backlog from /api/logs, then the live tail over /ws/logs with the same filter; the
+  // newest lines stay in view and the page keeps the last KEEP lines.
+  const KEEP = 2000;
+  const output = document.getElementById("log-lines");
+  const status = document.getElementById("log-tail");
+  let tail = null;
+  const append = (lines) => {
+    const all = output.textContent ? output.textContent.split("\n").concat(lines) : lines;
+    output.textContent = all.slice(-KEEP).join("\n");
+    window.scrollTo(0, document.body.scrollHeight);
+  };
   const show = async () => {
-    const level = document.getElementById("log-level").value;
-    const strategy = document.getElementById("log-strategy").value;
-    const data = await getJson(`/api/logs?level=${encodeURIComponent(level)}&strategy=${encodeURIComponent(strategy)}`);
-    document.getElementById("log-lines").textContent = data.lines.join("\n");
+    if (tail) { tail.onclose = null; tail.close(); }
+    const query = `level=${encodeURIComponent(document.getElementById("log-level").value)}` +
+      `&strategy=${encodeURIComponent(document.getElementById("log-strategy").value)}`;
+    const data = await getJson(`/api/logs?${query}`);
+    output.textContent = "";
+    append(data.lines);
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    tail = new WebSocket(`${scheme}://${location.host}/ws/logs?${query}`);
+    tail.onopen = () => { status.textContent = "following"; };
+    tail.onmessage = (event) => append(JSON.parse(event.data).lines);
+    tail.onclose = () => { status.textContent = "not following (reconnecting)"; setTimeout(show, 2000); };
   };
   document.getElementById("log-refresh").addEventListener("click", show);
   show();
