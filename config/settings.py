@@ -184,6 +184,11 @@ _names = _distinct_list(
     "comma-separated strategy names, in priority order",
 )
 
+_hosts = _distinct_list(
+    re.compile(r"^[A-Za-z0-9.-]+$"), "host names or IPv4 addresses", "127.0.0.1,localhost", "host",
+    "comma-separated host names or IPv4 addresses",
+)
+
 
 def _weights(raw: str) -> tuple[Decimal, ...]:
     if raw == "":
@@ -290,16 +295,6 @@ def _host(raw: str) -> str:
 
 
 _host.form = "host name or IP address"  # type: ignore[attr-defined]
-
-
-def _hosts(raw: str) -> tuple[str, ...]:
-    items = tuple(s.strip() for s in raw.split(","))
-    if any(not re.match(r"^[A-Za-z0-9.-]+$", s) for s in items):
-        raise _Invalid(f"expected comma-separated host names or IPv4 addresses, got {raw!r}")
-    return items
-
-
-_hosts.form = "comma-separated host names or IPv4 addresses"  # type: ignore[attr-defined]
 
 
 def _networks(raw: str) -> tuple[str, ...]:

@@ -97,17 +97,18 @@ def replay_dashboard(
     finally:
         if node.poll() is None:
             send_command(state, "stop", "replay dashboard closed")
-            try:
-                node.wait(60)
-            except subprocess.TimeoutExpired:
-                node.kill()
-                node.wait(10)
+            stop_process(node, 60)
         web.terminate()
-        try:
-            web.wait(10)
-        except subprocess.TimeoutExpired:
-            web.kill()
-            web.wait(10)
+        stop_process(web, 10)
+
+
+def stop_process(proc: subprocess.Popen, grace_s: float) -> None:
+    """Wait `grace_s` for `proc` (already asked to stop) to exit, then kill it."""
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def main(argv: list[str] | None = None) -> int:

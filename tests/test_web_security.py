@@ -280,3 +280,28 @@ def test_security_headers(client: TestClient, tmp_path: Path) -> None:
     for path in ("/", "/page/logs", "/page/settings", "/docs", "/login"):
         assert not re.search(r"<script(?![^>]*\bsrc=)", client.get(path).text), path
     assert not re.search(r"\son[a-z]+=", client.get("/").text)  # no inline event handlers either
+
+
+# -- the settings behind these guards -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("WEB_TRUSTED_PROXIES", "proxy.local", "expected comma-separated IP addresses or networks"),
+    ("WEB_ALLOWED_HOSTS", "localhost,evil example", "expected comma-separated host names or IPv4 addresses"),
+    ("WEB_MAX_BODY_BYTES", "10", "expected an integer from 1024 to 10485760"),
+    ("WEB_NODE_STALE_SECONDS", "1", "expected an integer from 2 to 300"),
+])
+def test_the_guards_settings_are_validated(key: str, value: str, message: str) -> None:
+    from config.settings import SettingsError
+
+    with pytest.raises(SettingsError) as refused:
+        load_settings(None, {key: value})
+    assert [p.key for p in refused.value.problems] == [key] and message in str(refused.value)
+
+
+def test_the_address_the_dashboard_listens_on_is_always_an_allowed_host() -> None:
+    from web.__main__ import allowed_hosts
+
+    assert allowed_hosts(("127.0.0.1", "localhost"), "192.168.1.5") == ("127.0.0.1", "localhost", "192.168.1.5")
+    assert allowed_hosts(("127.0.0.1", "localhost"), "0.0.0.0") == ("127.0.0.1", "localhost")
+    assert allowed_hosts(("127.0.0.1",), "127.0.0.1") == ("127.0.0.1",)

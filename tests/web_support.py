@@ -15,6 +15,7 @@ from typing import Any
 from livenode.control import ControlChannel
 from scripts.replay_dashboard import ROOT
 from scripts.replay_dashboard import free_port
+from scripts.replay_dashboard import stop_process
 from scripts.replay_dashboard import wait_http
 from web.app import WebConfig
 from web.auth import hash_password
@@ -134,8 +135,4 @@ def dashboard_process(folder: Path, **settings: str) -> Iterator[str]:
         yield url
     finally:
         web.terminate()
-        try:
-            web.wait(10)
-        except subprocess.TimeoutExpired:
-            web.kill()
-            web.wait(10)
+        stop_process(web, 10)
