@@ -67,10 +67,11 @@ def replay_dashboard(
     password: str,
     symbols: str = "SPY,QQQ",
     capture_output: bool = True,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[ReplayDashboard]:
     """
     MA cross on `symbols` over the replayed `day` at `speed`, paper, with its state, settings
-    and the dashboard's password in `folder`. On exit the node is sent the stop command (its
+    (`settings` added to them) and the dashboard's password in `folder`. On exit the node is sent the stop command (its
     graceful shutdown) and the dashboard is terminated; either is killed if it hangs.
     """
     port = free_port()
@@ -82,6 +83,7 @@ def replay_dashboard(
         "REPLAY_CATALOG": str(catalog), "REPLAY_START": day, "REPLAY_SPEED": speed,
         "STATE_DIR": str(state), "LOG_LEVEL": "WARNING",
         "SECRETS_FILE": str(folder / "web.secrets"), "WEB_USER": user, "WEB_PORT": str(port),
+        **(settings or {}),
     }.items()))
     output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT} if capture_output else {
         "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}

@@ -6,8 +6,8 @@ refused by the gate (nothing reaches the venue) while the other trades; see a fi
 the positions table and the chart extend over the WebSocket; trigger the kill switch (with its confirmation) and see HALTED and flat;
 reset it; change a running strategy's period (a refused value names the field; a valid one is
 in force); the light/dark toggle. Every control action is in the journal with who did it.
-Then the node is killed (kill -9): the page shows it as not responding and refuses the kill
-switch.
+Then a kill switch sent while the node is frozen expires and never runs when it wakes, and the
+node is killed (kill -9): the page shows it as not responding and refuses the kill switch.
 Screenshots go to test_artifacts/web/ (git-ignored).
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +42,10 @@ def live(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             pytest.fail("Debian chromium not installed at /usr/bin/chromium")
         pytest.skip("Debian chromium not installed at /usr/bin/chromium")
     tmp = tmp_path_factory.mktemp("web_browser")
-    with replay_dashboard(sample_catalog, tmp, DAY, "x400", USER, PASSWORD) as stack:
+    # A node that misses snapshots for 30 s counts as hung (here it is caught by its pid first),
+    # and a dashboard command expires after 3 s: the hung-node flow below stays short.
+    timing = {"WEB_NODE_STALE_SECONDS": "30", "WEB_COMMAND_EXPIRY_SECONDS": "3"}
+    with replay_dashboard(sample_catalog, tmp, DAY, "x400", USER, PASSWORD, settings=timing) as stack:
         yield {"url": stack.url, "state": stack.state, "node": stack.node, "tmp": tmp}
 
 
@@ -159,12 +163,7 @@ def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> N
     assert [detail.split(":")[0] for _, detail in rows] == ["pause_strategy", "flatten", "resume", "set_parameters"]
 
 
-def test_a_killed_node_is_shown_as_not_responding(live: dict, browser) -> None:
-    """After the flows above: kill -9 the node. The page turns red, /health answers 503 and the
-    kill switch is refused instead of waiting in the inbox for a node that may come back."""
-    import urllib.error
-    import urllib.request
-
+def logged_in_page(live: dict, browser):
     page = browser.new_page()
     page.set_default_timeout(20_000)
     page.goto(f"{live['url']}/")
@@ -174,6 +173,47 @@ def test_a_killed_node_is_shown_as_not_responding(live: dict, browser) -> None:
         page.click("#login-btn")
         page.wait_for_url(f"{live['url']}/")
     page.wait_for_selector("#live:text('live')", timeout=60_000)
+    return page
+
+
+def test_a_kill_switch_sent_to_a_hung_node_never_runs_late(live: dict, browser) -> None:
+    """The node's process is frozen (SIGSTOP) just before the kill switch: the page reports the
+    command expired, and when the node wakes it discards the command instead of flattening."""
+    page = logged_in_page(live, browser)
+    assert live["node"].poll() is None, "the replay ended before the hung-node flow"
+    assert page.inner_text("#trading-state") == "ACTIVE"
+    rejected = live["state"] / "control" / "rejected"
+    before = set(rejected.glob("*.reason"))
+    os.kill(live["node"].pid, signal.SIGSTOP)
+    try:
+        page.click("#kill-switch")
+        page.click("#kill-confirm-btn")
+        page.wait_for_selector("#kill-result:has-text('flatten: not run: expired')")
+        assert "it will never run" in page.inner_text("#kill-result")
+    finally:
+        os.kill(live["node"].pid, signal.SIGCONT)
+    # Awake, the node takes the command from its inbox and discards it with the reason.
+    for _ in range(600):
+        new = set(rejected.glob("*.reason")) - before
+        if new:
+            break
+        page.wait_for_timeout(100)
+    [reason_file] = new
+    assert reason_file.read_text().startswith("expired: flatten by trader (web) sent ")
+    control = live["state"] / "control"
+    assert not (control / "done" / f"{reason_file.stem}.json").exists()
+    assert not (control / "taken" / f"{reason_file.stem}.json").exists()
+    assert snapshot(live["state"])["gate"]["trading_state"] == "ACTIVE"  # never halted
+    shot(page, "05_expired_kill_switch")
+
+
+def test_a_killed_node_is_shown_as_not_responding(live: dict, browser) -> None:
+    """After the flows above: kill -9 the node. The page turns red, /health answers 503 and the
+    kill switch is refused instead of waiting in the inbox for a node that may come back."""
+    import urllib.error
+    import urllib.request
+
+    page = logged_in_page(live, browser)
     assert page.is_hidden("#node-banner")
     live["node"].kill()
     live["node"].wait(10)
@@ -188,4 +228,4 @@ def test_a_killed_node_is_shown_as_not_responding(live: dict, browser) -> None:
     page.click("#kill-confirm-btn")
     page.wait_for_selector("#kill-result:has-text('flatten not sent: node not responding since')")
     assert not list((live["state"] / "control" / "inbox").glob("*.json"))
-    shot(page, "05_node_not_responding")
+    shot(page, "06_node_not_responding")
