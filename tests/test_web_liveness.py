@@ -157,7 +157,7 @@ def test_the_dashboard_reports_a_command_the_node_did_not_take_in_time(tmp_path:
     clock.advance(11.0)
     write_snapshot(tmp_path, snapshot(ts="2024-12-16T15:00:12+00:00"))  # still writing snapshots
     expired = client.get(f"/api/commands/{body['id']}")
-    assert expired.status_code == 409
+    assert expired.status_code == 409 and expired.json()["command"] == "flatten"
     assert expired.json()["detail"] == ("not run: expired: not taken by the node before it "
                                         "expired; it will never run")
     with NodeStandIn(client, tmp_path) as node:  # the node's loop wakes up
@@ -167,3 +167,4 @@ def test_the_dashboard_reports_a_command_the_node_did_not_take_in_time(tmp_path:
     discarded = client.get(f"/api/commands/{body['id']}").json()["detail"]
     assert discarded == "not run: expired: flatten by trader (web) sent 11.0 s ago, valid for 10 s; not applied"
     assert client.get("/api/commands/not-an-id").status_code == 422
+    assert client.get(f"/api/commands/{'0' * 32}").status_code == 404

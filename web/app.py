@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hmac
+import ipaddress
 import json
 import math
 import os
@@ -90,7 +91,6 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 HASHING_THREADS = 2  # scrypt (16 MiB, ~50 ms each) in at most this many threads at once
 INT_LIMIT = 2**31 - 1  # the engine's indicator periods and counts are 32-bit
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,14 @@ def one_line(text: str) -> str:
         raise ValueError(f"expected one line of text, got a line break or control character "
                          f"(U+{ord(text[bad]):04X}) at position {bad}")
     return text
+
+
+def is_loopback(host: str) -> bool:
+    """An address only this machine reaches (binding there exposes nothing)."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def must_be_true(value: bool) -> bool:
@@ -405,7 +413,7 @@ def create_app(config: WebConfig) -> FastAPI:
         if config.env_file is None:
             raise HTTPException(409, detail="the dashboard was started without --config; nothing to edit")
         host = body.changes.get("WEB_HOST")
-        if host is not None and host not in LOOPBACK and not body.confirm_exposure:
+        if host is not None and not is_loopback(host) and not body.confirm_exposure:
             raise HTTPException(409, detail=[{
                 "loc": ["body", "changes", "WEB_HOST"], "type": "confirmation_required",
                 "msg": f"WEB_HOST={host} exposes the dashboard beyond this machine; send "
@@ -486,7 +494,10 @@ def create_app(config: WebConfig) -> FastAPI:
                              _: Session = Depends(session)) -> JSONResponse:
         """The node's verdict on a command answered 202 pending: done, rejected, expired or
         still pending."""
-        return answer("command", node.outcome(command_id))
+        name = node.command_name(command_id)
+        if name is None:
+            raise HTTPException(404, detail=f"no command {command_id}")
+        return answer(name, node.outcome(command_id))
 
     def known_strategy(strategy_id: str) -> dict[str, Any]:
         found = node.strategy(strategy_id)

@@ -140,6 +140,16 @@ class NodeLink:
                                sent_at + self.command_expiry_s)
             await asyncio.sleep(0.05)
 
+    def command_name(self, command_id: str) -> str | None:
+        """The name of the command `command_id` wherever it is now, None if there is none."""
+        root = control_dir(self.state_dir)
+        for folder in ("inbox", "taken", "done", "rejected"):
+            try:
+                return str(json.loads((root / folder / f"{command_id}.json").read_text())["command"])
+            except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
+                continue  # moved on meanwhile, or not there
+        return None
+
     def outcome(self, command_id: str) -> Outcome:
         """The node's verdict on a command sent earlier (by its id)."""
         path = control_dir(self.state_dir) / "inbox" / f"{command_id}.json"
