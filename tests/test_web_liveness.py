@@ -92,6 +92,12 @@ def test_a_stopped_node_or_a_bad_snapshot_is_not_alive(tmp_path: Path, changes: 
     assert (health.json()["node"], health.json()["message"]) == (node, message)
 
 
+def test_a_node_silent_while_stopping_says_so(tmp_path: Path) -> None:
+    health = dashboard(tmp_path, clock_after_snapshot(30.0), phase="stopping").get("/health")
+    assert health.status_code == 503
+    assert health.json()["message"] == f"node stopping, not responding since {SNAPSHOT_TS} (no snapshot for 30 s)"
+
+
 def test_no_snapshot_at_all_is_503(tmp_path: Path) -> None:
     client = TestClient(create_app(web_config(tmp_path)))
     assert client.get("/health").status_code == 503

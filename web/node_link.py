@@ -83,8 +83,10 @@ def judge(snapshot: dict[str, Any] | None, now: float, stale_after_s: float, hos
         return Liveness("not_responding", since, age,
                         f"node not responding since {since}: its process {snapshot['pid']} is gone")
     if now - written > stale_after_s:
+        # A node winding down (closing positions, saving state) writes no snapshot meanwhile.
+        doing = "stopping, not responding" if snapshot.get("phase") == "stopping" else "not responding"
         return Liveness("not_responding", since, age,
-                        f"node not responding since {since} (no snapshot for {age} s)")
+                        f"node {doing} since {since} (no snapshot for {age} s)")
     return Liveness("live", since, age, f"node {snapshot.get('phase')}")
 
 
