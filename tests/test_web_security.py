@@ -109,6 +109,25 @@ def test_password_hashing_does_not_hold_the_event_loop(tmp_path: Path, monkeypat
             attempt.join(60)
 
 
+def test_parallel_wrong_logins_get_no_more_tries_than_serial_ones(tmp_path: Path) -> None:
+    write_snapshot(tmp_path, snapshot())
+    config = web_config(tmp_path, allowed_hosts=("127.0.0.1",))
+    with serving(create_app(config)) as url:
+        start = threading.Barrier(12)
+        codes: list[int] = []
+
+        def attempt() -> None:
+            start.wait()
+            codes.append(httpx.post(f"{url}/api/login", json=WRONG, timeout=60).status_code)
+
+        threads = [threading.Thread(target=attempt) for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert sorted(codes) == [401] * 5 + [429] * 7
+
+
 # -- Host allow-list, body size (the production CLI) -----------------------------------------------
 
 

@@ -89,7 +89,6 @@ LOGIN_FAILURES = "5/minute"
 STATIC = Path(__file__).parent / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
-HASHING_THREADS = 2  # scrypt (16 MiB, ~50 ms each) in at most this many threads at once
 INT_LIMIT = 2**31 - 1  # the engine's indicator periods and counts are 32-bit
 
 
@@ -329,7 +328,10 @@ def create_app(config: WebConfig) -> FastAPI:
             raise HTTPException(404, detail=f"no static file {name}")
         return FileResponse(STATIC / name)
 
-    hashing = anyio.CapacityLimiter(HASHING_THREADS)
+    # One login check at a time: the limit is tested and hit around each hash, so parallel
+    # tries cannot all pass the test before the first failure is counted (and at most one
+    # scrypt, 16 MiB and tens of milliseconds of CPU, runs at once).
+    checking = asyncio.Lock()
 
     @app.post("/api/login")
     async def login(body: LoginBody, request: Request) -> JSONResponse:
@@ -340,19 +342,19 @@ def create_app(config: WebConfig) -> FastAPI:
         # trusted) and per user name, so neither new addresses nor new names buy more tries.
         counters = (("login-failures", "address", get_remote_address(request)),
                     ("login-failures", "user", body.username))
-        if not all(limiter.limiter.test(login_limit, *counter) for counter in counters):
-            raise HTTPException(429, detail=f"too many failed logins; limit {LOGIN_FAILURES} per "
-                                            "address and per user name")
-        user_ok = hmac.compare_digest(body.username.encode(), config.user.encode())
-        # scrypt takes tens of milliseconds of CPU: in a thread (a few at most), the event loop
-        # keeps serving /health, the API and the WebSockets while logins are checked.
-        password_ok = await anyio.to_thread.run_sync(verify_password, body.password,
-                                                     config.password_hash, limiter=hashing)
-        if not (user_ok and password_ok):
-            for counter in counters:
-                limiter.limiter.hit(login_limit, *counter)
-            metrics.login_failures.inc()
-            raise HTTPException(401, detail="wrong user name or password")
+        async with checking:
+            if not all(limiter.limiter.test(login_limit, *counter) for counter in counters):
+                raise HTTPException(429, detail=f"too many failed logins; limit {LOGIN_FAILURES} "
+                                                "per address and per user name")
+            user_ok = hmac.compare_digest(body.username.encode(), config.user.encode())
+            # In a thread: the event loop keeps serving /health, the API and the WebSockets.
+            password_ok = await anyio.to_thread.run_sync(verify_password, body.password,
+                                                         config.password_hash)
+            if not (user_ok and password_ok):
+                for counter in counters:
+                    limiter.limiter.hit(login_limit, *counter)
+                metrics.login_failures.inc()
+                raise HTTPException(401, detail="wrong user name or password")
         token, found = sessions.create(body.username)
         response = JSONResponse({"token": token, "csrf": found.csrf, "user": found.user})
         response.set_cookie(COOKIE, token, max_age=config.session_hours * 3600, httponly=True,
