@@ -509,13 +509,14 @@ def create_app(config: WebConfig) -> FastAPI:
 
     @app.post("/api/strategies/{strategy_id}/pause")
     async def pause(strategy_id: str, body: ReasonBody, who: Session = Depends(session)) -> JSONResponse:
-        """Stop one strategy (its open orders are cancelled; positions stay)."""
+        """Hold one strategy's new exposure: the pre-trade gate refuses its orders that open or
+        add to a position; its exits, working orders and positions are untouched."""
         known_strategy(strategy_id)
         return await command("pause_strategy", who, body.reason, strategy_id)
 
     @app.post("/api/strategies/{strategy_id}/resume")
     async def resume(strategy_id: str, body: ReasonBody, who: Session = Depends(session)) -> JSONResponse:
-        """Restart a paused strategy."""
+        """Lift a strategy's pause: its new orders pass the gate again."""
         known_strategy(strategy_id)
         return await command("resume_strategy", who, body.reason, strategy_id)
 
