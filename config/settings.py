@@ -16,6 +16,7 @@ came from: `bot.env:7: WEIGHTS: 4 weights must sum to 1.0, got 0.4,0.2,0.2,0.1`.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -183,6 +184,11 @@ _names = _distinct_list(
     "comma-separated strategy names, in priority order",
 )
 
+_hosts = _distinct_list(
+    re.compile(r"^[A-Za-z0-9.-]+$"), "host names or IPv4 addresses", "127.0.0.1,localhost", "host",
+    "comma-separated host names or IPv4 addresses",
+)
+
 
 def _weights(raw: str) -> tuple[Decimal, ...]:
     if raw == "":
@@ -289,6 +295,22 @@ def _host(raw: str) -> str:
 
 
 _host.form = "host name or IP address"  # type: ignore[attr-defined]
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    if raw == "":
+        return ()
+    items = tuple(s.strip() for s in raw.split(","))
+    for item in items:
+        try:
+            ipaddress.ip_network(item)
+        except ValueError:
+            raise _Invalid(f"expected comma-separated IP addresses or networks (e.g. 127.0.0.1,"
+                           f"10.0.0.0/8), got {item!r}") from None
+    return items
+
+
+_networks.form = "comma-separated IP addresses or networks, or empty"  # type: ignore[attr-defined]
 
 
 # -- the schema -------------------------------------------------------------------------------
@@ -461,6 +483,19 @@ SCHEMA: tuple[Key, ...] = (
     _k("WEB_USER", _text, "admin", "dashboard login name (the password is WEB_PASSWORD in the "
        "secrets file)", "web"),
     _k("WEB_SESSION_HOURS", _int_range(1, 720), "12", "how long a dashboard login lasts", "web"),
+    _k("WEB_NODE_STALE_SECONDS", _int_range(2, 300), "5", "the node's snapshot (rewritten every "
+       "second) older than this: the dashboard shows the node as not responding and refuses "
+       "control actions", "web"),
+    _k("WEB_ALLOWED_HOSTS", _hosts, "127.0.0.1,localhost", "the names the dashboard answers to "
+       "in the Host header (any other is refused, as a DNS-rebinding page would send its own); "
+       "WEB_HOST itself is always allowed unless it is 0.0.0.0", "web"),
+    _k("WEB_TRUSTED_PROXIES", _networks, "", "reverse proxies whose X-Forwarded-For and "
+       "X-Forwarded-Proto the dashboard believes; empty: none, the connecting address is the "
+       "client (login limits count per address and per user name)", "web"),
+    _k("WEB_MAX_BODY_BYTES", _int_range(1024, 10_485_760), "65536", "request bodies larger than "
+       "this are refused (413) before they are read", "web"),
+    _k("WEB_COMMAND_EXPIRY_SECONDS", _int_range(1, 3600), "10", "a dashboard command the node "
+       "has not taken within this is discarded, never run late", "web"),
     _k("BACKTEST_RESULTS", _path, "backtest_results", "folder of run_backtest.py results the "
        "dashboard lists", "web"),
     # secrets (only from the secrets file)

@@ -67,10 +67,11 @@ def replay_dashboard(
     password: str,
     symbols: str = "SPY,QQQ",
     capture_output: bool = True,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[ReplayDashboard]:
     """
     MA cross on `symbols` over the replayed `day` at `speed`, paper, with its state, settings
-    and the dashboard's password in `folder`. On exit the node is sent the stop command (its
+    (`settings` added to them) and the dashboard's password in `folder`. On exit the node is sent the stop command (its
     graceful shutdown) and the dashboard is terminated; either is killed if it hangs.
     """
     port = free_port()
@@ -82,6 +83,7 @@ def replay_dashboard(
         "REPLAY_CATALOG": str(catalog), "REPLAY_START": day, "REPLAY_SPEED": speed,
         "STATE_DIR": str(state), "LOG_LEVEL": "WARNING",
         "SECRETS_FILE": str(folder / "web.secrets"), "WEB_USER": user, "WEB_PORT": str(port),
+        **(settings or {}),
     }.items()))
     output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT} if capture_output else {
         "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
@@ -91,22 +93,24 @@ def replay_dashboard(
                             text=True, **output)
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/health", 30, web)
+        wait_http(f"{url}/login", 30, web)
+        wait_http(f"{url}/health", 120, node)  # 200 once the node writes fresh snapshots
         yield ReplayDashboard(url, port, state, node, web)
     finally:
         if node.poll() is None:
             send_command(state, "stop", "replay dashboard closed")
-            try:
-                node.wait(60)
-            except subprocess.TimeoutExpired:
-                node.kill()
-                node.wait(10)
+            stop_process(node, 60)
         web.terminate()
-        try:
-            web.wait(10)
-        except subprocess.TimeoutExpired:
-            web.kill()
-            web.wait(10)
+        stop_process(web, 10)
+
+
+def stop_process(proc: subprocess.Popen, grace_s: float) -> None:
+    """Wait `grace_s` for `proc` (already asked to stop) to exit, then kill it."""
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,7 +55,7 @@ def running(tmp_path: Path) -> tuple[BacktestEngine, MACross, Operations]:
 
 
 def command(**fields: object):
-    return validate_command({"actor": "tester", **fields})
+    return validate_command({"actor": "tester", "sent_at": 1.0, "expires_s": 60, **fields})
 
 
 def ema(values: list[float], period: int) -> float:

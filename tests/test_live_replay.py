@@ -211,7 +211,7 @@ def test_control_commands_are_validated(tmp_path: Path) -> None:
     assert sorted(problems) == sorted([
         "bad.json: command: expected one of stop, halt, flatten, resume, pause_strategy, resume_strategy, set_parameters, got 'sell_everything'",
         "junk.json: expected a JSON object, got invalid JSON (Expecting property name enclosed in double quotes)",
-        "extra.json: unknown field(s) when; expected actor, command, parameters, reason, strategy",
+        "extra.json: unknown field(s) when; expected actor, command, expires_s, parameters, reason, sent_at, strategy",
     ])
     assert (channel.root / "rejected" / "bad.reason").read_text().startswith("bad.json: command")
     assert not list(channel.inbox.glob("*.json"))

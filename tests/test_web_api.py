@@ -81,7 +81,10 @@ def test_a_page_without_a_session_sends_the_browser_to_login(client: TestClient)
 
 def test_open_routes(client: TestClient) -> None:
     assert client.get("/robots.txt").text == "User-agent: *\nDisallow: /\n"
-    assert client.get("/health").json() == {"web": "ok", "node": "running"}
+    health = client.get("/health")
+    assert health.status_code == 200
+    assert health.json() == {"web": "ok", "node": "live", "since": "2024-12-16T15:00:00+00:00",
+                             "age_s": 1, "message": "node running"}
     assert client.get("/login").status_code == 200
 
 
@@ -164,8 +167,9 @@ def test_kill_switch_needs_its_confirmation(client: TestClient) -> None:
 class NodeStandIn:
     """Plays the runner's side of the control files with the real ControlChannel."""
 
-    def __init__(self, state: Path, refuse: str | None = None) -> None:
-        self.channel = ControlChannel(state)
+    def __init__(self, client: TestClient, state: Path, refuse: str | None = None) -> None:
+        # The dashboard's clock: commands are judged by the clock their expiry was set with.
+        self.channel = ControlChannel(state, clock=client.app.state.node.clock)
         self.refuse = refuse
         self.taken: list = []
         self.stop = threading.Event()
@@ -193,7 +197,7 @@ class NodeStandIn:
 def test_commands_reach_the_node_with_who_sent_them(client: TestClient, state: Path) -> None:
     csrf = login(client)
     headers = {"X-CSRF-Token": csrf}
-    with NodeStandIn(state) as node:
+    with NodeStandIn(client, state) as node:
         assert client.post("/api/strategies/MACross-SPY/pause", json={"reason": "lunch"}, headers=headers).json()["status"] == "done"
         done = client.post("/api/strategies/MACross-SPY/parameters",
                            json={"parameters": {"fast_period": 5}}, headers=headers)
@@ -212,7 +216,7 @@ def test_commands_reach_the_node_with_who_sent_them(client: TestClient, state: P
 def test_a_refusal_by_the_node_answers_422_with_its_reason(client: TestClient, state: Path) -> None:
     csrf = login(client)
     reason = "parameters.fast_period: fast_period must be less than slow_period, got 40 >= 30"
-    with NodeStandIn(state, refuse=reason):
+    with NodeStandIn(client, state, refuse=reason):
         response = client.post("/api/strategies/MACross-SPY/parameters",
                                json={"parameters": {"fast_period": 40}}, headers={"X-CSRF-Token": csrf})
     assert response.status_code == 422
@@ -232,9 +236,9 @@ def test_metrics_and_websocket_serve_the_snapshot(client: TestClient, state: Pat
     assert 'bot_alerts{kind="circuit_breaker"} 1.0' in text
     with client.websocket_connect("/ws") as ws:
         first = json.loads(ws.receive_text())
-        assert first["equity"] == "100012.50"
+        assert first["snapshot"]["equity"] == "100012.50" and first["node"]["alive"]
         write_snapshot(state, snapshot(equity="99000.00"))
-        assert json.loads(ws.receive_text())["equity"] == "99000.00"
+        assert json.loads(ws.receive_text())["snapshot"]["equity"] == "99000.00"
 
 
 def test_plotly_is_served_by_the_app_itself(client: TestClient) -> None:

@@ -6,6 +6,8 @@ refused by the gate (nothing reaches the venue) while the other trades; see a fi
 the positions table and the chart extend over the WebSocket; trigger the kill switch (with its confirmation) and see HALTED and flat;
 reset it; change a running strategy's period (a refused value names the field; a valid one is
 in force); the light/dark toggle. Every control action is in the journal with who did it.
+Then a kill switch sent while the node is frozen expires and never runs when it wakes, and the
+node is killed (kill -9): the page shows it as not responding and refuses the kill switch.
 Screenshots go to test_artifacts/web/ (git-ignored).
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +42,10 @@ def live(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             pytest.fail("Debian chromium not installed at /usr/bin/chromium")
         pytest.skip("Debian chromium not installed at /usr/bin/chromium")
     tmp = tmp_path_factory.mktemp("web_browser")
-    with replay_dashboard(sample_catalog, tmp, DAY, "x400", USER, PASSWORD) as stack:
+    # A node that misses snapshots for 30 s counts as hung (here it is caught by its pid first),
+    # and a dashboard command expires after 3 s: the hung-node flow below stays short.
+    timing = {"WEB_NODE_STALE_SECONDS": "30", "WEB_COMMAND_EXPIRY_SECONDS": "3"}
+    with replay_dashboard(sample_catalog, tmp, DAY, "x400", USER, PASSWORD, settings=timing) as stack:
         yield {"url": stack.url, "state": stack.state, "node": stack.node, "tmp": tmp}
 
 
@@ -68,6 +74,10 @@ def shot(page, name: str) -> None:
 def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> None:
     page = browser.new_page()
     page.set_default_timeout(20_000)
+    # The Content-Security-Policy (no inline script) must not refuse anything the pages use.
+    # (Predicates below are functions: a string expression would be run by eval, which it refuses.)
+    csp_refusals: list[str] = []
+    page.on("console", lambda m: csp_refusals.append(m.text) if "Content Security Policy" in m.text else None)
     page.goto(f"{live['url']}/")
     assert page.url.endswith("/login")  # no session: to the login page
     page.fill("#username", USER)
@@ -88,7 +98,7 @@ def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> N
     row = page.inner_text('#positions tr[data-key="SPY.SIM"]')
     assert "MACross-SPY" in row
     points = page.evaluate("document.getElementById('chart-SPY.SIM').data[0].x.length")
-    page.wait_for_function(f"document.getElementById('chart-SPY.SIM').data[0].x.length > {points}")
+    page.wait_for_function(f"() => document.getElementById('chart-SPY.SIM').data[0].x.length > {points}")
     assert page.evaluate("document.getElementById('chart-SPY.SIM').data[1].x.length") >= 1  # buy marker
     shot(page, "02_position_and_chart")
 
@@ -97,7 +107,7 @@ def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> N
     assert page.is_visible("#kill-confirm")
     page.click("#kill-confirm-btn")
     page.wait_for_selector("#trading-state:text('HALTED')")
-    page.wait_for_function("document.querySelectorAll('#positions tbody tr').length === 0")
+    page.wait_for_function("() => document.querySelectorAll('#positions tbody tr').length === 0")
     halted = snapshot(live["state"])
     assert halted["positions"] == [] and halted["gate"]["trading_state"] == "HALTED"
     shot(page, "03_halted_and_flat")
@@ -115,7 +125,7 @@ def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> N
     page.click(f"{spy} button.apply")
     page.wait_for_selector("#command-result:has-text('set_parameters: done')")
     page.wait_for_function(
-        "document.querySelector('#strategies tr[data-strategy=\"MACross-SPY\"] input[name=fast_period]')"
+        "() => document.querySelector('#strategies tr[data-strategy=\"MACross-SPY\"] input[name=fast_period]')"
         ".title === 'in force: 5'")
     assert json.loads((live["state"] / "parameters.json").read_text()) == {"MACross-SPY": {"fast_period": 5}}
 
@@ -144,8 +154,78 @@ def test_dashboard_flows_against_a_replayed_paper_node(live: dict, browser) -> N
     page.click("#theme-toggle")
     assert page.get_attribute("html", "data-theme") == "dark"
 
+    assert csp_refusals == []
+
     # Every control action is in the journal with who did it.
     with sqlite3.connect(live["state"] / "journal_paper.sqlite") as db:
         rows = db.execute("SELECT source, detail FROM risk_events WHERE kind = 'control' ORDER BY id").fetchall()
     assert [source for source, _ in rows] == [f"operator:{USER} (web)"] * 4
     assert [detail.split(":")[0] for _, detail in rows] == ["pause_strategy", "flatten", "resume", "set_parameters"]
+
+
+def logged_in_page(live: dict, browser):
+    page = browser.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{live['url']}/")
+    if page.url.endswith("/login"):
+        page.fill("#username", USER)
+        page.fill("#password", PASSWORD)
+        page.click("#login-btn")
+        page.wait_for_url(f"{live['url']}/")
+    page.wait_for_selector("#live:text('live')", timeout=60_000)
+    return page
+
+
+def test_a_kill_switch_sent_to_a_hung_node_never_runs_late(live: dict, browser) -> None:
+    """The node's process is frozen (SIGSTOP) just before the kill switch: the page reports the
+    command expired, and when the node wakes it discards the command instead of flattening."""
+    page = logged_in_page(live, browser)
+    assert live["node"].poll() is None, "the replay ended before the hung-node flow"
+    assert page.inner_text("#trading-state") == "ACTIVE"
+    rejected = live["state"] / "control" / "rejected"
+    before = set(rejected.glob("*.reason"))
+    os.kill(live["node"].pid, signal.SIGSTOP)
+    try:
+        page.click("#kill-switch")
+        page.click("#kill-confirm-btn")
+        page.wait_for_selector("#kill-result:has-text('flatten: not run: expired')")
+        assert "it will never run" in page.inner_text("#kill-result")
+    finally:
+        os.kill(live["node"].pid, signal.SIGCONT)
+    # Awake, the node takes the command from its inbox and discards it with the reason.
+    for _ in range(600):
+        new = set(rejected.glob("*.reason")) - before
+        if new:
+            break
+        page.wait_for_timeout(100)
+    [reason_file] = new
+    assert reason_file.read_text().startswith("expired: flatten by trader (web) sent ")
+    control = live["state"] / "control"
+    assert not (control / "done" / f"{reason_file.stem}.json").exists()
+    assert not (control / "taken" / f"{reason_file.stem}.json").exists()
+    assert snapshot(live["state"])["gate"]["trading_state"] == "ACTIVE"  # never halted
+    shot(page, "05_expired_kill_switch")
+
+
+def test_a_killed_node_is_shown_as_not_responding(live: dict, browser) -> None:
+    """After the flows above: kill -9 the node. The page turns red, /health answers 503 and the
+    kill switch is refused instead of waiting in the inbox for a node that may come back."""
+    import urllib.error
+    import urllib.request
+
+    page = logged_in_page(live, browser)
+    assert page.is_hidden("#node-banner")
+    live["node"].kill()
+    live["node"].wait(10)
+    page.wait_for_selector("#node-banner:has-text('node not responding since')")
+    assert page.inner_text("#live") == "node not responding"
+    assert page.inner_text("#connection") == "unknown (node not responding)"
+    with pytest.raises(urllib.error.HTTPError) as health:
+        urllib.request.urlopen(f"{live['url']}/health", timeout=5)
+    assert health.value.code == 503
+    assert json.loads(health.value.read())["node"] == "not_responding"
+    page.click("#kill-switch")
+    page.click("#kill-confirm-btn")
+    page.wait_for_selector("#kill-result:has-text('flatten not sent: node not responding since')")
+    assert not list((live["state"] / "control" / "inbox").glob("*.json"))
+    shot(page, "06_node_not_responding")

@@ -58,9 +58,21 @@ def main(argv: list[str] | None = None) -> int:
         state_dir=settings["STATE_DIR"], user=settings["WEB_USER"], password_hash=password_hash,
         session_hours=settings["WEB_SESSION_HOURS"], settings_public=settings.public(),
         backtest_results=settings["BACKTEST_RESULTS"], env_file=args.config, key_file=args.key_file,
+        node_stale_s=settings["WEB_NODE_STALE_SECONDS"],
+        command_expiry_s=settings["WEB_COMMAND_EXPIRY_SECONDS"],
+        allowed_hosts=allowed_hosts(settings["WEB_ALLOWED_HOSTS"], settings["WEB_HOST"]),
+        trusted_proxies=settings["WEB_TRUSTED_PROXIES"], max_body_bytes=settings["WEB_MAX_BODY_BYTES"],
     ))
-    uvicorn.run(app, host=settings["WEB_HOST"], port=settings["WEB_PORT"], log_level="warning")
+    # Forwarded headers are handled (for WEB_TRUSTED_PROXIES only) inside the app; uvicorn's
+    # own handling would believe them from any local process on 127.0.0.1.
+    uvicorn.run(app, host=settings["WEB_HOST"], port=settings["WEB_PORT"], log_level="warning",
+                proxy_headers=False)
     return 0
+
+
+def allowed_hosts(configured: tuple[str, ...], bound: str) -> tuple[str, ...]:
+    """WEB_ALLOWED_HOSTS, plus the address the dashboard listens on unless that is a wildcard."""
+    return configured if bound in ("0.0.0.0", "::") or bound in configured else (*configured, bound)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 
@@ -72,13 +73,14 @@ class Session:
 class SessionStore:
     """Live sessions by token; expired ones are dropped as they are met."""
 
-    def __init__(self, lifetime_s: float) -> None:
+    def __init__(self, lifetime_s: float, clock: Callable[[], float] = time.time) -> None:
         self.lifetime_s = lifetime_s
+        self.clock = clock
         self._sessions: dict[str, Session] = {}
 
     def create(self, user: str) -> tuple[str, Session]:
         token = secrets.token_urlsafe(32)
-        session = Session(user, time.time() + self.lifetime_s)
+        session = Session(user, self.clock() + self.lifetime_s)
         self._sessions[token] = session
         return token, session
 
@@ -88,7 +90,7 @@ class SessionStore:
         session = self._sessions.get(token)
         if session is None:
             return None
-        if session.expires < time.time():
+        if session.expires < self.clock():
             self._sessions.pop(token, None)
             return None
         return session

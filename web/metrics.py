@@ -16,6 +16,8 @@ from prometheus_client import Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from web.node_link import Liveness
+
 
 def _number(text: Any) -> float | None:
     try:
@@ -25,14 +27,24 @@ def _number(text: Any) -> float | None:
 
 
 class NodeCollector(Collector):
-    def __init__(self, snapshot: Callable[[], dict[str, Any] | None]) -> None:
+    def __init__(self, snapshot: Callable[[], dict[str, Any] | None],
+                 liveness: Callable[[], Liveness]) -> None:
         self.snapshot = snapshot
+        self.liveness = liveness
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         snap = self.snapshot()
+        alive = self.liveness()
         up = GaugeMetricFamily("bot_node_snapshot_present", "1 when a node snapshot is readable")
         up.add_metric([], 0 if snap is None else 1)
         yield up
+        live = GaugeMetricFamily("bot_node_alive", "1 while the node rewrites its snapshot")
+        live.add_metric([], 1 if alive.alive else 0)
+        yield live
+        if alive.age_s is not None:
+            age = GaugeMetricFamily("bot_node_snapshot_age_seconds", "age of the latest snapshot")
+            age.add_metric([], alive.age_s)
+            yield age
         if snap is None:
             return
         for name, key, help_text in (
@@ -68,7 +80,7 @@ class NodeCollector(Collector):
         yield halted
         watchdog = snap.get("watchdog") or {}
         connected = GaugeMetricFamily("bot_connected", "1 when connected", labels=["link"])
-        connected.add_metric(["node"], 1 if snap.get("connected") else 0)
+        connected.add_metric(["node"], 1 if snap.get("connected") and alive.alive else 0)
         connected.add_metric(["broker"], 1 if watchdog.get("broker_connected") else 0)
         connected.add_metric(["data"], 1 if watchdog.get("data_connected") else 0)
         yield connected
@@ -106,9 +118,10 @@ class NodeCollector(Collector):
 
 
 class WebMetrics:
-    def __init__(self, snapshot: Callable[[], dict[str, Any] | None]) -> None:
+    def __init__(self, snapshot: Callable[[], dict[str, Any] | None],
+                 liveness: Callable[[], Liveness]) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(NodeCollector(snapshot))
+        self.registry.register(NodeCollector(snapshot, liveness))
         self.login_failures = Counter("web_login_failures", "refused logins", registry=self.registry)
         self.commands = Counter("web_commands", "control commands sent", ["command", "outcome"],
                                 registry=self.registry)

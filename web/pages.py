@@ -68,10 +68,11 @@ BODIES = {
 """,
     "logs": """
 <section class="panel"><h2>Logs</h2>
-  <label>Level <select id="log-level"><option value="">all</option><option>DEBUG</option><option>INFO</option>
-  <option>WARNING</option><option>ERROR</option></select></label>
+  <label>Level <select id="log-level"><option value="">all</option><option value="DEBUG">DEBUG and above</option>
+  <option value="INFO">INFO and above</option><option value="WARN">WARN and above</option>
+  <option value="ERROR">ERROR</option></select></label>
   <label>Strategy <input id="log-strategy" placeholder="e.g. MACross-SPY"></label>
-  <button id="log-refresh">Show</button>
+  <button id="log-refresh">Show</button> <span id="log-tail" class="muted">not following</span>
   <pre id="log-lines"></pre>
 </section>""",
     "settings": """
@@ -120,6 +121,7 @@ def page(name: str, who: Session) -> str:
 <span class="right"><button id="theme-toggle" title="light / dark">Light theme</button>
 <span class="muted">{escape(who.user)}</span> <button id="logout">Log out</button>
 <span id="live" class="muted">offline</span></span></header>
+<div id="node-banner" class="banner" role="alert" hidden></div>
 <main>{BODIES[name]}</main>
 <script src="/static/dashboard.js"></script>
 </body></html>"""

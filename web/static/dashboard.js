@@ -30,10 +30,43 @@ async function post(url, body) {
 }
 
 function describe(result) {
-  if (result.ok) return `${result.payload.command}: ${result.payload.status}`;
-  const detail = result.payload.detail;
+  const payload = result.payload;
+  if (result.ok && payload.status === "pending") {
+    return `${payload.command}: pending, not taken by the node yet (never runs after ${payload.expires_at})`;
+  }
+  if (result.ok) return `${payload.command}: ${payload.status}`;
+  const detail = payload.detail;
   if (Array.isArray(detail)) return detail.map((d) => `${d.loc.join(".")}: ${d.msg}`).join("; ");
-  return text(detail);
+  return payload.command ? `${payload.command}: ${text(detail)}` : text(detail);
+}
+
+// A command answered "pending" is followed until the node applies, refuses or discards it, so
+// the page never leaves a command looking as if it might still run.
+async function report(element, result, prefix = "") {
+  element.textContent = prefix + describe(result);
+  while (result.ok && result.payload.status === "pending") {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const response = await fetch(`/api/commands/${result.payload.id}`);
+    const payload = await response.json().catch(() => ({}));
+    const command = result.payload.command;
+    result = {ok: response.ok, status: response.status, payload: Object.assign({}, payload, {command})};
+    element.textContent = prefix + describe(result);
+  }
+  return result;
+}
+
+// The node's liveness as the server judges it (snapshot age, process): a red banner while the
+// node does not answer, so a frozen page is never mistaken for a quiet market.
+function showNode(node) {
+  const banner = document.getElementById("node-banner");
+  banner.hidden = node.alive;
+  banner.textContent = node.alive ? "" : node.message;
+  document.body.dataset.node = node.state;
+  // The last snapshot's figures stay on screen (dimmed), but never its claim to be connected.
+  document.getElementById("status")?.classList.toggle("stale", !node.alive);
+  const connection = document.getElementById("connection");
+  if (connection && !node.alive) connection.textContent = `unknown (node ${node.state.replace("_", " ")})`;
+  document.getElementById("live").textContent = node.alive ? "live" : `node ${node.state.replace("_", " ")}`;
 }
 
 // -- theme -------------------------------------------------------------------------------------
@@ -174,15 +207,13 @@ async function applyParameters(row, strategyId) {
     if (input.dataset.dirty) parameters[input.name] = parse(input);
   }
   if (!Object.keys(parameters).length) return;
-  const result = await post(`/api/strategies/${strategyId}/parameters`, {parameters});
+  const result = await report(document.getElementById("command-result"),
+    await post(`/api/strategies/${strategyId}/parameters`, {parameters}), `${strategyId}: `);
   if (result.ok) for (const input of row.querySelectorAll("input.param")) delete input.dataset.dirty;
-  document.getElementById("command-result").textContent = `${strategyId}: ${describe(result)}`;
 }
 
 async function command(url, body) {
-  const result = await post(url, body);
-  document.getElementById("command-result").textContent = describe(result);
-  return result;
+  return report(document.getElementById("command-result"), await post(url, body));
 }
 
 function render(snapshot) {
@@ -229,8 +260,11 @@ function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/ws`);
   const live = document.getElementById("live");
-  socket.onopen = () => { live.textContent = "live"; };
-  socket.onmessage = (event) => render(JSON.parse(event.data));
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.snapshot) render(message.snapshot);
+    showNode(message.node);
+  };
   socket.onclose = () => { live.textContent = "offline"; setTimeout(connect, 2000); };
 }
 
@@ -243,12 +277,10 @@ if (page === "dashboard") {
   document.getElementById("kill-cancel").addEventListener("click", () => { document.getElementById("kill-confirm").hidden = true; });
   document.getElementById("kill-confirm-btn").addEventListener("click", async () => {
     document.getElementById("kill-confirm").hidden = true;
-    const result = await post("/api/kill-switch", {confirm: true, flatten: true});
-    document.getElementById("kill-result").textContent = describe(result);
+    await report(document.getElementById("kill-result"), await post("/api/kill-switch", {confirm: true, flatten: true}));
   });
   document.getElementById("kill-reset").addEventListener("click", async () => {
-    const result = await post("/api/kill-switch/reset", {});
-    document.getElementById("kill-result").textContent = describe(result);
+    await report(document.getElementById("kill-result"), await post("/api/kill-switch/reset", {}));
   });
   connect();
 }
@@ -258,11 +290,29 @@ if (page === "dashboard") {
 async function getJson(url) { return (await fetch(url)).json(); }
 
 if (page === "logs") {
+  // The backlog from /api/logs, then the live tail over /ws/logs with the same filter; the
+  // newest lines stay in view and the page keeps the last KEEP lines.
+  const KEEP = 2000;
+  const output = document.getElementById("log-lines");
+  const status = document.getElementById("log-tail");
+  let tail = null;
+  const append = (lines) => {
+    const all = output.textContent ? output.textContent.split("\n").concat(lines) : lines;
+    output.textContent = all.slice(-KEEP).join("\n");
+    window.scrollTo(0, document.body.scrollHeight);
+  };
   const show = async () => {
-    const level = document.getElementById("log-level").value;
-    const strategy = document.getElementById("log-strategy").value;
-    const data = await getJson(`/api/logs?level=${encodeURIComponent(level)}&strategy=${encodeURIComponent(strategy)}`);
-    document.getElementById("log-lines").textContent = data.lines.join("\n");
+    if (tail) { tail.onclose = null; tail.close(); }
+    const query = `level=${encodeURIComponent(document.getElementById("log-level").value)}` +
+      `&strategy=${encodeURIComponent(document.getElementById("log-strategy").value)}`;
+    const data = await getJson(`/api/logs?${query}`);
+    output.textContent = "";
+    append(data.lines);
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    tail = new WebSocket(`${scheme}://${location.host}/ws/logs?${query}`);
+    tail.onopen = () => { status.textContent = "following"; };
+    tail.onmessage = (event) => append(JSON.parse(event.data).lines);
+    tail.onclose = () => { status.textContent = "not following (reconnecting)"; setTimeout(show, 2000); };
   };
   document.getElementById("log-refresh").addEventListener("click", show);
   show();
@@ -271,7 +321,14 @@ if (page === "settings") {
   getJson("/api/settings").then((data) => fillTable("settings", Object.entries(data.settings).map(([k, v]) => ({k, v})), ["k", "v"]));
   document.getElementById("setting-save").addEventListener("click", async () => {
     const key = document.getElementById("setting-key").value.trim();
-    const result = await post("/api/settings", {changes: {[key]: document.getElementById("setting-value").value}});
+    const changes = {[key]: document.getElementById("setting-value").value};
+    let result = await post("/api/settings", {changes});
+    // Exposing the dashboard beyond this machine is saved only once the operator confirms it.
+    const exposure = result.status === 409 && Array.isArray(result.payload.detail)
+      && result.payload.detail[0].type === "confirmation_required";
+    if (exposure && window.confirm(result.payload.detail[0].msg.split(";")[0] + ". Save it?")) {
+      result = await post("/api/settings", {changes, confirm_exposure: true});
+    }
     document.getElementById("setting-result").textContent =
       result.ok ? `saved ${result.payload.saved.join(", ")} (${result.payload.applies})` : describe(result);
   });
