@@ -1,8 +1,8 @@
 """
 The error monitor: the error handler (risk/errors.py) on the message bus.
 
-It writes rejected orders (and rejected cancels/modifies) and partial fills to
-``unresolved_orders.log``, accepts failures other components report to REPORT_ENDPOINT as
+It writes rejected orders (and rejected cancels/modifies of orders still open: a cancel that
+lost the race against a fill is no problem) and partial fills to ``unresolved_orders.log``, accepts failures other components report to REPORT_ENDPOINT as
 ``ErrorReport``s, publishes a critical alert for each critical error, and when the count of
 critical errors reaches RiskConfig.critical_error_limit asks the gate to halt trading and
 exit every position.
@@ -99,7 +99,12 @@ class ErrorMonitor(Actor):
             "instrument_id": str(event.instrument_id),
             "client_order_id": str(event.client_order_id),
         }
-        if isinstance(event, (OrderRejected, OrderCancelRejected, OrderModifyRejected)):
+        if isinstance(event, (OrderCancelRejected, OrderModifyRejected)) and self._already_closed(event):
+            # The order filled (or was cancelled) before the request reached the venue: the
+            # usual race of a cancel against a fill, nothing for a person to resolve.
+            self.log.info(f"{type(event).__name__} {event.client_order_id}: the order had already "
+                          f"closed ({event.reason})")
+        elif isinstance(event, (OrderRejected, OrderCancelRejected, OrderModifyRejected)):
             kind = {OrderRejected: "order_rejected", OrderCancelRejected: "cancel_rejected",
                     OrderModifyRejected: "modify_rejected"}[type(event)]
             self.handler.record_order_issue(kind, str(event.reason), context)
@@ -114,6 +119,10 @@ class ErrorMonitor(Actor):
                 self.handler.record_order_issue(
                     "partial_fill", f"filled {order.filled_qty} of {order.quantity}", context,
                 )
+
+    def _already_closed(self, event: Any) -> bool:
+        order = self.cache.order(event.client_order_id)
+        return order is not None and order.is_closed
 
     def _on_critical(self, record: dict[str, Any]) -> None:
         alert = Alert(

@@ -27,6 +27,7 @@ order ids are never relied on alone).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import secrets
 from decimal import Decimal
@@ -358,7 +359,8 @@ class Journal(Actor):
         if fill.side == "BUY":
             new_lot = Lot(f"{ref}#{fill.trade_id}", fill.strategy, fill.symbol, fill.ts_ns,
                           fill.price, fill.quantity, fill.commission)
-            self.lots.buy(new_lot)
+            # The book's lot changes as it sells; the writer gets the lot as bought.
+            self.lots.buy(dataclasses.replace(new_lot))
         else:
             try:
                 sale = self.lots.sell(fill.strategy, fill.symbol, fill.quantity, fill.price,

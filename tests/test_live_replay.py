@@ -25,6 +25,7 @@ from backtesting.builder import BacktestRequest
 from backtesting.run import run_backtest
 from livenode.control import ControlChannel
 from livenode.control import send_command
+from strategies.sessions import EXCHANGE_TZ
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = dt.date(2024, 12, 16)  # a sample session where MA cross buys and sells SPY and QQQ twice each
@@ -245,6 +246,11 @@ def test_replay_daily_summary_matches_the_backtest(replayed_day: dict) -> None:
         (replayed_day["backtest_records"] / "daily_summary.json").read_text(),
     )[DAY.isoformat()]
     for key in ("equity", "cash", "pnl_by_strategy", "pnl", "trades", "win_rate", "fees",
-                "open_positions", "risk_events"):
+                "open_positions"):
         assert live[key] == backtest[key], key
+    # The replay lives in the data's time: the node's start-up hold, lifted once the
+    # self-checks are reported, is dated at the replay's start, the day's first instant.
+    start = pd.Timestamp(dt.datetime.combine(DAY, dt.time(0), EXCHANGE_TZ)).tz_convert("UTC").isoformat()
+    assert live["risk_events"] == [{"time": start, "kind": "resume", "source": "RiskEngine",
+                                    "detail": "trading state ACTIVE"}] + backtest["risk_events"]
     assert live["mode"] == "paper" and backtest["mode"] == "backtest"

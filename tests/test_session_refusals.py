@@ -69,7 +69,7 @@ def buy(day: dt.date, hhmm: str, quantity: int, price: str = "101.50") -> tuple:
 
 
 def sell(day: dt.date, hhmm: str, quantity: int) -> tuple:
-    return (et(day, hhmm), "SELL", Decimal(quantity), Decimal("101.00"), "window_end")
+    return (et(day, hhmm), "SELL", Decimal(quantity), Decimal("101.00"), "exit:window_end")
 
 
 def stops(engine: BacktestEngine) -> list[tuple]:
