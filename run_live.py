@@ -12,7 +12,8 @@ explicit confirmation -> IB preflight (gateway answers, account visible; seconds
 -> node built with the risk layer -> node started with trading halted -> each strategy's
 self-check report -> trading resumes (live: only when every self-check passes). Exit codes: 0
 clean shutdown, 2 bad settings or refused start (a failed self-check in live mode included),
-3 clients never connected, 130 forced by a second signal.
+3 clients never connected, 4 the run ended but a strategy, actor or timer raised during it
+(unresolved_orders.log), 130 forced by a second signal.
 """
 
 from __future__ import annotations

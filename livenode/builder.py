@@ -320,6 +320,8 @@ def make_plan(settings: Settings, state_dir: Path | None = None, catalog: Path |
         return LivePlan(settings=settings, state_dir=state, catalog=None, bar_types=bar_types,
                         strategies=tuple(configs), exec_algorithms=algorithms,
                         notes=tuple(notes))
+    if not keeps_state(settings) and settings.mode != "dry-run":
+        refuse_earlier_records(settings, state)
     catalog = catalog or settings["REPLAY_CATALOG"] or DEFAULT_CATALOG
     start, end = replay_window(settings, catalog)
     bar_types, vix, configs = _replay_strategies(settings, catalog, start)
@@ -332,6 +334,26 @@ def make_plan(settings: Settings, state_dir: Path | None = None, catalog: Path |
 
 
 REPLAY_STATE_FILE = "replay_state.json"
+
+
+def refuse_earlier_records(settings: Settings, state_dir: Path) -> None:
+    """
+    A replay on the memory cache starts a fresh simulated account: records an earlier run left
+    in STATE_DIR (journal, GnuCash book, trade history) would keep that run's shares and cash,
+    and the books would no longer reconcile. Refused rather than mixed.
+    """
+    mode = settings.mode
+    names = [f"trade_history.{settings['LOG_FORMAT']}", f"gnu_{mode}.gnucash"]
+    if not settings["JOURNAL_URL"]:
+        names.append(f"journal_{mode}.sqlite")
+    found = [name for name in names if (state_dir / name).exists()]
+    if found:
+        raise LivePlanError(
+            f"STATE_DIR {state_dir} holds the records of an earlier {mode} run ({', '.join(found)}); "
+            "a replay with CACHE_BACKEND=memory starts a fresh account, so its books could not "
+            "continue them: use a new STATE_DIR, move those files aside, or set "
+            "CACHE_BACKEND=redis to continue the same account",
+        )
 
 
 def replay_resume_point(state_dir: Path, catalog: Path, start: pd.Timestamp, end: pd.Timestamp) -> int | None:

@@ -100,3 +100,22 @@ def test_journal_ledger_and_trade_files_reconcile_to_the_cent(session_replay: di
     out = capsys.readouterr().out
     assert code == 0, out
     assert "agree to the cent" in out
+
+
+def test_a_second_replay_into_the_same_state_dir_is_refused_naming_the_records(
+    session_replay: dict, tmp_path: Path,
+) -> None:
+    # A memory-cache replay starts a fresh account: it must not append to the first run's books.
+    state = session_replay["state"]
+    env = tmp_path / "again.env"
+    env.write_text(
+        "MODE=paper\nBROKER=replay\nSTRATEGIES=session\nSYMBOLS=SPY,QQQ,AAPL\n"
+        f"REPLAY_START={START}\nREPLAY_END={START}\nREPLAY_SPEED=max\nSTATE_DIR={state}\n",
+    )
+    before = (state / "trade_history.csv").read_text()
+    result = subprocess.run([sys.executable, "run_live.py", "--config", str(env)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert (f"run_live.py: STATE_DIR {state} holds the records of an earlier paper run "
+            "(trade_history.csv, gnu_paper.gnucash, journal_paper.sqlite)") in result.stderr
+    assert (state / "trade_history.csv").read_text() == before
