@@ -10,7 +10,6 @@ exit every position.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -26,7 +25,6 @@ from nautilus_trader.model.events import OrderRejected
 
 from config.risk import RiskConfig
 from risk.errors import UNRESOLVED_LOG_NAME
-from risk.errors import BackoffPolicy
 from risk.errors import ErrorHandler
 from risk.messages import CONTROL_ENDPOINT
 from risk.messages import Alert
@@ -49,9 +47,6 @@ class ErrorMonitorConfig(ActorConfig, frozen=True):
 
     risk: RiskConfig = RiskConfig()
     log_path: str = UNRESOLVED_LOG_NAME
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 30.0
-    backoff_jitter: float = 0.25
 
 
 class ErrorMonitor(Actor):
@@ -62,16 +57,10 @@ class ErrorMonitor(Actor):
     def on_start(self) -> None:
         self.handler = ErrorHandler(
             log_path=Path(self.config.log_path),
-            policy=BackoffPolicy(
-                retry_limit=self.config.risk.api_retry_limit,
-                base_delay=self.config.backoff_base_s,
-                max_delay=self.config.backoff_max_s,
-                jitter=self.config.backoff_jitter,
-            ),
+            retry_limit=self.config.risk.api_retry_limit,
             critical_limit=self.config.risk.critical_error_limit,
             on_critical=self._on_critical,
             on_limit=self._on_limit,
-            rng=random.Random(),
             now_ns=self.clock.timestamp_ns,
         )
         self.msgbus.register(REPORT_ENDPOINT, self.report)
@@ -83,11 +72,10 @@ class ErrorMonitor(Actor):
         self.msgbus.unsubscribe("events.order.*", self._on_order_event)
 
     def snapshot(self) -> dict[str, Any]:
-        """Counts for the dashboard: critical errors and retried transient failures."""
+        """Counts for the dashboard: critical errors, and whether their limit halted trading."""
         if self.handler is None:
-            return {"critical_errors": 0, "retries": 0, "limit_reached": False}
-        return {"critical_errors": self.handler.critical_count, "retries": self.handler.retries,
-                "limit_reached": self.handler.limit_reached}
+            return {"critical_errors": 0, "limit_reached": False}
+        return {"critical_errors": self.handler.critical_count, "limit_reached": self.handler.limit_reached}
 
     def report(self, report: ErrorReport) -> None:
         record = self.handler.report(report.error, report.context, report.attempts)

@@ -42,6 +42,7 @@ from nautilus_trader.model.identifiers import AccountId
 from nautilus_trader.model.identifiers import ClientId
 
 from actors.journal import Journal
+from actors.record_writer import RecordWriter
 from actors.pre_trade_gate import PreTradeGate
 from actors.pre_trade_gate import install_risk_layer
 from actors.error_monitor import ErrorMonitor
@@ -459,6 +460,15 @@ class LiveRunner:
             except asyncio.CancelledError:
                 pass
 
+    def _errors_snapshot(self, node: TradingNode) -> dict[str, Any] | None:
+        """The error monitor's counts and the transient write failures the records retried."""
+        actors = node.trader.actors()
+        monitor = next((a.snapshot() for a in actors if isinstance(a, ErrorMonitor)), None)
+        if monitor is None:
+            return None
+        retries = sum(a.writer.retries for a in actors if isinstance(getattr(a, "writer", None), RecordWriter))
+        return monitor | {"retries": retries}
+
     def snapshot(self, node: TradingNode, phase: str) -> dict[str, Any]:
         cache = node.cache
         return {
@@ -480,7 +490,7 @@ class LiveRunner:
             "orders": len(cache.orders()),
             "gate": self.gate.snapshot() if self.gate else None,
             "watchdog": next((a.snapshot() for a in node.trader.actors() if isinstance(a, Watchdog)), None),
-            "errors": next((a.snapshot() for a in node.trader.actors() if isinstance(a, ErrorMonitor)), None),
+            "errors": self._errors_snapshot(node),
             "error": self.error,
             "component_errors": {"count": self.component_errors.count, "last": self.component_errors.last},
             "snapshot_ms": round(self._snapshot_ms, 2),

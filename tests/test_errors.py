@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import socket
 from decimal import Decimal as D
 
@@ -18,12 +17,10 @@ from actors.error_monitor import ErrorMonitorConfig
 from actors.error_monitor import ErrorReport
 from catalog.instruments import make_instrument
 from config.risk import RiskConfig
-from risk.errors import BackoffPolicy
 from risk.errors import BrokerError
 from risk.errors import ConfigError
 from risk.errors import ErrorCategory
 from risk.errors import ErrorHandler
-from risk.errors import UnresolvedError
 from risk.errors import classify
 from risk.errors import is_transient
 from tests.risk_support import build_engine
@@ -32,22 +29,13 @@ from tests.risk_support import minute_bars
 NOW_NS = 1_709_649_060_000_000_000  # 2024-03-05 14:31 UTC
 
 
-class TopOfRange:
-    """A stand-in random source that always draws the top of the range: the longest waits."""
-
-    def uniform(self, low: float, high: float) -> float:
-        return high
-
-
-def handler(tmp_path, **kwargs) -> tuple[ErrorHandler, list[float]]:
-    sleeps: list[float] = []
+def handler(tmp_path, **kwargs) -> ErrorHandler:
     defaults = dict(
-        log_path=tmp_path / "unresolved_orders.log",
-        policy=BackoffPolicy(retry_limit=3, base_delay=0.5, factor=2.0, max_delay=1.5, jitter=0.25),
-        critical_limit=3, sleep=sleeps.append, rng=TopOfRange(), now_ns=lambda: NOW_NS,
+        log_path=tmp_path / "unresolved_orders.log", retry_limit=3, critical_limit=3,
+        now_ns=lambda: NOW_NS,
     )
     defaults.update(kwargs)
-    return ErrorHandler(**defaults), sleeps
+    return ErrorHandler(**defaults)
 
 
 def read_log(path) -> list[dict]:
@@ -68,79 +56,16 @@ def test_classification(error, category, transient):
     assert is_transient(error) is transient
 
 
-def test_the_backoff_schedule_with_jitter_and_cap(tmp_path):
-    # base 0.5 x 2^(n-1), capped at 1.5, plus the top 25% jitter:
-    # retry 1: 0.5 + 0.125 = 0.625; retry 2: 1.0 + 0.25 = 1.25; retry 3: 1.5 (capped) + 0.375.
-    errors, sleeps = handler(tmp_path)
-    calls = []
-
-    def flaky():
-        calls.append(1)
-        raise ConnectionResetError("gateway went away")
-
-    with pytest.raises(UnresolvedError) as raised:
-        errors.call(flaky, context={"op": "place_order", "client_order_id": "O-1"})
-    assert sleeps == [0.625, 1.25, 1.875]
-    assert len(calls) == 4 and raised.value.attempts == 4
-    assert raised.value.category == ErrorCategory.NETWORK
-
-
-def test_the_async_variant_retries_without_blocking(tmp_path):
-    import asyncio
-
-    errors, _ = handler(tmp_path)
-    waits: list[float] = []
-    attempts = iter([BrokerError("pacing violation", code=420, transient=True), ConnectionResetError("reset"), "done"])
-
-    async def fake_sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    async def request():
-        outcome = next(attempts)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-    assert asyncio.run(errors.acall(request, context={}, sleep=fake_sleep)) == "done"
-    assert waits == [0.625, 1.25]
-
-
-def test_jitter_stays_within_its_share_of_the_delay():
-    policy = BackoffPolicy(retry_limit=5, base_delay=0.5, factor=2.0, max_delay=30.0, jitter=0.25)
-    rng = random.Random(7)
-    for retry, base in enumerate([0.5, 1.0, 2.0, 4.0, 8.0], start=1):
-        for _ in range(50):
-            assert base <= policy.delay(retry, rng) <= base * 1.25
-    # The same seed gives the same schedule: a run is reproducible.
-    assert [policy.delay(n, random.Random(3)) for n in (1, 2, 3)] == [
-        policy.delay(n, random.Random(3)) for n in (1, 2, 3)
-    ]
-
-
-def test_a_transient_failure_that_recovers_is_not_logged(tmp_path):
-    errors, sleeps = handler(tmp_path)
-    outcomes = iter([TimeoutError("slow"), TimeoutError("slow"), "ok"])
-
-    def sometimes():
-        outcome = next(outcomes)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-    assert errors.call(sometimes, context={}) == "ok"
-    assert sleeps == [0.625, 1.25]
-    assert not errors.log_path.exists()
-
-
 def test_the_json_line_of_an_unresolved_error(tmp_path):
-    errors, sleeps = handler(tmp_path)
+    errors = handler(tmp_path)
 
     def broken():
         raise ZeroDivisionError("division by zero")
 
-    with pytest.raises(UnresolvedError):
-        errors.call(broken, context={"strategy_id": "MACross-SPY", "instrument_id": "SPY.SIM"})
-    assert sleeps == []  # a logic error is never retried
+    try:
+        broken()
+    except ZeroDivisionError as exc:
+        errors.report(exc, {"strategy_id": "MACross-SPY", "instrument_id": "SPY.SIM"})
     [record] = read_log(errors.log_path)
     assert record["ts"] == "2024-03-05T14:31:00+00:00"
     assert {k: record[k] for k in ("kind", "category", "severity", "transient", "attempts", "message", "exception")} == {
@@ -154,7 +79,7 @@ def test_the_json_line_of_an_unresolved_error(tmp_path):
 
 def test_critical_errors_alert_and_the_limit_fires_once(tmp_path):
     alerts, limits = [], []
-    errors, _ = handler(tmp_path, on_critical=alerts.append, on_limit=limits.append)
+    errors = handler(tmp_path, on_critical=alerts.append, on_limit=limits.append)
     errors.report(BrokerError("pacing", transient=True), {})  # transient, not exhausted: error
     errors.report(ConfigError("bad"), {})
     errors.report(BrokerError("no permissions", code=201), {})

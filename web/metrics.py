@@ -94,7 +94,7 @@ class NodeCollector(Collector):
         critical = GaugeMetricFamily("bot_critical_errors", "critical errors this run")
         critical.add_metric([], monitor.get("critical_errors", 0))
         yield critical
-        retries = GaugeMetricFamily("bot_retries", "transient broker failures retried this run")
+        retries = GaugeMetricFamily("bot_retries", "transient record-write failures retried this run")
         retries.add_metric([], monitor.get("retries", 0))
         yield retries
         rejected = GaugeMetricFamily("bot_orders_rejected", "orders the venue rejected this run")
