@@ -450,7 +450,8 @@ class BidChaser(ExecAlgorithm):
         sequence = self._sequences.get(order.exec_spawn_id) if order is not None else None
         if sequence is None or sequence.child_id != client_order_id:
             return
-        self.log.error(f"{client_order_id} {why}; ending the sequence of {sequence.primary_id}")
+        # A refusal is an outcome the journal and the error monitor record, not a fault here.
+        self.log.warning(f"{client_order_id} {why}; ending the sequence of {sequence.primary_id}")
         self._finish(sequence)
 
     def _cancel_timers(self, sequence: _Sequence) -> None:
