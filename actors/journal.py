@@ -62,6 +62,7 @@ from actors.lots import Lot
 from actors.lots import LotBook
 from actors.lots import LotError
 from actors.record_writer import RECORDS_PRIORITY
+from actors.record_writer import Description
 from actors.record_writer import RecordWriter
 from actors.trade_files import LOG_FORMATS
 from actors.trade_files import StrategyLogs
@@ -244,7 +245,7 @@ class Journal(Actor):
 
     # -- the writer -------------------------------------------------------------------------
 
-    def _write(self, what: str, run: Any) -> None:
+    def _write(self, what: Description, run: Any) -> None:
         self._report_failures()
         self.writer.submit(run, what)
 
@@ -296,13 +297,13 @@ class Journal(Actor):
         return ref, tags
 
     def _insert(self, table: str, row: dict[str, Any]) -> None:
-        self._write(f"{table} row {row}", lambda store: store.insert(table, **row))
+        self._write(lambda: f"{table} row {row}", lambda store: store.insert(table, **row))
 
     def _log_line(self, strategy: str, ts_ns: int, line: str) -> None:
         self._write(f"{strategy}.log line", lambda _store: self.logs.write(strategy, iso(ts_ns), line))
 
     def _history_row(self, row: dict[str, str]) -> None:
-        self._write(f"trade_history row {row}", lambda _store: self.history.append(row))
+        self._write(lambda: f"trade_history row {row}", lambda _store: self.history.append(row))
 
     def _on_order_event(self, event: OrderEvent) -> None:
         if isinstance(event, OrderInitialized):
@@ -453,7 +454,7 @@ class Journal(Actor):
             self._log_line(record.strategy, record.ts_ns, f"RISK {record.kind} {record.detail}")
 
     def _on_lot_change(self, record: LotChange) -> None:
-        self._write(f"lot change {record}", lambda store: store.record_lot_change(self.run_id, record))
+        self._write(lambda: f"lot change {record}", lambda store: store.record_lot_change(self.run_id, record))
         # Kept current, so a strategy stopped and started again in this process reloads all.
         self._saved.apply(record)
         self._put_saved_lots()

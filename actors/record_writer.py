@@ -59,10 +59,15 @@ class WriteFailure:
     attempts: int
 
 
+# What a job writes, for the report of a failure: text, or a callable that makes it, so the
+# handler on the order path does not format a row that is almost never shown.
+Description = str | Callable[[], str]
+
+
 @dataclass(frozen=True)
 class _Job(Generic[S]):
     run: Callable[[S], object]
-    what: str
+    what: Description
     result: Future | None = None
 
 
@@ -115,7 +120,7 @@ class RecordWriter(Generic[S]):
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    def submit(self, run: Callable[[S], object], what: str) -> None:
+    def submit(self, run: Callable[[S], object], what: Description) -> None:
         """Hand over a write; it runs after every job handed over before it."""
         self._require_running()
         self._queue.put(_Job(run, what))
@@ -176,7 +181,8 @@ class RecordWriter(Generic[S]):
             if job.result is not None:
                 job.result.set_exception(exc)
             else:
-                self._failures.put(WriteFailure(job.what, exc, attempts))
+                what = job.what() if callable(job.what) else job.what
+                self._failures.put(WriteFailure(what, exc, attempts))
             return
         if job.result is not None:
             job.result.set_result(value)
