@@ -5,7 +5,7 @@ concurrent.futures.Future objects, so the sweep loop is the same for either.
 Local workers are started with the `spawn` context: Nautilus's Rust logger and other native
 state do not survive a fork, so every worker is a fresh interpreter. Ray workers are fresh
 processes too. Either way the catalog path in the sweep file is opened by the worker, so it
-must be readable at the same path on every machine (see the README: shared storage).
+must be readable at the same path on every machine (see docs/sweeps.md: shared storage).
 """
 
 from __future__ import annotations
