@@ -140,7 +140,8 @@ FIRST_PART = Decimal(40)
 @dataclass
 class FaultMarks:
     executions_before_drop: int = 0
-    sessions_before_drop: frozenset[int] = frozenset()
+    # The session objects themselves, held: ids of freed objects are reused by new ones.
+    sessions_before_drop: tuple = ()
     executions_before_outage: int = 0
     perm_ids_before_outage: tuple[int, ...] = ()
 
@@ -154,10 +155,12 @@ def fault_run(
     def reject_first_order(gateway: Gateway) -> None:
         gateway.broker.reject_next_order(REJECTION)
 
-    def api_sessions_with_data(sim: GatewayThread) -> frozenset[int]:
-        return sim.call(lambda: frozenset(
-            id(s) for s in sim.gateway.api_sessions() if s.subscriptions
-        ))
+    def api_sessions_with_data(sim: GatewayThread) -> tuple:
+        return sim.call(lambda: tuple(s for s in sim.gateway.api_sessions() if s.subscriptions))
+
+    def new_session_with_data(sim: GatewayThread) -> bool:
+        return any(all(s is not old for old in marks.sessions_before_drop)
+                   for s in api_sessions_with_data(sim))
 
     def scenario(sim: GatewayThread, proc: subprocess.Popen[str]) -> None:
         # the first buy is refused (201); the next one fills in two parts, 40 then the rest
@@ -170,7 +173,7 @@ def fault_run(
         marks.executions_before_drop = len(sim_record(sim).executions)
         marks.sessions_before_drop = api_sessions_with_data(sim)
         sim.run(sim.gateway.restart(1.0))
-        wait_for(lambda: bool(api_sessions_with_data(sim) - marks.sessions_before_drop),
+        wait_for(lambda: new_session_with_data(sim),
                  "the node's new session with its subscriptions", proc)
         wait_for(lambda: len(sim_record(sim).executions) > marks.executions_before_drop,
                  "a fill after the reconnection", proc)
