@@ -5,6 +5,8 @@ Run strategies live: paper or real accounts on Interactive Brokers, or the offli
                 [--strategies core_rsi,ma_cross] [--confirm-live] [--state-dir DIR]
     run_live.py stop [--state-dir DIR] [--reason TEXT]      flatten, halt and stop a running node
     run_live.py status [--state-dir DIR]                    print the running node's snapshot
+    run_live.py check --config bot.env                      the start's checks without starting:
+                                                            settings, the run's plan, the limits
     run_live.py --version
 
 Order of a start: version banner -> settings (every problem at once) -> live only with an
@@ -33,7 +35,7 @@ EXIT_REFUSED = 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_live.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", choices=("run", "stop", "status"), default="run")
+    parser.add_argument("command", nargs="?", choices=("run", "stop", "status", "check"), default="run")
     parser.add_argument("--config", type=Path, help="the env file (see config/env_bot.template)")
     parser.add_argument("--mode", choices=("dry-run", "paper", "live"))
     parser.add_argument("--broker", choices=("ib", "replay"))
@@ -91,12 +93,12 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"mode {settings.mode}, broker {settings.broker}, strategies "
           f"{','.join(settings.strategies)}, symbols {','.join(settings['SYMBOLS'])}", flush=True)
-    if settings.mode == "live" and not (args.confirm_live or settings["LIVE_CONFIRM"]):
+    if args.command != "check" and settings.mode == "live" and not (args.confirm_live or settings["LIVE_CONFIRM"]):
         print("run_live.py: live mode trades real money; confirm with --confirm-live or "
               "LIVE_CONFIRM=true", file=sys.stderr)
         return EXIT_REFUSED
 
-    if settings.broker == "ib":
+    if settings.broker == "ib" and args.command != "check":
         from adapters.ib.preflight import PreflightError
         from adapters.ib.preflight import ib_preflight
 
@@ -122,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_REFUSED
     for note in plan.notes:
         print(f"note: {note}", flush=True)
+    if args.command == "check":
+        for limit in plan.risk_limits():
+            print(f"limit {limit['key']}={limit['value']}  ({limit['from']})")
+        print(f"settings OK: {len(plan.strategies)} strategy instance(s) planned on "
+              f"{len(plan.bar_types)} instrument(s); nothing was started")
+        return 0
     runner = LiveRunner(plan)
     runner.build()
     return runner.run()

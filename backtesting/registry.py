@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -23,7 +24,13 @@ from nautilus_trader.model.identifiers import InstrumentId
 
 
 class StrategyParameterError(ValueError):
-    """An unknown strategy parameter or a value its config class refuses."""
+    """An unknown strategy parameter or a value its config class refuses. The message speaks
+    run_backtest.py's language (`--set key: ...`); `detail` is the problem alone, for callers
+    whose parameters come from elsewhere (the live node's settings)."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail if detail is not None else message
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,11 @@ class StrategySpec:
     # what its instances and algorithms recorded (see backtesting/core_rsi_report.py).
     report_extras: str | None = None
     # RiskConfig fields this strategy needs changed from the defaults (a documented choice).
+    # Live, they apply only to limits the operator left at their defaults.
     risk_overrides: dict[str, Any] = field(default_factory=dict)
+    # The percent of account equity one position of an instance takes, from its config: a
+    # SYMBOL_CAP below it would refuse every entry, so the live plan refuses such a cap.
+    symbol_share_pct: Callable[[Any], Decimal] | None = None
     # Universe specs: one instance for the whole universe, from these defaults.
     universe_defaults: Callable[[Universe], dict[str, Any]] | None = None
     # Universe specs: the symbols to load beyond the watchlist, given the watchlist and the
@@ -157,6 +168,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             # so the per-symbol cap is lifted; every other limit (risk per trade on the default
             # stop: 1.9%, open risk, volume, the kill switch) applies as configured.
             risk_overrides={"symbol_cap_pct": "100"},
+            symbol_share_pct=lambda config: Decimal(str(config.position_fraction)) * 100,
         ),
         StrategySpec(
             name="noop",
@@ -187,6 +199,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             default_symbols=SESSION_WATCHLIST,
             # One candidate takes the strategy's whole 30% (the issue's 1 -> 100% weight).
             risk_overrides={"symbol_cap_pct": "30"},
+            symbol_share_pct=lambda config: config.capital_fraction * 100,
         ),
         StrategySpec(
             name="vwap_reversion",
@@ -208,6 +221,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             # 30-40% of capital in at most max_positions (default 2) names: 17.5% each by
             # default, up to 35% with max_positions=1.
             risk_overrides={"symbol_cap_pct": "35"},
+            symbol_share_pct=lambda config: config.capital_fraction * 100 / config.max_positions,
         ),
     )
 }
@@ -319,10 +333,9 @@ def _validated(spec: StrategySpec, defaults: dict[str, Any], overrides: dict[str
     known = spec.parameter_names()
     unknown = sorted(set(overrides) - set(known))
     if unknown:
-        raise StrategyParameterError(
-            f"--set {unknown[0]}: {spec.name} has no parameter {unknown[0]!r}; "
-            f"its parameters are {', '.join(spec.own_parameter_names())}",
-        )
+        detail = (f"{spec.name} has no parameter {unknown[0]!r}; its parameters are "
+                  f"{', '.join(spec.own_parameter_names())}")
+        raise StrategyParameterError(f"--set {unknown[0]}: {detail}", detail)
     params = defaults | overrides
     try:
         spec.config_class.parse(json.dumps(params))
@@ -331,7 +344,7 @@ def _validated(spec: StrategySpec, defaults: dict[str, Any], overrides: dict[str
         message = str(exc)
         key = message.rsplit("$.", 1)[-1].rstrip("`") if "$." in message else None
         shown = f"{key}={overrides[key]!r}" if key in overrides else spec.name
-        raise StrategyParameterError(f"--set {shown}: {message}") from None
+        raise StrategyParameterError(f"--set {shown}: {message}", message) from None
     except (ValueError, TypeError) as exc:
-        raise StrategyParameterError(f"--set ({spec.name}): {exc}") from None
+        raise StrategyParameterError(f"--set ({spec.name}): {exc}", str(exc)) from None
     return params

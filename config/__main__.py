@@ -5,7 +5,8 @@
   encrypt PLAIN OUT [--key-file]  encrypt a plain KEY=VALUE secrets file
   decrypt ENCRYPTED [--out FILE]  decrypt (to stdout, or to FILE with mode 600)
   check [--config ENV] [--mode M] [--broker B] [--key-file]
-                                  validate settings and secrets; print them with secrets masked
+                                  validate settings and secrets by the schema; print them with
+                                  secrets masked (run_live.py check also plans the run)
   template                        print config/env_bot.template as generated from the schema
 
 The key comes from BOT_SECRETS_KEY (the key) or BOT_SECRETS_KEY_FILE / --key-file.
@@ -99,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             settings = load_settings(args.config, overrides, key_file=args.key_file)
             for name, value in settings.public().items():
                 print(f"{name}={'' if value is None else value}  ({settings.source_of(name)})")
-            print("settings OK")
+            print("settings valid by the schema; `run_live.py check --config FILE` also plans the "
+                  "run (strategies, data, risk limits) as a start would")
             return 0
         if args.command == "template":
             sys.stdout.write(render_template())

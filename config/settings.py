@@ -132,10 +132,24 @@ def _decimal_range(low: Decimal, high: Decimal, low_open: bool = False) -> Calla
 
 
 def _percent(raw: str) -> Decimal:
-    return _decimal_range(Decimal(0), Decimal(100), low_open=True)(raw)
+    """
+    A percent, written `2.5%` or `2.5`. A bare number below 1 is refused: `0.05` is 0.05% to
+    this file and 5% to the many bots that write fractions, and a limit read a hundred times too
+    tight or too loose must never pass unnoticed; with the sign it is unambiguous (`0.5%`).
+    """
+    text = raw.strip()
+    signed = text.endswith("%")
+    number = _decimal_range(Decimal(0), Decimal(100), low_open=True)(text.removesuffix("%").rstrip())
+    if not signed and number < 1:
+        raise _Invalid(
+            f"{raw!r} is ambiguous: as a percent it is {number.normalize():f}%, as a fraction "
+            f"{(number * 100).normalize():f}%; write {number.normalize():f}% or "
+            f"{(number * 100).normalize():f}% (values below 1 need the % sign)",
+        )
+    return number
 
 
-_percent.form = "percent in (0, 100]"  # type: ignore[attr-defined]
+_percent.form = "percent in (0, 100], e.g. 2.5% (below 1 only with the % sign: 0.5%)"  # type: ignore[attr-defined]
 
 
 def _optional_decimal(raw: str) -> Decimal | None:
@@ -350,7 +364,7 @@ SCHEMA: tuple[Key, ...] = (
     _k("LIVE_CONFIRM", _bool, "false", "the explicit confirmation a live run needs", "run"),
     _k("STRATEGIES", _names, "ma_cross", "the strategy sequence, in priority order", "run"),
     _k("SYMBOLS", _symbols, "SPY", "the symbols each strategy trades", "run"),
-    _k("ALLOCATION", _percent, "100", "share of account equity the bot may use, percent; when "
+    _k("ALLOCATION", _percent, "100%", "share of account equity the bot may use, percent; when "
        "ALLOCATION or WEIGHTS is set, each strategy with a capital_fraction parameter gets "
        "ALLOCATION x its weight (otherwise the strategies' own defaults apply)", "run"),
     _k("WEIGHTS", _weights, "", "each strategy's share of the allocation, in STRATEGIES order; "
@@ -363,17 +377,17 @@ SCHEMA: tuple[Key, ...] = (
     # risk limits (RiskConfig)
     _k("DISABLE_ALL_TRADES", _bool, "false", "refuse every order that opens or adds exposure",
        "risk", risk_field="disable_all_trades"),
-    _k("MAX_RISK_PER_TRADE", _percent, "2.5", "quantity x stop distance, percent of equity",
+    _k("MAX_RISK_PER_TRADE", _percent, "2.5%", "quantity x stop distance, percent of equity",
        "risk", required=(("live", "*"),), risk_field="max_risk_per_trade_pct"),
-    _k("MAX_OPEN_RISK", _percent, "5", "sum of open positions' and orders' risk, percent of equity",
+    _k("MAX_OPEN_RISK", _percent, "5%", "sum of open positions' and orders' risk, percent of equity",
        "risk", risk_field="max_open_risk_pct"),
-    _k("DEFAULT_STOP", _percent, "2", "stop distance assumed for an order without a stop, percent",
+    _k("DEFAULT_STOP", _percent, "2%", "stop distance assumed for an order without a stop, percent",
        "risk", risk_field="default_stop_pct"),
-    _k("SYMBOL_CAP", _percent, "10", "market value one symbol may reach, percent of equity",
+    _k("SYMBOL_CAP", _percent, "10%", "market value one symbol may reach, percent of equity",
        "risk", risk_field="symbol_cap_pct"),
     _k("MAX_OPEN_POSITIONS", _int_range(1, 1000), "10", "distinct symbols held at once", "risk",
        risk_field="max_open_positions"),
-    _k("MAX_SPREAD", _percent, "1.5", "widest accepted bid-ask spread, percent of the mid",
+    _k("MAX_SPREAD", _percent, "1.5%", "widest accepted bid-ask spread, percent of the mid",
        "risk", risk_field="max_spread_pct"),
     _k("REQUIRE_QUOTES", _bool, "false", "refuse orders while no quote is known", "risk",
        risk_field="require_quotes"),
@@ -383,11 +397,11 @@ SCHEMA: tuple[Key, ...] = (
        "highest tradable price, USD", "risk", risk_field="max_price"),
     _k("MIN_VOLUME_THRESHOLD", _decimal_range(Decimal(0), Decimal(10**12)), "1000",
        "least average volume per bar", "risk", risk_field="min_volume_threshold"),
-    _k("MAX_SLIPPAGE", _percent, "0.5", "largest expected slippage, percent", "risk",
+    _k("MAX_SLIPPAGE", _percent, "0.5%", "largest expected slippage, percent", "risk",
        risk_field="max_slippage_pct"),
-    _k("DAILY_LOSS_LIMIT", _percent, "5", "day loss (percent of the day's start equity) that "
+    _k("DAILY_LOSS_LIMIT", _percent, "5%", "day loss (percent of the day's start equity) that "
        "halts trading", "risk", required=(("live", "*"),), risk_field="daily_loss_limit_pct"),
-    _k("MAX_DRAWDOWN", _percent, "10", "drawdown from the peak (percent) that switches to "
+    _k("MAX_DRAWDOWN", _percent, "10%", "drawdown from the peak (percent) that switches to "
        "reduce-only", "risk", risk_field="max_drawdown_pct"),
     _k("FLATTEN_ON_HALT", _bool, "true", "the kill switch closes positions when it halts", "risk",
        risk_field="flatten_on_halt"),
@@ -526,6 +540,24 @@ def _unquote(raw: str) -> str:
     return raw
 
 
+def _strip_inline_comment(raw: str) -> tuple[str, str | None]:
+    """
+    A value without its trailing `# comment` (a `#` after whitespace, as shells read it); a `#`
+    inside quotes or without whitespace before it (`pa#ss`) is part of the value. Returns the
+    value and a problem for a quoted value followed by anything but a comment.
+    """
+    text = raw.strip()
+    if text[:1] in ("'", '"'):
+        end = text.find(text[0], 1)
+        if end > 0:
+            rest = text[end + 1:].strip()
+            if rest and not rest.startswith("#"):
+                return raw, f"unexpected text {rest!r} after the quoted value; a comment starts with #"
+            return text[: end + 1], None
+    match = re.search(r"\s#", raw)
+    return (raw[: match.start()] if match else raw), None
+
+
 def parse_env_text(text: str, origin: str) -> tuple[dict[str, Entry], list[Problem]]:
     """`KEY=VALUE` lines -> entries with their file:line; malformed lines are problems."""
     entries: dict[str, Entry] = {}
@@ -538,6 +570,10 @@ def parse_env_text(text: str, origin: str) -> tuple[dict[str, Entry], list[Probl
         if stripped.startswith("export "):
             stripped = stripped[len("export "):].lstrip()
         name, sep, raw = stripped.partition("=")
+        raw, comment_problem = _strip_inline_comment(raw)
+        if comment_problem:
+            problems.append(Problem(name.strip(), comment_problem, f"{origin}:{lineno}"))
+            continue
         name = name.strip()
         if not sep or not re.match(r"^[A-Z][A-Z0-9_]*$", name):
             shown = stripped if not sep else name
@@ -828,6 +864,11 @@ def render_template() -> str:
         "# Settings of a live run (run_live.py --config FILE). Every key the bot knows is listed",
         "# here with its default; remove the leading '# ' to set one. Unknown keys are errors.",
         "# Generated from config/settings.py (python -m config template); keep them in step.",
+        "#",
+        "# Percents are written with the sign (DAILY_LOSS_LIMIT=5%); a bare number is read as a",
+        "# percent too (5 is 5%), but a bare number below 1 is refused as ambiguous: write 0.5%, or",
+        "# 5% for the fraction 0.05. A value may end in a comment after a space: KEY=value  # why",
+        "# (quote a value that holds ' #').",
         "#",
         "# Secrets (*_PASSWORD) never go in this file: put them in a secrets file, encrypt it with",
         "# `python -m config encrypt PLAIN OUT` and name OUT in SECRETS_FILE.",

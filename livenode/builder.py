@@ -63,6 +63,9 @@ from catalog.instruments import live_instrument_id
 from catalog.store import DEFAULT_CATALOG
 from config.engine import live_data_engine_config
 from config.risk import RiskConfig
+from config.settings import KEYS
+from config.settings import Key
+from config.settings import SCHEMA
 from config.settings import Settings
 from strategies.sessions import EXCHANGE_TZ
 
@@ -123,15 +126,103 @@ class LivePlan:
     def source_bar_types(self) -> list[str]:
         return list(dict.fromkeys(self.bar_types.values()))
 
+    def risk_overrides(self) -> tuple[RiskOverride, ...]:
+        """Each strategy's own value for a risk limit, and whether the operator's holds."""
+        return risk_overrides(self.settings)
+
     def risk_config(self) -> RiskConfig:
-        """The settings' limits with each strategy's own overrides, as the backtest applies them."""
+        """The settings' limits with the strategies' own values on the limits the operator
+        left at their defaults (an explicit setting always holds)."""
         risk = self.settings.risk_config()
-        overrides: dict[str, object] = {}
-        for name in self.settings.strategies:
-            overrides |= risk_overrides_for(name)
-        if not overrides:
+        in_force = {o.field: o.value for o in self.risk_overrides() if o.in_force}
+        if not in_force:
             return risk
-        return RiskConfig.parse(msgspec.json.encode(msgspec.to_builtins(risk) | overrides))
+        return RiskConfig.parse(msgspec.json.encode(msgspec.to_builtins(risk) | in_force))
+
+    def risk_limits(self) -> list[dict[str, str]]:
+        """Every risk limit in force and where it comes from, for the start-up log and the
+        dashboard."""
+        risk = self.risk_config()
+        taken = {o.field: o for o in self.risk_overrides() if o.in_force}
+        limits = []
+        for key in SCHEMA:
+            if key.risk_field is None:
+                continue
+            value = getattr(risk, key.risk_field)
+            origin = (f"{taken[key.risk_field].strategy}'s own value"
+                      if key.risk_field in taken else self.settings.source_of(key.name))
+            limits.append({"key": key.name, "value": _as_written(key, value), "from": origin})
+        return limits
+
+
+def _as_written(key: Key, value: Any) -> str:
+    """A limit as the env file writes it (5%, true, 09:30)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dt.time):
+        return value.strftime("%H:%M")
+    text = f"{value.normalize():f}" if isinstance(value, Decimal) else str(value)
+    return f"{text}%" if key.form.startswith("percent") else text
+
+
+@dataclass(frozen=True)
+class RiskOverride:
+    """A strategy's own value for a risk limit (`risk_overrides` of its registry entry): in
+    force where the operator left the key at its default, otherwise the operator's holds."""
+
+    key: str  # the settings key, e.g. SYMBOL_CAP
+    field: str  # the RiskConfig field, e.g. symbol_cap_pct
+    strategy: str  # the STRATEGIES entry asking for it
+    value: str
+    operator_source: str | None  # file:line of the operator's explicit setting, or None
+
+    @property
+    def in_force(self) -> bool:
+        return self.operator_source is None
+
+    def note(self, settings: Settings) -> str:
+        value = f"{self.value}%" if KEYS[self.key].form.startswith("percent") else self.value
+        if self.in_force:
+            return (f"{self.key} is {value} for {self.strategy} (the strategy's own value; "
+                    f"the default is {KEYS[self.key].default}); set {self.key} to hold another limit")
+        return (f"{self.key}={settings[self.key]} ({self.operator_source}) holds; {self.strategy}'s "
+                f"own value {value} is not applied")
+
+
+def risk_overrides(settings: Settings) -> tuple[RiskOverride, ...]:
+    fields = {key.risk_field: key.name for key in SCHEMA if key.risk_field}
+    overrides = []
+    for name in settings.strategies:
+        for field_name, value in risk_overrides_for(name).items():
+            key = fields[field_name]
+            source = settings.source_of(key) if settings.explicitly_set(key) else None
+            overrides.append(RiskOverride(key, field_name, name, str(value), source))
+    return tuple(overrides)
+
+
+def check_symbol_caps(settings: Settings, configs: list[ImportableStrategyConfig]) -> None:
+    """
+    An explicit SYMBOL_CAP below what one position of a strategy takes would refuse every entry
+    that strategy makes: refuse it at start, naming both.
+    """
+    if not settings.explicitly_set("SYMBOL_CAP"):
+        return
+    cap = settings["SYMBOL_CAP"]
+    specs = {spec.strategy_path: (name, spec) for name in settings.strategies for spec in specs_for(name)}
+    for config in configs:
+        name, spec = specs[config.strategy_path]
+        if spec.symbol_share_pct is None:
+            continue
+        share = spec.symbol_share_pct(spec.config_class.parse(msgspec.json.encode(config.config)))
+        if share > cap:
+            raise LivePlanError(
+                f"SYMBOL_CAP={cap} ({settings.source_of('SYMBOL_CAP')}): {name} ({spec.name}) puts "
+                f"{share.normalize():f}% of equity into one position, so the pre-trade gate would "
+                f"refuse every entry it makes; set SYMBOL_CAP to at least {share.normalize():f}, "
+                f"or remove it to take {name}'s own value",
+            )
 
 
 def _ny_midnight(date: dt.date) -> pd.Timestamp:
@@ -273,11 +364,12 @@ def claim_broker_orders(
 
 
 def _explain(mapped: dict[str, Any], exc: Exception) -> str:
-    """Name the settings a refused strategy parameter came from."""
+    """Name the settings a refused strategy parameter came from, in the settings' words."""
     sources = {"capital_fraction": "ALLOCATION x WEIGHTS", "bearish_instrument": "BEARISH_INSTRUMENT",
                "min_vix": "VIX_MIN"}
-    named = [f"{sources[k]} -> {k} {mapped[k]}" for k in mapped if k in str(exc) and k in sources]
-    return f"{'; '.join(named)}: {exc}" if named else str(exc)
+    detail = exc.detail if isinstance(exc, StrategyParameterError) else str(exc)
+    named = [f"{sources[k]} -> {k} {mapped[k]}" for k in mapped if k in detail and k in sources]
+    return f"{'; '.join(named)}: {detail}" if named else detail
 
 
 def _live_strategy_configs(
@@ -314,23 +406,27 @@ def make_plan(settings: Settings, state_dir: Path | None = None, catalog: Path |
     ))
     if settings["CACHE_BACKEND"] == "redis":
         check_redis(settings["REDIS_HOST"], settings["REDIS_PORT"])
+    risk_notes = [override.note(settings) for override in risk_overrides(settings)]
     if settings.broker != "replay":
         bar_types, configs = _live_strategies(settings)
+        check_symbol_caps(settings, configs)
         configs, notes = claim_broker_orders(configs)
         return LivePlan(settings=settings, state_dir=state, catalog=None, bar_types=bar_types,
                         strategies=tuple(configs), exec_algorithms=algorithms,
-                        notes=tuple(notes))
+                        notes=tuple(risk_notes + notes))
     if not keeps_state(settings) and settings.mode != "dry-run":
         refuse_earlier_records(settings, state)
     catalog = catalog or settings["REPLAY_CATALOG"] or DEFAULT_CATALOG
     start, end = replay_window(settings, catalog)
     bar_types, vix, configs = _replay_strategies(settings, catalog, start)
+    check_symbol_caps(settings, configs)
     resume = None
     if settings["CACHE_BACKEND"] == "redis":
         resume = replay_resume_point(state, catalog, start, end)
     return LivePlan(settings=settings, state_dir=state, catalog=catalog, bar_types=bar_types,
                     vix_bar_type=vix, strategies=tuple(configs), exec_algorithms=algorithms,
-                    replay_start=start, replay_end=end, replay_resume_ns=resume)
+                    replay_start=start, replay_end=end, replay_resume_ns=resume,
+                    notes=tuple(risk_notes))
 
 
 REPLAY_STATE_FILE = "replay_state.json"

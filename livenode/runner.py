@@ -120,6 +120,7 @@ def print_now(text: str) -> None:
 class LiveRunner:
     def __init__(self, plan: LivePlan, out: Callable[[str], None] = print_now) -> None:
         self.plan = plan
+        self.risk_limits = plan.risk_limits()
         self.settings = plan.settings
         self.out = out
         self.node: TradingNode | None = None
@@ -494,4 +495,5 @@ class LiveRunner:
             "error": self.error,
             "component_errors": {"count": self.component_errors.count, "last": self.component_errors.last},
             "snapshot_ms": round(self._snapshot_ms, 2),
+            "risk_limits": self.risk_limits,
         } | (self.operations.snapshot() if self.operations is not None else {})

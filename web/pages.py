@@ -65,6 +65,9 @@ BODIES = {
   <div class="row"><div id="equity-chart" class="chart"></div><div id="allocation-chart" class="chart"></div></div>
 </section>
 <section class="panel"><h2>Gate refusals</h2><ul id="refusals"></ul></section>
+<section class="panel"><h2>Risk limits in force</h2>
+  <table id="risk-limits"><thead><tr><th>Setting</th><th>Value</th><th>From</th></tr></thead><tbody></tbody></table>
+</section>
 """,
     "logs": """
 <section class="panel"><h2>Logs</h2>

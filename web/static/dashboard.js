@@ -252,6 +252,7 @@ function render(snapshot) {
     item.textContent = `${r.ts} ${r.order} ${r.rule}: ${r.reason}`;
     return item;
   }));
+  fillTable("risk-limits", snapshot.risk_limits || [], ["key", "value", "from"]);
   strategyRows(snapshot);
   charts(snapshot);
 }
