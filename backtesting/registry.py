@@ -65,6 +65,9 @@ class StrategySpec:
     # The percent of account equity one position of an instance takes, from its config: a
     # SYMBOL_CAP below it would refuse every entry, so the live plan refuses such a cap.
     symbol_share_pct: Callable[[Any], Decimal] | None = None
+    # Live settings (env-file keys) the strategy's own rules set otherwise than the defaults,
+    # applied where the operator left the key at its default (the operator's value holds).
+    live_settings: dict[str, str] = field(default_factory=dict)
     # Universe specs: one instance for the whole universe, from these defaults.
     universe_defaults: Callable[[Universe], dict[str, Any]] | None = None
     # Universe specs: the symbols to load beyond the watchlist, given the watchlist and the
@@ -188,6 +191,9 @@ STRATEGIES: dict[str, StrategySpec] = {
                 ("strategies.bid_chaser:BidChaser", "strategies.bid_chaser:BidChaserConfig", {}),
             ),
             report_extras="backtesting.core_rsi_report:report_extras",
+            # The plan buys and sells in every session: pre-market and after-hours included,
+            # with no entry window (the backtest has none either).
+            live_settings={"EXTENDED_HOURS": "true", "TRADING_START": "", "TRADING_END": ""},
         ),
         StrategySpec(
             name="opening_range",

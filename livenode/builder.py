@@ -399,14 +399,48 @@ def _live_strategy_configs(
     return configs
 
 
+def with_strategy_settings(settings: Settings) -> tuple[Settings, list[str]]:
+    """
+    The settings with each strategy's own live settings (`live_settings` of its registry entry)
+    on the keys the operator left at their defaults, and a note for each: applied, or not
+    applied because the operator's value holds. Two strategies asking different values of one
+    key is a start-up error.
+    """
+    wanted: dict[str, tuple[str, str]] = {}
+    for name in settings.strategies:
+        for spec in specs_for(name):
+            for key, raw in spec.live_settings.items():
+                if key in wanted and wanted[key][1] != raw:
+                    raise LivePlanError(
+                        f"STRATEGIES: {wanted[key][0]} sets {key}={wanted[key][1]!r} and {spec.name} "
+                        f"{key}={raw!r}; set {key} explicitly to choose",
+                    )
+                wanted[key] = (spec.name, raw)
+    values, sources, notes = dict(settings.values), dict(settings.sources), []
+    for key, (name, raw) in wanted.items():
+        shown = raw or "(empty)"
+        if settings.explicitly_set(key):
+            if settings[key] == KEYS[key].parse(raw):
+                continue  # the operator wrote the strategy's own value
+            notes.append(f"{key}={_as_written(KEYS[key], settings[key]) or '(empty)'} ({settings.source_of(key)}) "
+                         f"holds; {name}'s own value {shown} is not applied")
+            continue
+        values[key] = KEYS[key].parse(raw)
+        sources[key] = f"{name}'s own value"
+        notes.append(f"{key} is {shown} for {name} (the strategy's own value; the default is "
+                     f"{KEYS[key].default or '(empty)'}); set {key} to hold another value")
+    return Settings(values, sources), notes
+
+
 def make_plan(settings: Settings, state_dir: Path | None = None, catalog: Path | None = None) -> LivePlan:
+    settings, settings_notes = with_strategy_settings(settings)
     state = state_dir or settings["STATE_DIR"]
     algorithms = tuple(exec_algorithm_configs(
         tuple(spec for name in settings.strategies for spec in specs_for(name)),
     ))
     if settings["CACHE_BACKEND"] == "redis":
         check_redis(settings["REDIS_HOST"], settings["REDIS_PORT"])
-    risk_notes = [override.note(settings) for override in risk_overrides(settings)]
+    risk_notes = settings_notes + [override.note(settings) for override in risk_overrides(settings)]
     if settings.broker != "replay":
         bar_types, configs = _live_strategies(settings)
         check_symbol_caps(settings, configs)

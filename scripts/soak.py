@@ -41,8 +41,6 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("ma_cross", "core_rsi", "session")
 SYMBOLS = {"ma_cross": "SPY,QQQ", "core_rsi": "SPY", "session": "SPY,QQQ,AAPL"}
-# Core RSI buys in every session, as its backtest does: no regular-hours entry window.
-EXTRA_SETTINGS = {"core_rsi": ["EXTENDED_HOURS=true", "TRADING_START=", "TRADING_END="]}
 INTRADAY = {"session"}
 COMPARED_WITH_BACKTEST = {"ma_cross", "core_rsi"}
 
@@ -76,8 +74,7 @@ def soak(family: str, start: dt.date, end: dt.date, catalog: Path | None, out: P
     state = out / family
     env = out / f"{family}.env"
     lines = ["MODE=paper", "BROKER=replay", f"STRATEGIES={family}", f"SYMBOLS={SYMBOLS[family]}",
-             f"REPLAY_START={start}", f"REPLAY_END={end}", "REPLAY_SPEED=max", f"STATE_DIR={state}",
-             *EXTRA_SETTINGS.get(family, [])]
+             f"REPLAY_START={start}", f"REPLAY_END={end}", "REPLAY_SPEED=max", f"STATE_DIR={state}"]
     if catalog is not None:
         lines.append(f"REPLAY_CATALOG={catalog}")
     env.write_text("\n".join(lines) + "\n")

@@ -37,10 +37,9 @@ def day(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     env.write_text(
         f"MODE=paper\nBROKER=replay\nSTRATEGIES=core_rsi\nSYMBOLS={','.join(SYMBOLS)}\n"
         f"REPLAY_CATALOG={sample_catalog}\nREPLAY_START={DAY}\nREPLAY_SPEED=max\n"
-        f"STATE_DIR={state}\nLOG_LEVEL=WARNING\n"
-        # The backtest has no entry window (RiskConfig's default) and the day's buys come
-        # before the open (12:47 UTC is 07:47 New York): the replay drops its window too.
-        "TRADING_START=\nTRADING_END=\n",
+        # The day's buys come before the open (12:47 UTC is 07:47 New York): core RSI's own
+        # live settings (every session, no entry window) let them through with no key set.
+        f"STATE_DIR={state}\nLOG_LEVEL=WARNING\n",
     )
     result = subprocess.run([sys.executable, "run_live.py", "--config", str(env)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300, check=False)

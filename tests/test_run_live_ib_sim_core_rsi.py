@@ -102,7 +102,9 @@ def core_run(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     with start_gateway(sample_catalog, START, SPEED, history=pd.Timedelta(days=75),
                        starting_cash=Decimal("1000000")) as sim:
         # targets stay at the broker across the restart, as a trader running GTC targets keeps them
-        env = write_env(tmp, sim.port, "core_rsi", PARAMETERS, {"CANCEL_ON_SHUTDOWN": "false"})
+        # the scenario is scripted on regular-hours bars (warm-up history requested with useRTH)
+        extra = {"CANCEL_ON_SHUTDOWN": "false", "EXTENDED_HOURS": "false"}
+        env = write_env(tmp, sim.port, "core_rsi", PARAMETERS, extra)
 
         def scenario(sim: GatewayThread, proc: subprocess.Popen[str]) -> None:
             # a lot sold at its target while another lot's target still rests

@@ -124,3 +124,25 @@ def test_check_plans_the_run_as_a_start_does(tmp_path: Path) -> None:
     assert "limit SYMBOL_CAP=100%  (ma_cross's own value)" in ok.stdout
     assert ok.stdout.rstrip().endswith("settings OK: 2 strategy instance(s) planned on 2 instrument(s); "
                                        "nothing was started")
+
+
+def test_core_rsi_trades_every_session_unless_the_operator_says_otherwise(tmp_path: Path) -> None:
+    plan = make_plan(load_settings(ib_env(tmp_path, "STRATEGIES=core_rsi")))
+    # the old defaults refused every pre-market and after-hours buy of the plan
+    assert plan.settings["EXTENDED_HOURS"] is True
+    assert (plan.settings["TRADING_START"], plan.settings["TRADING_END"]) == (None, None)
+    assert plan.risk_config().trading_start is None
+    assert limit(plan, "TRADING_START") == {"key": "TRADING_START", "value": "", "from": "core_rsi's own value"}
+    assert plan.notes[:3] == (
+        "EXTENDED_HOURS is true for core_rsi (the strategy's own value; the default is false); set "
+        "EXTENDED_HOURS to hold another value",
+        "TRADING_START is (empty) for core_rsi (the strategy's own value; the default is 09:30); set "
+        "TRADING_START to hold another value",
+        "TRADING_END is (empty) for core_rsi (the strategy's own value; the default is 16:00); set "
+        "TRADING_END to hold another value",
+    )
+    env = ib_env(tmp_path, "STRATEGIES=core_rsi", "EXTENDED_HOURS=false", "TRADING_START=09:30",
+                 "TRADING_END=16:00")
+    plan = make_plan(load_settings(env))
+    assert plan.settings["EXTENDED_HOURS"] is False
+    assert plan.notes[0] == f"EXTENDED_HOURS=false ({env}:6) holds; core_rsi's own value true is not applied"
