@@ -2,15 +2,20 @@
 Before a TradingNode is built against IB: does the gateway answer, and is the account visible?
 
 Nautilus's IB clients retry a missing gateway for minutes inside `node.build()` / start; the
-preflight connects once with ib_insync and a short timeout and turns "nothing listening" or "a
-different account" into one clear error within seconds.
+preflight connects once with ib_insync, as the node's client id, and a short timeout and turns
+"nothing listening", "client id in use" or "a different account" into one clear error within
+seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from dataclasses import dataclass
+
+
+CLIENT_ID_IN_USE = 326  # IB: "Unable to connect as the client id is already in use"
 
 
 class PreflightError(RuntimeError):
@@ -44,12 +49,24 @@ def ib_preflight(host: str, port: int, client_id: int, account: str | None, time
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    # ib_insync logs each error to stderr as well; the PreflightError below is the one line
+    # an operator needs (the codes it saw are kept and named there).
+    logging.getLogger("ib_insync").setLevel(logging.CRITICAL)
     ib = IB()
+    codes: list[int] = []
+    ib.errorEvent += lambda _req, code, _text, _contract: codes.append(code)
     try:
         try:
-            # A client id one above the node's, so the preflight never holds the node's id.
-            ib.connect(host, port, clientId=client_id + 1000, timeout=timeout, readonly=True)
+            # The node's own client id: a gateway that already serves it answers 326, which
+            # Nautilus's client would retry inside node.build(), deaf to SIGTERM. The preflight
+            # disconnects before the node connects, so it never holds the id.
+            ib.connect(host, port, clientId=client_id, timeout=timeout, readonly=True)
         except (TimeoutError, asyncio.TimeoutError, ConnectionError, OSError) as exc:
+            if CLIENT_ID_IN_USE in codes:
+                raise PreflightError(
+                    f"IB preflight: IB_CLIENT_ID {client_id} is already in use on {host}:{port} "
+                    f"(IB error {CLIENT_ID_IN_USE}); stop the other API client or choose another id",
+                ) from None
             raise PreflightError(
                 f"IB preflight: {host}:{port} accepted a connection but did not complete the API "
                 f"handshake within {timeout:g} s ({type(exc).__name__}); is it an IB Gateway/TWS "
