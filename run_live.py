@@ -60,6 +60,22 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     return {k: v for k, v in pairs.items() if v is not None}
 
 
+def _state_dir_problem(state_dir: Path) -> str | None:
+    """Why the node could not keep its state in `state_dir` (None: it can), found before the node
+    is built: a file in the way or a folder the node may not write would otherwise surface as a
+    traceback from deep inside the start (exit 1, which systemd restarts)."""
+    if state_dir.exists() and not state_dir.is_dir():
+        return "is a file, not a folder"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        probe = state_dir / ".write_probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        return f"cannot be written ({exc.strerror or type(exc).__name__})"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     print(version_banner("live"), flush=True)
@@ -94,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     if settings.mode == "live" and not (args.confirm_live or settings["LIVE_CONFIRM"]):
         print("run_live.py: live mode trades real money; confirm with --confirm-live or "
               "LIVE_CONFIRM=true", file=sys.stderr)
+        return EXIT_REFUSED
+
+    problem = _state_dir_problem(state_dir)
+    if problem is not None:
+        print(f"run_live.py: STATE_DIR {state_dir}: {problem}", file=sys.stderr)
         return EXIT_REFUSED
 
     if settings.broker == "ib":
