@@ -76,6 +76,33 @@ def _state_dir_problem(state_dir: Path) -> str | None:
     return None
 
 
+def _journal_url_problem(url: str) -> str | None:
+    """Why the journal database at `url` cannot be opened (None: it can; empty: the SQLite file
+    in STATE_DIR), tried once before the node is built so a wrong database or port is one line."""
+    if not url:
+        return None
+    from sqlalchemy import create_engine
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+        engine = create_engine(url, connect_args={"connect_timeout": 5} if url.startswith("postgresql") else {})
+    except (ArgumentError, ImportError, ValueError) as exc:
+        return f"{url!r} is not a usable database URL ({exc})"
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        return f"{shown}: cannot connect ({reason})"
+    finally:
+        engine.dispose()
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     print(version_banner("live"), flush=True)
@@ -115,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     problem = _state_dir_problem(state_dir)
     if problem is not None:
         print(f"run_live.py: STATE_DIR {state_dir}: {problem}", file=sys.stderr)
+        return EXIT_REFUSED
+
+    problem = _journal_url_problem(settings["JOURNAL_URL"])
+    if problem is not None:
+        print(f"run_live.py: JOURNAL_URL {problem}", file=sys.stderr)
         return EXIT_REFUSED
 
     if settings.broker == "ib":
