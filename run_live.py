@@ -11,7 +11,8 @@ Order of a start: version banner -> settings (every problem at once) -> live onl
 explicit confirmation -> IB preflight (gateway answers, account visible; seconds, not minutes)
 -> node built with the risk layer -> node started with trading halted -> each strategy's
 self-check report -> trading resumes (live: only when every self-check passes). Exit codes: 0
-clean shutdown, 2 bad settings or refused start (a failed self-check in live mode included),
+clean shutdown, 1 an unexpected error, 2 bad settings or refused start (a STATE_DIR or
+JOURNAL_URL that cannot be used, a failed preflight, a failed self-check in live mode included),
 3 clients never connected, 4 the run ended but a strategy, actor or timer raised during it
 (unresolved_orders.log), 130 forced by a second signal.
 """
