@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             result = ib_preflight(
                 settings["IB_HOST"], settings["IB_PORT"], settings["IB_CLIENT_ID"],
                 settings["IB_ACCOUNT"], float(settings["IB_PREFLIGHT_TIMEOUT_SECONDS"]),
+                tuple(settings["SYMBOLS"]),
             )
         except PreflightError as exc:
             print(f"run_live.py: {exc}", file=sys.stderr)

@@ -32,3 +32,18 @@ def test_a_client_id_in_use_is_refused_by_the_preflight(sample_catalog: Path, tm
         f"run_live.py: IB preflight: IB_CLIENT_ID 1 is already in use on 127.0.0.1:{sim.port} "
         "(IB error 326); stop the other API client or choose another id",
     ]
+
+
+def test_a_symbol_that_does_not_resolve_is_refused_by_the_preflight(sample_catalog: Path, tmp_path: Path) -> None:
+    with start_gateway(sample_catalog, START, 1.0) as sim:
+        env = write_env(tmp_path, sim.port, "ma_cross", {}, {"SYMBOLS": "SPY,NOSUCH"})
+        proc = subprocess.run(
+            [sys.executable, "run_live.py", "--config", str(env), "--broker", "ib", "--mode", "paper"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"run_live.py: IB preflight: SYMBOLS NOSUCH does not resolve to a US stock on "
+        f"127.0.0.1:{sim.port} (IB error 200: No security definition has been found for the "
+        "request); correct or remove the symbol",
+    ]
