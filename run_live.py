@@ -13,7 +13,8 @@ Order of a start: version banner -> settings (every problem at once) -> live onl
 explicit confirmation -> IB preflight (gateway answers, account visible; seconds, not minutes)
 -> node built with the risk layer -> node started with trading halted -> each strategy's
 self-check report -> trading resumes (live: only when every self-check passes). Exit codes: 0
-clean shutdown, 2 bad settings or refused start (a failed self-check in live mode included),
+clean shutdown, 1 an unexpected error, 2 bad settings or refused start (a STATE_DIR or
+JOURNAL_URL that cannot be used, a failed preflight, a failed self-check in live mode included),
 3 clients never connected, 4 the run ended but a strategy, actor or timer raised during it
 (unresolved_orders.log), 130 forced by a second signal.
 """
@@ -62,6 +63,49 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     return {k: v for k, v in pairs.items() if v is not None}
 
 
+def _state_dir_problem(state_dir: Path) -> str | None:
+    """Why the node could not keep its state in `state_dir` (None: it can), found before the node
+    is built: a file in the way or a folder the node may not write would otherwise surface as a
+    traceback from deep inside the start (exit 1, which systemd restarts)."""
+    if state_dir.exists() and not state_dir.is_dir():
+        return "is a file, not a folder"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        probe = state_dir / ".write_probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        return f"cannot be written ({exc.strerror or type(exc).__name__})"
+    return None
+
+
+def _journal_url_problem(url: str) -> str | None:
+    """Why the journal database at `url` cannot be opened (None: it can; empty: the SQLite file
+    in STATE_DIR), tried once before the node is built so a wrong database or port is one line."""
+    if not url:
+        return None
+    from sqlalchemy import create_engine
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+        engine = create_engine(url, connect_args={"connect_timeout": 5} if url.startswith("postgresql") else {})
+    except (ArgumentError, ImportError, ValueError) as exc:
+        return f"{url!r} is not a usable database URL ({exc})"
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        return f"{shown}: cannot connect ({reason})"
+    finally:
+        engine.dispose()
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     print(version_banner("live"), flush=True)
@@ -98,6 +142,16 @@ def main(argv: list[str] | None = None) -> int:
               "LIVE_CONFIRM=true", file=sys.stderr)
         return EXIT_REFUSED
 
+    problem = _state_dir_problem(state_dir)
+    if problem is not None:
+        print(f"run_live.py: STATE_DIR {state_dir}: {problem}", file=sys.stderr)
+        return EXIT_REFUSED
+
+    problem = _journal_url_problem(settings["JOURNAL_URL"])
+    if problem is not None:
+        print(f"run_live.py: JOURNAL_URL {problem}", file=sys.stderr)
+        return EXIT_REFUSED
+
     if settings.broker == "ib" and args.command != "check":
         from adapters.ib.preflight import PreflightError
         from adapters.ib.preflight import ib_preflight
@@ -106,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             result = ib_preflight(
                 settings["IB_HOST"], settings["IB_PORT"], settings["IB_CLIENT_ID"],
                 settings["IB_ACCOUNT"], float(settings["IB_PREFLIGHT_TIMEOUT_SECONDS"]),
+                tuple(settings["SYMBOLS"]),
             )
         except PreflightError as exc:
             print(f"run_live.py: {exc}", file=sys.stderr)
