@@ -474,6 +474,7 @@ def install_risk_layer(kernel: Any) -> PreTradeGate:
     Put the configured PreTradeGate in front of the kernel's RiskEngine (once, after the node
     is built and before it runs), and give a Watchdog its connectivity probes.
     """
+    from actors.broker_link import engine_link_up
     from actors.watchdog import Watchdog
 
     actors = kernel.trader.actors()
@@ -482,5 +483,7 @@ def install_risk_layer(kernel: Any) -> PreTradeGate:
         raise GateNotInstalledError(f"expected exactly one PreTradeGate actor, found {len(gates)}")
     gates[0].attach(kernel.risk_engine, kernel.trader)
     for watchdog in (a for a in actors if isinstance(a, Watchdog)):
-        watchdog.set_probes(broker=kernel.exec_engine.check_connected, data=kernel.data_engine.check_connected)
+        # The real link, not only the clients' connected flags (see actors/broker_link.py).
+        watchdog.set_probes(broker=lambda: engine_link_up(kernel.exec_engine),
+                            data=lambda: engine_link_up(kernel.data_engine))
     return gates[0]

@@ -3,7 +3,8 @@ The watchdog: broker and data connectivity on a heartbeat, and circuit breakers 
 
 Connectivity. Every `heartbeat_s` the watchdog asks its probes whether the broker (execution
 clients) and the data feed are connected; ``install_risk_layer`` wires the probes to the
-kernel's ExecutionEngine / DataEngine ``check_connected``. It also treats the data feed as down
+kernel's ExecutionEngine / DataEngine links (``actors.broker_link.engine_link_up``: the clients'
+connected flags and, for IB, the client's real API session). It also treats the data feed as down
 when no bar has arrived for `data_stale_s` during regular hours. When the broker has been down
 for `broker_grace_s` it asks the gate to HALT new orders (its own hold; open orders and
 positions are left alone, the broker being unreachable) and sends a critical alert; when the

@@ -41,6 +41,7 @@ from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import AccountId
 from nautilus_trader.model.identifiers import ClientId
 
+from actors.broker_link import engine_link_up
 from actors.journal import Journal
 from actors.record_writer import RecordWriter
 from actors.pre_trade_gate import PreTradeGate
@@ -231,8 +232,9 @@ class LiveRunner:
         self._flatten_on_stop = self._flatten_on_stop or flatten
 
     def _connected(self, node: TradingNode) -> bool:
+        # The real link (an IB client keeps its connected flag through an outage).
         kernel = node.kernel
-        return kernel.data_engine.check_connected() and kernel.exec_engine.check_connected()
+        return engine_link_up(kernel.data_engine) and engine_link_up(kernel.exec_engine)
 
     async def _wait_started(self, node: TradingNode, run_task: asyncio.Future) -> None:
         deadline = time.monotonic() + self.settings["CONNECT_TIMEOUT_SECONDS"]

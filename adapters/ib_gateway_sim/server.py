@@ -369,6 +369,11 @@ class Gateway:
         session.client_id = client_id
         session.send(m.next_valid_id(self.broker.max_order_id() + 1))
         session.send(m.managed_accounts([self.config.account]))
+        if self.faults.connectivity_lost:
+            # The Gateway itself has no link to IB: a client connecting now is told so at once
+            # (and hears 1101/1102 when the link is back), not that the farms are fine.
+            session.error(NO_VALID_ID, 1100, "Connectivity between IB and Trader Workstation has been lost.")
+            return
         for code, text in FARM_OK_NOTICES:
             session.error(NO_VALID_ID, code, text)
 
