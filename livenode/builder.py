@@ -373,16 +373,27 @@ def replay_resume_point(state_dir: Path, catalog: Path, start: pd.Timestamp, end
 def write_replay_state(
     plan: LivePlan, last_ts: int | None, finished: bool,
 ) -> None:
+    """
+    Where the replay stands, durable at once (temp file, fsync, os.replace): last_ts is the
+    latest data time the node may have acted on, so a restart after any stop, SIGKILL
+    included, replays up to it with trading held and sends none of its orders again.
+    """
     import json
+    import os
 
     path = plan.state_dir / REPLAY_STATE_FILE
     if finished or last_ts is None:
         path.unlink(missing_ok=True)
         return
-    path.write_text(json.dumps({
-        "catalog": str(plan.catalog), "start": plan.replay_start.isoformat(),
-        "end": plan.replay_end.isoformat(), "last_ts": last_ts,
-    }))
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as out:
+        json.dump({
+            "catalog": str(plan.catalog), "start": plan.replay_start.isoformat(),
+            "end": plan.replay_end.isoformat(), "last_ts": last_ts,
+        }, out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
 
 
 def actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:

@@ -276,7 +276,8 @@ class LiveRunner:
                 resume_at = pd.Timestamp(self.plan.replay_resume_ns, tz="UTC")
                 self.out(f"restart: replaying up to {resume_at} again with trading held, then "
                          "resuming (orders and positions restored from the cache)")
-            replay.begin(node.kernel, node_clocks(node.kernel), self.component_errors.time_event_error)
+            replay.begin(node.kernel, node_clocks(node.kernel), self.component_errors.time_event_error,
+                         on_step=lambda ts: write_replay_state(self.plan, ts, False))
         last_snapshot = 0.0
         writing: asyncio.Future | None = None
         while self._stop_reason is None:
