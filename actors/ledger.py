@@ -431,7 +431,7 @@ class Ledger(Actor):
             self._write("catch-up from the journal", self._catch_up)
 
     def _catch_up(self, ledger: GnuCashLedger) -> None:
-        store = JournalStore(self.config.journal_url, self.config.journal_schema)
+        store = JournalStore(self.config.journal_url, self.config.journal_schema or None)
         try:
             journal = [journal_fill(row) for row in store.rows("fills")]
         finally:

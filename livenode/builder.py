@@ -475,7 +475,7 @@ def records_actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
             actor_path="actors.ledger:Ledger",
             config_path="actors.ledger:LedgerConfig",
             config=msgspec.to_builtins(ledger) | {"retry_limit": settings["API_RETRY_LIMIT"]}
-            | ({"journal_url": journal_url(plan), "journal_schema": settings["JOURNAL_SCHEMA"]}
+            | ({"journal_url": journal_url(plan), "journal_schema": settings["JOURNAL_SCHEMA"] or None}
                if settings["JOURNAL"] else {}),
         ))
     return actors

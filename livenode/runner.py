@@ -57,6 +57,7 @@ from livenode.builder import IB_CLIENT
 from livenode.builder import LivePlan
 from livenode.builder import build_node_config
 from livenode.builder import write_replay_state
+from nautilus_trader.common.component import flush_logger
 from livenode.clocks import node_clocks
 from livenode.clocks import trading_node
 from livenode.component_errors import ComponentErrors
@@ -214,6 +215,9 @@ class LiveRunner:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             node.dispose()
+            # The engine log is written by Nautilus's logging thread, buffered: flushed here so
+            # node.log holds the shutdown's last lines when the process exits.
+            flush_logger()
         return self.exit_code
 
     def _on_signal(self, sig: signal.Signals) -> None:
