@@ -46,6 +46,8 @@ from risk.messages import RiskControl
 from risk.sizing import HUNDRED
 from strategies.account import MarkedEquity
 from strategies.account import account_equity
+from strategies.records import RiskRecord
+from strategies.records import publish_risk
 from strategies.sessions import SessionTracker
 
 RESET_ENDPOINT = "KillSwitch.reset"
@@ -246,6 +248,13 @@ class KillSwitch(Actor):
         self._save()
         self._record(KillSwitchEvent(ts_ns, "HALT", str(equity.quantize(PCT)), str(start.quantize(PCT)),
                                      str(loss_pct.quantize(PCT)), reason))
+        # The journal's record of the halt carries the money figures that caused it.
+        loss, limit = start - equity, start * self.risk.daily_loss_limit_pct / HUNDRED
+        publish_risk(self.msgbus, RiskRecord(ts_ns, "kill_switch", "halt", (
+            f"day loss {loss.quantize(PCT)} reached the limit {limit.quantize(PCT)} "
+            f"(DAILY_LOSS_LIMIT {self.risk.daily_loss_limit_pct}% of session start equity "
+            f"{start.quantize(PCT)}; equity {equity.quantize(PCT)}, loss {loss_pct.quantize(PCT)}%)"
+        )))
         self.msgbus.send(
             CONTROL_ENDPOINT,
             RiskControl(ControlAction.HALT, reason, "kill_switch", exit_positions=self.risk.flatten_on_halt),

@@ -39,6 +39,7 @@ from actors.error_monitor import ErrorReport
 from actors.fills import FillRecord
 from actors.fills import fill_from_event
 from actors.fills import money_decimal
+from actors.journal_store import JournalStore
 from actors.lots import Lot
 from actors.lots import LotBook
 from actors.lots import Sale
@@ -119,6 +120,7 @@ class GnuCashLedger:
         self.currency = book.default_currency
         self._accounts: dict[str, Account] = {}
         self.lots = self._rebuild_lots()
+        self.booked = self._booked_fills()
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -225,6 +227,17 @@ class GnuCashLedger:
                           f"{self.path} transaction {split.transaction.guid}")
         return lots
 
+    def _booked_fills(self) -> set[tuple[str, str]]:
+        """(client order id, trade id) of every fill in the book, from the transactions' notes."""
+        if not self._existed:
+            return set()
+        keys = set()
+        for tx in self.book.transactions:
+            order, trade = _memo_field(tx.notes or "", "order"), _memo_field(tx.notes or "", "trade")
+            if order and trade:
+                keys.add((order, trade))
+        return keys
+
     # -- writing ----------------------------------------------------------------------------
 
     def _backup_before_write(self) -> None:
@@ -263,7 +276,22 @@ class GnuCashLedger:
         self.book.save()
 
     @_quiet
+    def catch_up(self, journal: list[FillRecord]) -> list[FillRecord]:
+        """
+        Book, in the journal's order, every journal fill the book lacks (a crash between the
+        journal's commit and the book's save leaves the book behind; the journal is the record
+        of truth); returns what was booked.
+        """
+        missing = [f for f in journal if (f.client_order_id, f.trade_id) not in self.booked]
+        for fill in missing:
+            self.record_fill(fill)
+        return missing
+
+    @_quiet
     def record_fill(self, fill: FillRecord) -> Sale | None:
+        """Book one fill; one the book already holds (same order and trade id) is not booked twice."""
+        if (fill.client_order_id, fill.trade_id) in self.booked:
+            return None
         if fill.currency != self.chart.currency:
             raise LedgerError(
                 f"fill {fill.trade_id}: commission in {fill.currency}, the book is in {self.chart.currency}",
@@ -297,6 +325,7 @@ class GnuCashLedger:
         )
         self._record_price(stock.commodity, date, fill.price)
         self.book.save()
+        self.booked.add((fill.client_order_id, fill.trade_id))
         return sale
 
     def _record_price(self, commodity: Commodity, date: dt.date, price: Decimal) -> None:
@@ -324,17 +353,29 @@ class GnuCashLedger:
         return out
 
 
+CATCH_UP_LOG = "ledger_catch_up.log"  # next to the book: what a start re-booked from the journal
+
+
+def journal_fill(row: dict[str, Any]) -> FillRecord:
+    """A journal `fills` row as the FillRecord it was written from."""
+    return FillRecord(**{name: row[name] for name in FillRecord.__dataclass_fields__})
+
+
 class LedgerConfig(ActorConfig, frozen=True):
     """
     book_path: the SQLite GnuCash book (created if missing, otherwise appended to).
     broker: written into every memo.
     retry_limit: retries of a write that failed transiently (API_RETRY_LIMIT).
+    journal_url, journal_schema: the run's journal; at start every fill it holds that the book
+    lacks is booked first (None: no journal, nothing to catch up from).
     The chart of accounts is config/ledger.py's ChartOfAccounts (account names overridable).
     """
 
     book_path: str
     broker: str = "simulated"
     retry_limit: int = 3
+    journal_url: str | None = None
+    journal_schema: str | None = None
     cash: str = ChartOfAccounts.cash
     positions: str = ChartOfAccounts.positions
     realized: str = ChartOfAccounts.realized
@@ -385,6 +426,28 @@ class Ledger(Actor):
         balance = accounts[0].balance_total(Currency.from_str(chart.currency)) if accounts else None
         if balance is not None:
             self._book_opening(money_decimal(balance))
+        if self.config.journal_url:
+            # Queued ahead of every fill of this run: the writer thread runs jobs in order.
+            self._write("catch-up from the journal", self._catch_up)
+
+    def _catch_up(self, ledger: GnuCashLedger) -> None:
+        store = JournalStore(self.config.journal_url, self.config.journal_schema or None)
+        try:
+            journal = [journal_fill(row) for row in store.rows("fills")]
+        finally:
+            store.close()
+        booked = ledger.catch_up(journal)
+        if not booked:
+            return
+        lines = [f"{f.side} {f.quantity} {f.symbol} @ {f.price} (order {f.client_order_id}, "
+                 f"trade {f.trade_id})" for f in booked]
+        message = (f"ledger caught up from the journal {self.config.journal_url}: re-booked "
+                   f"{len(booked)} fill(s) the book {ledger.path} lacked: " + "; ".join(lines))
+        self._log.warning(message)
+        log = ledger.path.with_name(CATCH_UP_LOG)
+        stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        with log.open("a") as out:
+            out.write(f"{stamp} {message}\n")
 
     def _book_opening(self, cash: Decimal) -> None:
         date, broker = trade_date(self.clock.timestamp_ns()), self.config.broker

@@ -503,16 +503,27 @@ def replay_resume_point(state_dir: Path, catalog: Path, start: pd.Timestamp, end
 def write_replay_state(
     plan: LivePlan, last_ts: int | None, finished: bool,
 ) -> None:
+    """
+    Where the replay stands, durable at once (temp file, fsync, os.replace): last_ts is the
+    latest data time the node may have acted on, so a restart after any stop, SIGKILL
+    included, replays up to it with trading held and sends none of its orders again.
+    """
     import json
+    import os
 
     path = plan.state_dir / REPLAY_STATE_FILE
     if finished or last_ts is None:
         path.unlink(missing_ok=True)
         return
-    path.write_text(json.dumps({
-        "catalog": str(plan.catalog), "start": plan.replay_start.isoformat(),
-        "end": plan.replay_end.isoformat(), "last_ts": last_ts,
-    }))
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as out:
+        json.dump({
+            "catalog": str(plan.catalog), "start": plan.replay_start.isoformat(),
+            "end": plan.replay_end.isoformat(), "last_ts": last_ts,
+        }, out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
 
 
 def actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
@@ -593,7 +604,9 @@ def records_actor_configs(plan: LivePlan) -> list[ImportableActorConfig]:
         actors.append(ImportableActorConfig(
             actor_path="actors.ledger:Ledger",
             config_path="actors.ledger:LedgerConfig",
-            config=msgspec.to_builtins(ledger) | {"retry_limit": settings["API_RETRY_LIMIT"]},
+            config=msgspec.to_builtins(ledger) | {"retry_limit": settings["API_RETRY_LIMIT"]}
+            | ({"journal_url": journal_url(plan), "journal_schema": settings["JOURNAL_SCHEMA"] or None}
+               if settings["JOURNAL"] else {}),
         ))
     return actors
 

@@ -58,6 +58,7 @@ from livenode.builder import IB_CLIENT
 from livenode.builder import LivePlan
 from livenode.builder import build_node_config
 from livenode.builder import write_replay_state
+from nautilus_trader.common.component import flush_logger
 from livenode.clocks import node_clocks
 from livenode.clocks import trading_node
 from livenode.component_errors import ComponentErrors
@@ -216,6 +217,9 @@ class LiveRunner:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             node.dispose()
+            # The engine log is written by Nautilus's logging thread, buffered: flushed here so
+            # node.log holds the shutdown's last lines when the process exits.
+            flush_logger()
         return self.exit_code
 
     def _on_signal(self, sig: signal.Signals) -> None:
@@ -279,7 +283,8 @@ class LiveRunner:
                 resume_at = pd.Timestamp(self.plan.replay_resume_ns, tz="UTC")
                 self.out(f"restart: replaying up to {resume_at} again with trading held, then "
                          "resuming (orders and positions restored from the cache)")
-            replay.begin(node.kernel, node_clocks(node.kernel), self.component_errors.time_event_error)
+            replay.begin(node.kernel, node_clocks(node.kernel), self.component_errors.time_event_error,
+                         on_step=lambda ts: write_replay_state(self.plan, ts, False))
         last_snapshot = 0.0
         writing: asyncio.Future | None = None
         while self._stop_reason is None:

@@ -106,6 +106,16 @@ def test_a_crash_day_halts_the_reference_strategy(crash_catalog: Path, tmp_path:
     assert said in " ".join(printed.split())
     report = (out / "report.html").read_text()
     assert report.index("Read first") < report.index(said) < report.index("<h2>Summary</h2>")
+    # The journal's risk rows carry the money that caused the halt, not only the state change:
+    # a loss of 100,000.00 - 93,401.48 = 6,598.52 against 5% of 100,000.00 = 5,000.00.
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "journal_backtest.sqlite") as db:
+        rows = db.execute("SELECT source, kind, detail FROM risk_events WHERE kind = 'halt' "
+                          "ORDER BY id").fetchall()
+    assert ("kill_switch", "halt",
+            "day loss 6598.52 reached the limit 5000.00 (DAILY_LOSS_LIMIT 5% of session start "
+            "equity 100000.00; equity 93401.48, loss 6.60%)") in rows
 
 
 def test_version_flag(capsys) -> None:

@@ -140,10 +140,11 @@ class ReplayDataClient(LiveMarketDataClient):
             if cache.instrument(instrument.id) is None:
                 cache.add_instrument(instrument)
         self._stream_task: asyncio.Task | None = None
+        self._on_step: Callable[[int], None] | None = None
         self.finished = asyncio.Event()
         self.caught_up = asyncio.Event()  # the warm-up part (if any) has been processed
         self.items_sent = 0
-        self.last_ts: int | None = None
+        self.last_ts: int | None = None  # the latest data time the node may have acted on
 
     # -- data -----------------------------------------------------------------------------------
 
@@ -161,15 +162,20 @@ class ReplayDataClient(LiveMarketDataClient):
         items.sort(key=lambda item: item.ts_init)
         return items
 
-    def begin(self, kernel: Any, clocks: list[TestClock], on_time_event_error: TimeEventErrorHandler) -> None:
+    def begin(self, kernel: Any, clocks: list[TestClock], on_time_event_error: TimeEventErrorHandler,
+              on_step: Callable[[int], None] | None = None) -> None:
         """
         Start streaming into `kernel`'s node (call once the trader is running), advancing
         `clocks` (every clock of the node, TestClocks: livenode/clocks.py) in the data's time.
+        `on_step(ts)` is called once per new data time after the warm-up, before anything at
+        that time (its timers, its items) reaches the node: the runner makes it durable, so a
+        killed run's restart warms up through every time the node may have acted on.
         """
         if self._stream_task is not None:
             raise RuntimeError("the replay has already begun")
         if not clocks or not all(isinstance(c, TestClock) for c in clocks):
             raise RuntimeError("a replay needs the node built with TestClocks (livenode.clocks.trading_node)")
+        self._on_step = on_step
         self._stream_task = self.create_task(self._stream(kernel, clocks, on_time_event_error))
 
     async def _wait_idle(self, is_idle: Any) -> None:
@@ -223,6 +229,10 @@ class ReplayDataClient(LiveMarketDataClient):
                 if delay > 0:
                     await asyncio.sleep(delay)
             if item.ts_init != previous_ts:
+                if self._on_step is not None and self.caught_up.is_set():
+                    self._on_step(item.ts_init)
+                # From here the node may act at this time (its timers fire first).
+                self.last_ts = item.ts_init
                 await advance_to(item.ts_init)
                 # A strategy may subscribe to built bars mid-session (cheap: a few aggregators).
                 use_data_time_for_time_bars(kernel.data_engine)
@@ -231,6 +241,8 @@ class ReplayDataClient(LiveMarketDataClient):
             self.last_ts = item.ts_init
             previous_ts = item.ts_init
         # The window's last session closes too (its exits, its summary).
+        if self._on_step is not None and self.caught_up.is_set():
+            self._on_step(pd.Timestamp(self._config.end).value)
         await advance_to(pd.Timestamp(self._config.end).value + 1)
         self.caught_up.set()
         self._log.info(f"Replay finished: {self.items_sent} items")
