@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from actors.fills import FillRecord
+from actors.journal_store import JournalError
 from actors.journal_store import JournalStore
 from actors.lots import Lot
 from actors.lots import LotBook
@@ -206,7 +207,7 @@ def gather(args: argparse.Namespace) -> list[Figures]:
     journal = args.journal or manifest.get("journal_url")
     if journal:
         run_id = args.run_id or manifest.get("run_id")
-        store = JournalStore(str(journal), args.schema)
+        store = JournalStore(journal_url(str(journal)), args.schema)
         try:
             sources.extend(journal_figures(store, run_id, capital))
         finally:
@@ -235,11 +236,22 @@ def print_table(console: Console, sources: list[Figures]) -> None:
     console.print(table)
 
 
+def journal_url(text: str) -> str:
+    """A database URL as given, or a SQLite journal's path (state/journal_paper.sqlite) as one;
+    a path that does not exist is refused (SQLite would create an empty journal that agrees)."""
+    if "://" in text:
+        return text
+    path = Path(text)
+    if not path.is_file():
+        raise ReconcileInputError(f"--journal {text}: no such file")
+    return f"sqlite:///{path.resolve()}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check that the trade records agree to the cent.")
     parser.add_argument("--result", type=Path, help="a backtest result folder (reads records.json)")
     parser.add_argument("--fills", type=Path, help="engine fills.csv")
-    parser.add_argument("--journal", help="journal database URL")
+    parser.add_argument("--journal", help="journal database URL, or the path of a SQLite journal")
     parser.add_argument("--schema", help="journal PostgreSQL schema")
     parser.add_argument("--run-id", help="only this run's records (default: the result's run)")
     parser.add_argument("--trade-history", type=Path, help="trade_history.csv or .json")
@@ -249,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=200)
     try:
         sources = gather(args)
-    except (ReconcileInputError, TradeFileError, LedgerError) as exc:
+    except (ReconcileInputError, TradeFileError, LedgerError, JournalError) as exc:
         console.print(f"error: {exc}", highlight=False)
         return 2
     print_table(console, sources)

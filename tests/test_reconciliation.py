@@ -175,3 +175,11 @@ def test_every_buy_follows_a_cross_recorded_in_the_journal(result: Path) -> None
         kind, indicators = signals[(ts, fill["instrument_id"])]
         assert kind == "ma_cross_up"
         assert D(indicators["fast"]) > D(indicators["slow"])
+
+
+def test_a_journal_named_by_path_is_read_and_a_missing_one_refused(tmp_path) -> None:
+    from actors.reconcile import main as reconcile_main
+
+    # a path that does not exist once made an empty SQLite journal that "agreed"
+    assert reconcile_main(["--journal", str(tmp_path / "missing.sqlite"), "--capital", "100000"]) == 2
+    assert not (tmp_path / "missing.sqlite").exists()
