@@ -8,17 +8,16 @@ slowed down per bar so the kill lands in the middle of its trading.
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 
 from actors.journal_store import JournalStore
 from actors.trade_files import read_trade_history
+from tests.kill_support import kill_when
 from tests.journal_engine import run_engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,19 +42,7 @@ def test_a_killed_writer_keeps_what_it_committed_and_a_restart_appends(tmp_path)
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    try:
-        deadline = time.monotonic() + 120
-        while _fill_count(db) < 15:
-            assert writer.poll() is None, f"the writer ended early: {writer.stderr.read().decode()[-2000:]}"
-            assert time.monotonic() < deadline, "the writer made no progress"
-            time.sleep(0.05)
-        os.kill(writer.pid, signal.SIGKILL)
-        writer.wait(timeout=30)
-    finally:
-        if writer.poll() is None:
-            os.kill(writer.pid, signal.SIGKILL)
-            writer.wait(timeout=30)
-    assert writer.returncode == -signal.SIGKILL
+    kill_when(writer, lambda: _fill_count(db) >= 15, "15 fills")
 
     with sqlite3.connect(db) as conn:
         assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"

@@ -8,15 +8,13 @@ orders of one uninterrupted run.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
+from tests.kill_support import kill_when
 from tests.redis_support import delete_keys
 from tests.redis_support import require_redis
 from tests.test_live_persistence import env_file
@@ -75,19 +73,7 @@ def test_a_replay_killed_after_fills_resumes_and_sends_no_order_twice(
     try:
         first = subprocess.Popen([sys.executable, "run_live.py", "--config", str(env)], cwd=ROOT,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 120
-            while _fill_count(journal) < 3:
-                assert first.poll() is None, "the first run ended before its third fill"
-                assert time.monotonic() < deadline, "the first run made no progress"
-                time.sleep(0.02)
-            os.kill(first.pid, signal.SIGKILL)
-            first.wait(timeout=30)
-        finally:
-            if first.poll() is None:
-                os.kill(first.pid, signal.SIGKILL)
-                first.wait(timeout=30)
-        assert first.returncode == -signal.SIGKILL
+        kill_when(first, lambda: _fill_count(journal) >= 3, "its third fill")
         before = _orders(journal)
         assert 3 <= len(before) < 8  # killed mid-day
         saved = json.loads((state / "replay_state.json").read_text())
