@@ -93,7 +93,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start", help="first session date, YYYY-MM-DD (default: start of data)")
     parser.add_argument("--end", help="last session date, YYYY-MM-DD, inclusive (default: end of data)")
     parser.add_argument("--catalog", type=Path, help="catalog folder (default: the embedded sample)")
-    parser.add_argument("--capital", default="100000", help="starting cash in USD (default 100000)")
+    parser.add_argument("--capital", help="starting cash in USD (default 100000, or the --config "
+                                          "file's STARTING_CAPITAL)")
+    parser.add_argument("--config", type=Path, metavar="ENV_FILE",
+                        help="a live env file: the backtest takes its risk limits, entry window, "
+                             "starting capital and the strategy settings (ALLOCATION x WEIGHTS, "
+                             "BEARISH_INSTRUMENT, VIX_MIN) as run_live.py would apply them")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="strategy parameter, validated against its config class (repeatable)")
     parser.add_argument("--slippage", default="1.0",
@@ -131,18 +136,53 @@ def request_from_args(args: argparse.Namespace) -> BacktestRequest:
     catalog = args.catalog.expanduser().resolve() if args.catalog else DEFAULT_CATALOG
     if args.catalog and not (catalog / "data").is_dir():
         raise CliError(f"--catalog: {catalog} is not a Parquet data catalog (no data/ folder)")
-    return BacktestRequest(
+    request = BacktestRequest(
         strategy=args.strategy,
         symbols=symbols,
         catalog=catalog,
         start=start,
         end=end,
-        capital=_capital(args.capital),
+        capital=_capital(args.capital or "100000"),
         overrides=parse_overrides(args.set),
         slippage_prob=_probability(args.slippage),
         progress=not args.no_progress,
         log_level=args.log_level.upper(),
         risk=None if args.no_risk else RiskConfig(),
+    )
+    return request if args.config is None else with_env_file(request, args)
+
+
+def with_env_file(request: BacktestRequest, args: argparse.Namespace) -> BacktestRequest:
+    """
+    The request with a live env file's settings as run_live.py applies them to the same
+    strategy: its risk limits (an explicit one holds over the strategy's own value), entry
+    window, STARTING_CAPITAL (unless --capital is given) and the settings that map onto
+    strategy parameters; --set still wins over the file.
+    """
+    from config.settings import SettingsError
+    from config.settings import load_settings
+    from livenode.builder import LivePlanError
+    from livenode.builder import settled_risk_fields
+    from livenode.builder import strategy_overrides
+    from livenode.builder import with_strategy_settings
+
+    if args.no_risk:
+        raise CliError("--config and --no-risk: the env file's risk limits need the risk layer")
+    # The backtest's own strategy, offline: no broker history, no state across restarts.
+    forced = {"STRATEGIES": request.strategy, "BROKER": "replay", "MODE": "dry-run"}
+    try:
+        settings, _ = with_strategy_settings(load_settings(args.config, forced))
+    except SettingsError as exc:
+        raise CliError(f"--config {args.config}: {len(exc.problems)} problem(s):\n{exc}") from None
+    except LivePlanError as exc:
+        raise CliError(f"--config {args.config}: {exc}") from None
+    capital = request.capital if args.capital else settings["STARTING_CAPITAL"]
+    return replace(
+        request,
+        capital=Decimal(capital),
+        risk=settings.risk_config(),
+        risk_settled=settled_risk_fields(settings),
+        overrides=strategy_overrides(settings, request.strategy) | request.overrides,
     )
 
 

@@ -86,6 +86,9 @@ class BacktestRequest:
     run_id: str = "backtest"
     # The risk layer's settings; None runs without the gate and the kill switch.
     risk: RiskConfig | None = RiskConfig()
+    # RiskConfig fields settled by the operator (an env file's explicit keys): the strategy's
+    # own risk values (its registry `risk_overrides`) do not replace them.
+    risk_settled: frozenset[str] = frozenset()
     # Trade records (actors/journal.py, actors/ledger.py): a journal database URL and the
     # folder for trade_history, strategy logs and daily_summary.json; a fresh GnuCash book.
     journal_url: str | None = None
@@ -109,7 +112,8 @@ class BacktestRequest:
         if self.risk is None:
             return None
         # Parsed, not replaced, so the merged settings are validated like any other config.
-        settings = msgspec.to_builtins(self.risk) | risk_overrides_for(self.strategy)
+        own = {k: v for k, v in risk_overrides_for(self.strategy).items() if k not in self.risk_settled}
+        settings = msgspec.to_builtins(self.risk) | own
         return RiskConfig.parse(msgspec.json.encode(settings))
 
 

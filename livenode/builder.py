@@ -432,6 +432,13 @@ def with_strategy_settings(settings: Settings) -> tuple[Settings, list[str]]:
     return Settings(values, sources), notes
 
 
+def settled_risk_fields(settings: Settings) -> frozenset[str]:
+    """The RiskConfig fields the env file sets explicitly (a strategy's own value never
+    replaces them)."""
+    return frozenset(key.risk_field for key in SCHEMA
+                     if key.risk_field and settings.explicitly_set(key.name))
+
+
 def make_plan(settings: Settings, state_dir: Path | None = None, catalog: Path | None = None) -> LivePlan:
     settings, settings_notes = with_strategy_settings(settings)
     state = state_dir or settings["STATE_DIR"]

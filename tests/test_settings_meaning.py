@@ -146,3 +146,27 @@ def test_core_rsi_trades_every_session_unless_the_operator_says_otherwise(tmp_pa
     plan = make_plan(load_settings(env))
     assert plan.settings["EXTENDED_HOURS"] is False
     assert plan.notes[0] == f"EXTENDED_HOURS=false ({env}:6) holds; core_rsi's own value true is not applied"
+
+
+def test_a_backtest_takes_the_env_files_limits_as_a_live_start_would(tmp_path: Path) -> None:
+    from run_backtest import parse_args
+    from run_backtest import request_from_args
+
+    env = tmp_path / "bot.env"
+    env.write_text("STRATEGIES=core_rsi\nSYMBOL_CAP=50\nDAILY_LOSS_LIMIT=4%\nSTARTING_CAPITAL=50000\n"
+                   "ALLOCATION=60\n")
+    request = request_from_args(parse_args(["--strategy", "ma_cross", "--config", str(env)]))
+    risk = request.risk_config()
+    # the file's explicit cap holds over ma_cross's own 100; the window is the live default
+    assert (risk.symbol_cap_pct, risk.daily_loss_limit_pct) == (Decimal(50), Decimal(4))
+    assert (str(risk.trading_start), str(risk.trading_end)) == ("09:30:00", "16:00:00")
+    assert request.capital == Decimal(50000)
+    # without the file a backtest keeps its own defaults: no window, ma_cross's cap
+    plain = request_from_args(parse_args(["--strategy", "ma_cross"])).risk_config()
+    assert (plain.symbol_cap_pct, plain.trading_start) == (Decimal(100), None)
+    # core RSI's own live settings (every session) and ALLOCATION reach it as they would live
+    core = request_from_args(parse_args(["--strategy", "core_rsi", "--config", str(env), "--capital", "70000"]))
+    assert core.risk_config().trading_start is None
+    assert core.capital == Decimal(70000)
+    session = request_from_args(parse_args(["--strategy", "opening_range", "--config", str(env)]))
+    assert session.overrides["capital_fraction"] == "0.6"
