@@ -69,6 +69,8 @@ class CoreRSIConfig(StrategyConfig, frozen=True):
     core_exit_fraction: part of the core's shares sold per step; core_exit_step: the rise
         above the last core sale that triggers the next one.
     fixed_bankroll: a bankroll in USD instead of the account's equity.
+    capital_fraction: the share of the account's equity that is the bankroll (the live node
+        gives ALLOCATION x the strategy's weight); not used with fixed_bankroll.
     exec_algorithm_id, chase_interval_secs, signal_max_age_secs: the bid-chasing algorithm
         and its timing for this strategy's buys.
     rebalance: trim the core and the position weekly, at the first session of the week.
@@ -95,6 +97,7 @@ class CoreRSIConfig(StrategyConfig, frozen=True):
     core_exit_fraction: float = 0.01
     core_exit_step: float = 0.01
     fixed_bankroll: Decimal | None = None
+    capital_fraction: Decimal = Decimal(1)
     exec_algorithm_id: str = "BidChaser"
     chase_interval_secs: PositiveInt = 60
     signal_max_age_secs: PositiveInt = 900
@@ -127,6 +130,8 @@ class CoreRSIConfig(StrategyConfig, frozen=True):
             raise ValueError(
                 f"lot_fraction {self.lot_fraction} exceeds symbol_cap {self.symbol_cap}"
             )
+        if not 0 < self.capital_fraction <= 1:
+            raise ValueError(f"capital_fraction must be a fraction in (0, 1], got {self.capital_fraction}")
         if self.fixed_bankroll is not None and not self.fixed_bankroll > 0:
             raise ValueError(
                 f"fixed_bankroll must be a positive USD amount, got {self.fixed_bankroll}"
@@ -197,7 +202,8 @@ class CoreRSI(Strategy):
     # What may change while it runs (the dashboard's parameter change, `update_config`).
     LIVE_PARAMETERS = (
         "buy_rsi", "exit_rsi", "lot_fraction", "profit_target", "core_sale_fraction", "core_target",
-        "symbol_cap", "core_exit_fraction", "core_exit_step", "max_cycles",
+        "symbol_cap", "core_exit_fraction", "core_exit_step", "max_cycles", "capital_fraction",
+        "fixed_bankroll",
     )
 
     def __init__(self, config: CoreRSIConfig) -> None:
@@ -390,10 +396,12 @@ class CoreRSI(Strategy):
     # -- sizes -----------------------------------------------------------------------------
 
     def bankroll(self) -> Decimal:
-        if self.config.fixed_bankroll is not None:
-            bankroll = self.config.fixed_bankroll
+        # From the parameters in force: the operator may change the bankroll while it runs.
+        if self.params.fixed_bankroll is not None:
+            bankroll = self.params.fixed_bankroll
         else:
-            bankroll = account_equity(self.portfolio, self.cache, self.config.instrument_id.venue)
+            equity = account_equity(self.portfolio, self.cache, self.config.instrument_id.venue)
+            bankroll = equity * self.params.capital_fraction
         self._last_bankroll = bankroll
         return bankroll
 

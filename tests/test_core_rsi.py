@@ -229,6 +229,7 @@ def test_config_refuses_values_outside_the_plan_naming_the_field() -> None:
         ({"core_target": 0.2}, "core_target 0.2 must not exceed symbol_cap 0.1"),
         ({"lot_fraction": 0.0}, "lot_fraction must be a fraction in (0, 1], got 0.0"),
         ({"fixed_bankroll": Decimal("-5")}, "fixed_bankroll must be a positive USD amount, got -5"),
+        ({"capital_fraction": Decimal("1.5")}, "capital_fraction must be a fraction in (0, 1], got 1.5"),
     ]
     for overrides, message in cases:
         if message is None:
@@ -269,3 +270,11 @@ def test_a_warm_up_the_data_client_never_answers_holds_no_bar_for_ever() -> None
     warmed = run_core(THREE_DIPS, warmup_days=5)
     assert warmed.strategy.record.buy_signals == cold.strategy.record.buy_signals
     assert warmed.fills() == cold.fills() != []
+
+
+def test_the_bankroll_is_the_capital_fraction_of_equity() -> None:
+    rows = THREE_DIPS[:4] + [(f"{DAY} 14:04", 100)]
+    # Equity 100,000 x 0.5 = 50,000 bankroll: a 1% lot is 500 USD -> 5 shares at 99 (the whole
+    # account's equity bought 10 before capital_fraction existed).
+    outcome = run_core(rows, fixed_bankroll=None, capital_fraction=Decimal("0.5"))
+    assert outcome.fills()[0] == ("BUY", "5", "99.00", "lot=core-building")

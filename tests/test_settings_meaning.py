@@ -170,3 +170,10 @@ def test_a_backtest_takes_the_env_files_limits_as_a_live_start_would(tmp_path: P
     assert core.capital == Decimal(70000)
     session = request_from_args(parse_args(["--strategy", "opening_range", "--config", str(env)]))
     assert session.overrides["capital_fraction"] == "0.6"
+
+
+def test_allocation_gives_core_rsi_its_bankroll(tmp_path: Path) -> None:
+    plan = make_plan(load_settings(ib_env(tmp_path, "STRATEGIES=core_rsi", "ALLOCATION=40")))
+    # ALLOCATION did not reach core RSI: it sized from the whole account
+    [core] = plan.strategies
+    assert core.config["capital_fraction"] == "0.4"
