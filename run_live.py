@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from livenode.builder import LivePlanError
     from livenode.builder import make_plan
+    from livenode.runner import BuildInterrupted
     from livenode.runner import LiveRunner
 
     try:
@@ -186,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(plan.bar_types)} instrument(s); nothing was started")
         return 0
     runner = LiveRunner(plan)
-    runner.build()
+    try:
+        runner.build()
+    except BuildInterrupted as exc:
+        print(f"run_live.py: {exc.message}", file=sys.stderr, flush=True)
+        return int(exc.code)
     return runner.run()
 
 
