@@ -1,6 +1,9 @@
 """
 Runs a built TradingNode under a supervisor.
 
+- Build: Nautilus's IB client connects inside node.build() and would retry a refused API session
+  for ever, so the build is bounded by `CONNECT_TIMEOUT_SECONDS` (exit 3) and a SIGINT/SIGTERM
+  during it ends the process at once (exit 0, nothing started).
 - Start: the risk layer is installed (install_risk_layer), strategy state is restored from the
   state folder (memory cache) or from Redis (Nautilus load_state), and the node runs; when the
   clients have not connected `CONNECT_TIMEOUT_SECONDS` after start, the run stops with an error
