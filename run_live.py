@@ -15,7 +15,8 @@ explicit confirmation -> IB preflight (gateway answers, account visible; seconds
 self-check report -> trading resumes (live: only when every self-check passes). Exit codes: 0
 clean shutdown, 1 an unexpected error, 2 bad settings or refused start (a STATE_DIR or
 JOURNAL_URL that cannot be used, a failed preflight, a failed self-check in live mode included),
-3 clients never connected, 4 the run ended but a strategy, actor or timer raised during it
+3 clients never connected (while the node is built or after its start; a signal during the
+build exits 0 at once), 4 the run ended but a strategy, actor or timer raised during it
 (unresolved_orders.log), 130 forced by a second signal.
 """
 
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from livenode.builder import LivePlanError
     from livenode.builder import make_plan
+    from livenode.runner import BuildInterrupted
     from livenode.runner import LiveRunner
 
     try:
@@ -186,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(plan.bar_types)} instrument(s); nothing was started")
         return 0
     runner = LiveRunner(plan)
-    runner.build()
+    try:
+        runner.build()
+    except BuildInterrupted as exc:
+        print(f"run_live.py: {exc.message}", file=sys.stderr, flush=True)
+        return int(exc.code)
     return runner.run()
 
 

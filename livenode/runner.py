@@ -1,6 +1,9 @@
 """
 Runs a built TradingNode under a supervisor.
 
+- Build: Nautilus's IB client connects inside node.build() and would retry a refused API session
+  for ever, so the build is bounded by `CONNECT_TIMEOUT_SECONDS` (exit 3) and a SIGINT/SIGTERM
+  during it ends the process at once (exit 0, nothing started).
 - Start: the risk layer is installed (install_risk_layer), strategy state is restored from the
   state folder (memory cache) or from Redis (Nautilus load_state), and the node runs; when the
   clients have not connected `CONNECT_TIMEOUT_SECONDS` after start, the run stops with an error
@@ -88,6 +91,19 @@ class NotConnectedError(RuntimeError):
     """The node's clients did not connect in time after start."""
 
 
+class BuildInterrupted(SystemExit):
+    """
+    The node's build was cut short: a signal, or the IB client still without an API session
+    `CONNECT_TIMEOUT_SECONDS` into the build. A SystemExit because asyncio lets only SystemExit
+    and KeyboardInterrupt out of a callback run by the loop (the build runs the loop while
+    Nautilus's IB client connects); `code` is the process's exit code, `message` says why.
+    """
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(code)
+        self.message = message
+
+
 def install_dry_run(kernel: Any, log: Callable[[str], None]) -> list[str]:
     """Take over the execution engine's entry: log and deny every order; returns the log."""
     sent: list[str] = []
@@ -169,7 +185,13 @@ class LiveRunner:
                 exec_factory = ExtendedHoursExecClientFactory
             node.add_data_client_factory(IB_CLIENT, InteractiveBrokersLiveDataClientFactory)
             node.add_exec_client_factory(IB_CLIENT, exec_factory)
-        node.build()
+        if self.plan.replay:
+            node.build()
+        else:
+            self._build_bounded(node, loop)
+        # From here a signal asks for the supervised shutdown (the run takes it at its start).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
         if not self.plan.replay:
             # IB files the account under the client's name ("IB-<account>"); strategies look
             # their account up by their instruments' venues (SPY.ARCX -> ARCX).
@@ -189,6 +211,42 @@ class LiveRunner:
             self.out(f"parameters restored from {self.plan.state_dir}: {line}")
         self.node = node
         return node
+
+    def _build_bounded(self, node: TradingNode, loop: asyncio.AbstractEventLoop) -> None:
+        """
+        Build the node with IB clients, bounded and interruptible. Nautilus's IB client connects
+        inside node.build(), running the loop until its API session is up and retrying for ever
+        (a client id another API client holds, IB error 326, included), with the kernel's signal
+        handlers only asking the not-yet-running node to stop. So while it builds, a signal
+        ends the process (exit 0, nothing was started) and `CONNECT_TIMEOUT_SECONDS` without a
+        session ends it with exit 3.
+        """
+        s = self.settings
+        where = f"IB_HOST:IB_PORT {s['IB_HOST']}:{s['IB_PORT']} as IB_CLIENT_ID {s['IB_CLIENT_ID']}"
+        timeout = s["CONNECT_TIMEOUT_SECONDS"]
+
+        def on_signal(sig: signal.Signals) -> None:
+            raise BuildInterrupted(EXIT_OK, f"{sig.name} received while the IB client was connecting "
+                                            f"to {where}: stopped before the node started")
+
+        def on_timeout() -> None:
+            raise BuildInterrupted(
+                EXIT_NOT_CONNECTED,
+                f"the IB client did not connect to {where} within {timeout} s "
+                "(CONNECT_TIMEOUT_SECONDS) while the node was built (is another API client using "
+                "IB_CLIENT_ID? see node.log); stopping",
+            )
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal, sig)
+        timer = loop.call_later(timeout, on_timeout)
+        try:
+            node.build()
+        except BuildInterrupted:
+            flush_logger()
+            raise
+        finally:
+            timer.cancel()
 
     def _log_warning(self, text: str) -> None:
         if self.node is not None:

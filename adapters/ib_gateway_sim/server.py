@@ -104,6 +104,7 @@ class FaultState:
     market_farm_down: bool = False
     hmds_down: bool = False
     reserved_client_ids: set[int] = field(default_factory=set)
+    refused_client_ids: list[int] = field(default_factory=list)  # each startApi refused with 326
     unresolvable: set[str] = field(default_factory=set)
 
 
@@ -358,6 +359,7 @@ class Gateway:
         client_id = r.int("clientId")
         taken = {s.client_id for s in self.api_sessions()} | self.faults.reserved_client_ids
         if client_id in taken:
+            self.faults.refused_client_ids.append(client_id)
             session.error(
                 NO_VALID_ID,
                 326,
