@@ -85,6 +85,9 @@ def test_the_watchdog_reports_halts_and_recovers_on_1100_and_a_restart(outage_ru
         assert seen[phase]["watchdog"]["broker_down_since"] is not None
     for phase in ("restored", "restarted"):
         assert seen[phase]["watchdog"]["broker_down_since"] is None
-    # two outages: each warned, halted with an alert, and recovered with an alert
-    assert run.out.count("Watchdog: Broker down: new orders halted") == 2, run.out
-    assert run.out.count("Watchdog: Broker connection recovered") == 2, run.out
+    # each outage warned, halted with an alert, and recovered with an alert; a gateway restart
+    # can be two down periods (Nautilus's client reconnects, is refused while the gateway still
+    # holds its old session, and reconnects again): every halt is followed by its recovery
+    halts = run.out.count("Watchdog: Broker down: new orders halted")
+    assert halts >= 2, run.out
+    assert run.out.count("Watchdog: Broker connection recovered") == halts, run.out
