@@ -384,8 +384,12 @@ def build_run_config(request: BacktestRequest, plan: RunPlan | None = None) -> B
     # data_cls is passed as the class, not its path: in 1.231.0 BacktestDataConfig.query only
     # turns bar_types into catalog identifiers when `data_cls is Bar`, and with a path string
     # it silently loads every bar type in the catalog.
-    # Insertion order (the request's symbols first) keeps same-timestamp data in the order it had.
-    bar_groups = [list(dict.fromkeys(plan.bar_types.values()))]
+    # One query per bar type: the engine's stable sort then hands over bars of the same minute
+    # in the plan's order (the request's symbols, then the instruments held for them, then
+    # VIX), as the replay feed does. A single query of several bar types returns same-timestamp
+    # bars in an arbitrary order, and a strategy sizing one instrument from another's last
+    # close would then trade a different quantity in a backtest than in a replay of the data.
+    bar_groups = [[bar_type] for bar_type in dict.fromkeys(plan.bar_types.values())]
     if plan.vix_bar_type is not None:
         bar_groups.append([plan.vix_bar_type])
 

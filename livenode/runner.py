@@ -55,6 +55,7 @@ from adapters.replay.config import REPLAY_CLIENT_ID
 from adapters.replay.data import ReplayDataClientFactory
 from adapters.replay.data import node_is_idle
 from adapters.replay.execution import ReplayExecClientFactory
+from adapters.replay.execution import apply_order_events_at_once
 from adapters.replay.execution import register_simulated_account
 from catalog.instruments import BACKTEST_VENUE
 from livenode.builder import IB_CLIENT
@@ -187,6 +188,7 @@ class LiveRunner:
             node.add_exec_client_factory(IB_CLIENT, exec_factory)
         if self.plan.replay:
             node.build()
+            apply_order_events_at_once(node.kernel.exec_engine, node.kernel.msgbus)
         else:
             self._build_bounded(node, loop)
         # From here a signal asks for the supervised shutdown (the run takes it at its start).

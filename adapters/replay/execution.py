@@ -7,7 +7,9 @@ exactly like a backtest of the same data:
   FillModel and maker/taker fees);
 - the simulated exchange sees each bar or quote before any strategy does (it subscribes with a
   higher message-bus priority), as the backtest engine's exchange does, so a market order sent
-  on a bar fills against that bar, and the exchange's clock is set to the data's time.
+  on a bar fills against that bar, and the exchange's clock is set to the data's time; bars
+  the node aggregates itself (5- or 15-minute bars built from the minutes) never reach it, as
+  none reach a backtest's exchange.
 
 Restarts. The simulated venue lives in the process, so what it "remembers" across a restart is
 the node's persisted cache (CACHE_BACKEND=redis, loaded before the clients are built): the
@@ -37,13 +39,16 @@ from nautilus_trader.common.component import TestClock
 from nautilus_trader.common.providers import InstrumentProvider
 from nautilus_trader.core.data import Data
 from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.execution.engine import ExecutionEngine
 from nautilus_trader.execution.messages import GeneratePositionStatusReports
 from nautilus_trader.execution.reports import PositionStatusReport
 from nautilus_trader.live.execution_client import LiveExecutionClient
+from nautilus_trader.live.execution_engine import LiveExecutionEngine
 from nautilus_trader.live.factories import LiveExecClientFactory
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import QuoteTick
 from nautilus_trader.model.enums import account_type_from_str
+from nautilus_trader.model.events import OrderEvent
 from nautilus_trader.model.enums import book_type_from_str
 from nautilus_trader.model.enums import oms_type_from_str
 from nautilus_trader.model.identifiers import AccountId
@@ -68,6 +73,27 @@ def register_simulated_account(venue: str) -> None:
 
 # Above every strategy and actor handler (priority 0), so the exchange moves first.
 EXCHANGE_PRIORITY = 100
+
+
+def apply_order_events_at_once(exec_engine: LiveExecutionEngine, msgbus: MessageBus) -> None:
+    """
+    Call once the replay node is built: order events reach the cache, the portfolio and the
+    strategies the moment the simulated venue emits them, as in a backtest.
+
+    The live engine queues each event for a later turn of the loop. The simulated exchange,
+    though, reads the order's state while it fills: a market order larger than the bar's
+    volume takes the rest one tick worse only if its first fill has already made it
+    partially filled (Nautilus's matching engine, `apply_fills`). Queued, the order still
+    reads as submitted and the rest stays working, so a replay would hold fewer shares than a
+    backtest of the same bars. Every event in a replay comes from its own venue, on the loop.
+    """
+
+    def process_now(event: OrderEvent) -> None:
+        exec_engine._record_local_activity(event)
+        ExecutionEngine.process(exec_engine, event)  # the base class's: handled, not queued
+
+    msgbus.deregister("ExecEngine.process", exec_engine.process)
+    msgbus.register("ExecEngine.process", process_now)
 
 
 class ReplayExecutionClient(SandboxExecutionClient):
@@ -183,6 +209,11 @@ class ReplayExecutionClient(SandboxExecutionClient):
 
     def on_data(self, data: Data) -> None:
         if isinstance(data, Bar):
+            if data.bar_type.is_internally_aggregated():
+                # A bar the node built from the data (core RSI's 15-minute bars) is not more
+                # market: traded again at its close, its low would fill a buy limit placed
+                # after that low had passed. The backtest venue sees only the data's own bars.
+                return
             instrument_id = data.bar_type.instrument_id
         elif isinstance(data, QuoteTick):
             instrument_id = data.instrument_id
