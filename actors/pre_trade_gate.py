@@ -42,6 +42,8 @@ from nautilus_trader.execution.messages import SubmitOrder
 from nautilus_trader.execution.messages import SubmitOrderList
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
+from nautilus_trader.model.data import TradeTick
+from nautilus_trader.model.enums import AggressorSide
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import OrderType
 from nautilus_trader.model.enums import TradingState
@@ -50,6 +52,7 @@ from nautilus_trader.model.events import OrderDenied
 from nautilus_trader.model.events import OrderRejected
 from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.identifiers import TradeId
 from nautilus_trader.model.orders import Order
 
 from config.risk import RiskConfig
@@ -165,8 +168,28 @@ class PreTradeGate(Actor):
         self.day_trades = day_trades_from_orders(self.cache.orders())
         self.msgbus.subscribe("events.order.*", self._on_order_event)
 
+    def on_stop(self) -> None:
+        # Nothing to release: orders sent while the node stops still pass through the gate
+        # (its endpoint stays registered), and its state is read for the run's summary.
+        return
+
     def on_bar(self, bar: Bar) -> None:
         self._bars[bar.bar_type.instrument_id].append(bar)
+        self._note_last_trade(bar)
+
+    def _note_last_trade(self, bar: Bar) -> None:
+        # Nautilus's RiskEngine prices a market order from the cache's last quote or trade
+        # tick, never from a bar: on bars alone it skips its notional and balance checks for
+        # every market order ("Cannot check MARKET order risk: no prices"), so the second line
+        # would not hold. The bar's close as the last trade gives it the price the gate judges
+        # by. A bar of no volume changes no price (a trade tick needs a positive size).
+        if bar.volume.raw == 0:
+            return
+        instrument_id = bar.bar_type.instrument_id
+        self.cache.add_trade_tick(TradeTick(
+            instrument_id, bar.close, bar.volume, AggressorSide.NO_AGGRESSOR,
+            TradeId(f"BAR-{bar.ts_event}"), bar.ts_event, bar.ts_init,
+        ))
 
     def _on_order_event(self, event: Any) -> None:
         if isinstance(event, OrderFilled):

@@ -479,6 +479,10 @@ class BidChaser(ExecAlgorithm):
             ),
         )
 
+    def on_start(self) -> None:
+        # Nothing to set up: each order brings its own parameters, quotes and timers.
+        return
+
     def on_stop(self) -> None:
         self.clock.cancel_timers()
 

@@ -375,6 +375,11 @@ class CoreRSI(Strategy):
             self.log.info(f"Lot {lot_id}: adopted working target {order.client_order_id}")
         self._targets_due = [lot_id for lot_id in wanted if lot_id not in self._targets]
 
+    def on_stop(self) -> None:
+        # The lots' profit targets stay working at the broker (GTC): they are the lots' exits
+        # while the node is down, and the next start adopts them.
+        return
+
     def on_reset(self) -> None:
         # The lot book is rebuilt from the journal's saved lots (or empty) at the next start.
         self.signals.reset()

@@ -26,3 +26,7 @@ class NoOp(Strategy):
 
     def on_bar(self, bar: Bar) -> None:
         self.bars_seen += 1
+
+    def on_stop(self) -> None:
+        # No order to cancel, nothing to release.
+        return

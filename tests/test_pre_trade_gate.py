@@ -66,8 +66,8 @@ def test_execution_algorithm_children_pass_the_gate():
 
 def test_the_nautilus_risk_engine_is_the_second_line():
     # The gate accepts 90 x $100 = $9,000 (9%, under the 10% cap); Nautilus's own
-    # max_notional_per_order of $5,000 refuses it behind the gate. (Nautilus prices a MARKET
-    # order from quotes or trades only, so on bars alone it cannot check one: a limit order here.)
+    # max_notional_per_order of $5,000 refuses it behind the gate (a limit order, priced by
+    # its own limit; the market order's case is the next test).
     bars = minute_bars(INSTRUMENT, [100.0] * 2, "2024-03-05 09:31")
     engine, gate, strategy = build_engine(
         bars, RiskConfig(), strategy_config={"first_quantity": 90, "limit_at_close": True},
@@ -77,6 +77,22 @@ def test_the_nautilus_risk_engine_is_the_second_line():
     assert not gate.refusals
     [denied] = strategy.denied
     assert denied.reason == "NOTIONAL_EXCEEDS_MAX_PER_ORDER: max_notional=5000.00 USD, notional=9000.00 USD"
+
+
+def test_the_second_line_holds_for_market_orders_on_bars_alone():
+    # Nautilus prices a MARKET order from the cache's last quote or trade tick; on bars alone
+    # it skipped its notional check with a warning, so 90 x $100 at market went through its
+    # $5,000 cap. The gate puts each bar's close in the cache as the last trade.
+    bars = minute_bars(INSTRUMENT, [100.0] * 2, "2024-03-05 09:31")
+    engine, gate, strategy = build_engine(
+        bars, RiskConfig(), strategy_config={"first_quantity": 90},
+        risk_engine=RiskEngineConfig(max_notional_per_order={"SPY.SIM": 5000}),
+    )
+    engine.run()
+    assert not gate.refusals
+    [denied] = strategy.denied
+    assert denied.reason == "NOTIONAL_EXCEEDS_MAX_PER_ORDER: max_notional=5000.00 USD, notional=9000.00 USD"
+    assert engine.cache.trade_tick(INSTRUMENT.id).price.as_double() == 100.0
 
 
 def _run_60_then_40_shares_at_100(**strategy_config: str) -> tuple[BacktestEngine, AlwaysBuy]:
