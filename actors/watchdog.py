@@ -4,8 +4,12 @@ The watchdog: broker and data connectivity on a heartbeat, and circuit breakers 
 Connectivity. Every `heartbeat_s` the watchdog asks its probes whether the broker (execution
 clients) and the data feed are connected; ``install_risk_layer`` wires the probes to the
 kernel's ExecutionEngine / DataEngine links (``actors.broker_link.engine_link_up``: the clients'
-connected flags and, for IB, the client's real API session). It also treats the data feed as down
-when no bar has arrived for `data_stale_s` during regular hours. When the broker has been down
+connected flags and, for IB, the client's real API session). During regular hours it also
+watches each subscription of `bar_types` on its own: one that has delivered no bar for its
+interval plus `silence_margin_s` (a minute bar: two minutes), counted from its last bar or
+from the open, is reported silent with a critical alert naming it, and back when its next bar
+comes; the snapshot counts the data as down while any subscription is silent, so one dead
+feed cannot hide behind the others that still flow. When the broker has been down
 for `broker_grace_s` it asks the gate to HALT new orders (its own hold; open orders and
 positions are left alone, the broker being unreachable) and sends a critical alert; when the
 broker is back it lifts its hold and reports the recovery. Data outages alert and recover
@@ -53,7 +57,7 @@ class WatchdogConfig(ActorConfig, frozen=True):
     bar_types: list[BarType] = []
     heartbeat_s: int = 5
     broker_grace_s: int = 30
-    data_stale_s: int = 180
+    silence_margin_s: int = 60
     volatility_window: int = 5
     norm_bars: int = 60
     volatility_ratio: float = 4.0
@@ -62,7 +66,7 @@ class WatchdogConfig(ActorConfig, frozen=True):
     pause_minutes: int = 15
 
     def __post_init__(self) -> None:
-        for name in ("heartbeat_s", "broker_grace_s", "data_stale_s", "volatility_window", "norm_bars",
+        for name in ("heartbeat_s", "broker_grace_s", "silence_margin_s", "volatility_window", "norm_bars",
                      "pause_minutes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -83,6 +87,15 @@ class Watchdog(Actor):
         self.data_down_since_ns: int | None = None
         self.last_bar_ns: int | None = None
         self.last_heartbeat_ns: int | None = None
+        # Per subscription: when its last bar arrived (clock time: IB stamps bars at their open),
+        # and since when it has been silent.
+        self._arrived_ns: dict[BarType, int] = {}
+        self.silent_since_ns: dict[BarType, int] = {}
+        self._watching_since_ns: int | None = None  # the heartbeat that found regular hours
+        self._limits_ns = {
+            bar_type: (bar_type.spec.timedelta.total_seconds() + config.silence_margin_s) * 1_000_000_000
+            for bar_type in config.bar_types
+        }
         self.trips: deque[dict[str, Any]] = deque(maxlen=200)
         window = config.volatility_window
         self._highs: dict[InstrumentId, deque[Decimal]] = defaultdict(lambda: deque(maxlen=window))
@@ -118,12 +131,23 @@ class Watchdog(Actor):
         now = self.clock.timestamp_ns()
         self.last_heartbeat_ns = now
         self._check_broker(now, bool(self.broker_probe()))
-        stale = (
-            self.last_bar_ns is not None
-            and self._sessions.in_regular_hours(now)
-            and now - self.last_bar_ns > self.config.data_stale_s * 1_000_000_000
-        )
-        self._check_data(now, bool(self.data_probe()) and not stale)
+        self._check_subscriptions(now)
+        self._check_data(now, bool(self.data_probe()))
+
+    def _check_subscriptions(self, now: int) -> None:
+        if not self._sessions.in_regular_hours(now):
+            self._watching_since_ns = None  # each open gives every feed its interval again
+            return
+        if self._watching_since_ns is None:
+            self._watching_since_ns = now
+        for bar_type, limit_ns in self._limits_ns.items():
+            since = max(self._arrived_ns.get(bar_type, 0), self._watching_since_ns)
+            if bar_type in self.silent_since_ns or now - since <= limit_ns:
+                continue
+            self.silent_since_ns[bar_type] = since
+            self._alert(now, f"Market data silent: {bar_type}",
+                        f"No {bar_type} bar for {(now - since) / 1e9:.0f}s (its interval plus "
+                        f"{self.config.silence_margin_s}s): the strategies on it see nothing.")
 
     def _check_broker(self, now: int, connected: bool) -> None:
         if connected:
@@ -164,6 +188,12 @@ class Watchdog(Actor):
 
     def on_bar(self, bar: Bar) -> None:
         self.last_bar_ns = bar.ts_event
+        now = self.clock.timestamp_ns()
+        self._arrived_ns[bar.bar_type] = now
+        silent_since = self.silent_since_ns.pop(bar.bar_type, None)
+        if silent_since is not None:
+            self._alert(now, f"Market data back: {bar.bar_type}",
+                        f"{bar.bar_type} was silent for {(now - silent_since) / 1e9:.0f}s.", critical=False)
         instrument_id = bar.bar_type.instrument_id
         self._bar_count[instrument_id] += 1
         highs, lows = self._highs[instrument_id], self._lows[instrument_id]
@@ -224,9 +254,10 @@ class Watchdog(Actor):
             "broker_connected": self.broker_connected,
             "broker_down_since": iso(self.broker_down_since_ns),
             "orders_halted_by_watchdog": self.broker_halted,
-            "data_connected": self.data_connected,
+            "data_connected": self.data_connected and not self.silent_since_ns,
             "data_down_since": iso(self.data_down_since_ns),
             "last_bar": iso(self.last_bar_ns),
+            "silent_subscriptions": {str(b): iso(ns) for b, ns in self.silent_since_ns.items()},
             "last_heartbeat": iso(self.last_heartbeat_ns),
             "circuit_breaker_trips": list(self.trips),
         }

@@ -64,6 +64,42 @@ def test_broker_down_past_the_grace_period_halts_new_orders_and_recovery_lifts_i
     assert snapshot["last_bar"] == "2024-03-05T14:39:00+00:00"
 
 
+def test_a_silent_subscription_is_named_within_two_minutes_while_the_others_flow():
+    # SPY's minute bars flow 09:31-09:50; QQQ's stop after 09:35 and come back 09:41-09:45.
+    # Before, the watchdog watched the newest bar of any instrument: QQQ's dead feed went
+    # unreported while SPY's flowed. Limit: a minute bar's interval plus 60s; heartbeat 30s.
+    qqq = make_instrument("QQQ")
+    qqq_type = bar_type_for(qqq.id, "1min")
+    watchdog = Watchdog(WatchdogConfig(bar_types=[BAR_TYPE, qqq_type], heartbeat_s=30))
+    spy_bars = minute_bars(INSTRUMENT, [100.0] * 20, "2024-03-05 09:31")
+    qqq_bars = [*minute_bars(qqq, [400.0] * 5, "2024-03-05 09:31"), *minute_bars(qqq, [400.0] * 5, "2024-03-05 09:41")]
+    engine, _gate, _strategy = build_engine(spy_bars, PERMISSIVE, extra_actors=[watchdog])
+    engine.add_instrument(qqq)
+    engine.add_data(qqq_bars)
+    alerts = []
+    watchdog.msgbus.subscribe("alerts.*", alerts.append)
+    seen = {}
+
+    def snapshot_at(event) -> None:
+        seen[pd.Timestamp(event.ts_event, tz="UTC").tz_convert("America/New_York").strftime("%H:%M")] = watchdog.snapshot()
+
+    watchdog.clock.set_time_alert("look-0939", pd.Timestamp(ts("2024-03-05 09:39"), tz="UTC"), snapshot_at)
+    watchdog.clock.set_time_alert("look-0943", pd.Timestamp(ts("2024-03-05 09:43"), tz="UTC"), snapshot_at)
+    engine.run()
+    assert [(pd.Timestamp(a.ts_ns, tz="UTC").tz_convert("America/New_York").strftime("%H:%M:%S"), a.subject,
+             a.critical) for a in alerts] == [
+        ("09:37:30", "Market data silent: QQQ.SIM-1-MINUTE-LAST-EXTERNAL", True),
+        ("09:41:00", "Market data back: QQQ.SIM-1-MINUTE-LAST-EXTERNAL", False),
+        ("09:47:30", "Market data silent: QQQ.SIM-1-MINUTE-LAST-EXTERNAL", True),
+    ]
+    assert alerts[0].body == ("No QQQ.SIM-1-MINUTE-LAST-EXTERNAL bar for 150s (its interval plus 60s): "
+                              "the strategies on it see nothing.")
+    assert alerts[1].body == "QQQ.SIM-1-MINUTE-LAST-EXTERNAL was silent for 360s."
+    assert seen["09:39"]["data_connected"] is False
+    assert seen["09:39"]["silent_subscriptions"] == {"QQQ.SIM-1-MINUTE-LAST-EXTERNAL": "2024-03-05T14:35:00+00:00"}
+    assert seen["09:43"]["data_connected"] is True and seen["09:43"]["silent_subscriptions"] == {}
+
+
 def test_a_watchdog_recovery_does_not_lift_a_kill_switch_halt():
     watchdog = Watchdog(WatchdogConfig(bar_types=[BAR_TYPE], heartbeat_s=30, broker_grace_s=30))
     bars = minute_bars(INSTRUMENT, [100.0] * 6, "2024-03-05 09:31")
