@@ -53,6 +53,10 @@ class CommandRefused(ValueError):
     """A well-formed command that cannot be applied; the message names the field."""
 
 
+class ParametersFileError(ValueError):
+    """STATE_DIR/parameters.json holds a change a strategy of this run cannot take."""
+
+
 def fill_fields(event: OrderFilled) -> dict[str, str]:
     """A fill as the snapshot and the session summary show it (exact decimals as text)."""
     return {
@@ -224,7 +228,13 @@ class Operations:
                 strategy = self.strategy(strategy_id)
             except CommandRefused:
                 continue  # a strategy this run does not trade
-            self.set_parameters(strategy, parameters)
+            try:
+                self.set_parameters(strategy, parameters)
+            except CommandRefused as exc:
+                # Refused, not skipped: the operator saved these to trade with them.
+                raise ParametersFileError(
+                    f"{path}: {strategy_id}: {exc}; correct or remove its entry",
+                ) from None
             applied.append(f"{strategy_id}: {parameters}")
         return applied
 

@@ -70,6 +70,7 @@ from livenode.control import Command
 from livenode.control import ControlChannel
 from livenode.operations import CommandRefused
 from livenode.operations import Operations
+from livenode.operations import ParametersFileError
 from livenode.operations import fill_fields
 from livenode.selfcheck import self_check_report
 from risk.messages import CONTROL_ENDPOINT
@@ -94,8 +95,9 @@ class NotConnectedError(RuntimeError):
 
 class BuildInterrupted(SystemExit):
     """
-    The node's build was cut short: a signal, or the IB client still without an API session
-    `CONNECT_TIMEOUT_SECONDS` into the build. A SystemExit because asyncio lets only SystemExit
+    The node's build was cut short: a signal, the IB client still without an API session
+    `CONNECT_TIMEOUT_SECONDS` into the build, or a saved parameter (STATE_DIR/parameters.json)
+    a strategy of this run cannot take. A SystemExit because asyncio lets only SystemExit
     and KeyboardInterrupt out of a callback run by the loop (the build runs the loop while
     Nautilus's IB client connects); `code` is the process's exit code, `message` says why.
     """
@@ -209,7 +211,12 @@ class LiveRunner:
         if self.settings["CACHE_BACKEND"] == "memory":
             self._restore_strategy_state(node)
         self.operations = Operations(node.kernel, self.plan.state_dir, self.plan.source_bar_types())
-        for line in self.operations.restore_parameters():
+        try:
+            restored = self.operations.restore_parameters()
+        except ParametersFileError as exc:
+            node.dispose()
+            raise BuildInterrupted(EXIT_REFUSED, str(exc)) from None
+        for line in restored:
             self.out(f"parameters restored from {self.plan.state_dir}: {line}")
         self.node = node
         return node

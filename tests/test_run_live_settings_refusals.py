@@ -73,3 +73,21 @@ def test_a_journal_port_nothing_listens_on_is_refused(tmp_path: Path) -> None:
         f'run_live.py: JOURNAL_URL {url}: cannot connect (connection to server at "127.0.0.1", '
         'port 5999 failed: Connection refused)',
     ]
+
+
+def test_a_saved_parameter_a_strategy_cannot_take_refuses_the_start(tmp_path: Path) -> None:
+    # Before, the restore raised out of the build: a traceback and exit 1, which systemd
+    # restarts every 30 s into the same traceback.
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "parameters.json").write_text('{"EODMomentum-EOD": {"stop_fraction": "0.03"}}')
+    env = tmp_path / "bot.env"
+    env.write_text(f"BROKER=replay\nSTRATEGIES=eod_momentum\nSYMBOLS=SPY\nSTATE_DIR={state}\n")
+    proc = subprocess.run([sys.executable, "run_live.py", "--config", str(env)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"run_live.py: {state / 'parameters.json'}: EODMomentum-EOD: strategy: EODMomentum-EOD takes "
+        "no parameter changes while it runs; correct or remove its entry"
+    )
