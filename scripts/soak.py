@@ -129,12 +129,12 @@ def soak(family: str, start: dt.date, end: dt.date, catalog: Path | None, out: P
         extra = sorted(set(summaries) - set(sessions))
         problems.append(f"daily summaries: missing {missing}, unexpected {extra}")
     if family in COMPARED_WITH_BACKTEST:
-        problems += compare_with_backtest(family, start, end, catalog, env, summary["fills"], out)
+        problems += _compare_with_backtest(family, start, end, catalog, env, summary["fills"], out)
     return result
 
 
-def compare_with_backtest(family: str, start: dt.date, end: dt.date, catalog: Path | None, env: Path,
-                          live_fills: list[dict], out: Path) -> list[str]:
+def _compare_with_backtest(family: str, start: dt.date, end: dt.date, catalog: Path | None, env: Path,
+                           live_fills: list[dict], out: Path) -> list[str]:
     """What differs between a replay's fills and `run_backtest.py --config env` of its days."""
     from backtesting.builder import BacktestRequest
     from backtesting.run import run_backtest

@@ -48,9 +48,9 @@ from nautilus_trader.live.factories import LiveExecClientFactory
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import QuoteTick
 from nautilus_trader.model.enums import account_type_from_str
-from nautilus_trader.model.events import OrderEvent
 from nautilus_trader.model.enums import book_type_from_str
 from nautilus_trader.model.enums import oms_type_from_str
+from nautilus_trader.model.events import OrderEvent
 from nautilus_trader.model.identifiers import AccountId
 from nautilus_trader.model.identifiers import ClientId
 from nautilus_trader.model.identifiers import Venue
